@@ -1,0 +1,103 @@
+/**
+ * Bytes ↔ values at the wire boundary. Every payload is msgpack; an event's
+ * type and schema version travel in headers so a reader can route and
+ * upcast without decoding the body first. Decoding validates the shape, so
+ * nothing past this module casts a payload.
+ */
+import { Encoder, Decoder } from "@msgpack/msgpack";
+import { EVENT_TYPES, SCHEMA_VERSION, type EventType, type MapflowEvent } from "../events/index.ts";
+import type { WorkItem } from "../core/work.ts";
+import { CodecError } from "../errors.ts";
+
+// ignoreUndefined: a task returning undefined records no result field, like JSON.
+const encoder = new Encoder({ ignoreUndefined: true });
+const decoder = new Decoder();
+
+export type EncodedEvent = { readonly type: EventType; readonly schemaVersion: number; readonly data: Uint8Array };
+
+export function encodeEvent(event: MapflowEvent): EncodedEvent {
+  return { type: event.type, schemaVersion: SCHEMA_VERSION, data: encoder.encode(event) };
+}
+
+/** Turns an event written by an older schema into the current shape, one version step each. */
+type Upcaster = (raw: Record<string, unknown>) => Record<string, unknown>;
+const UPCASTERS: ReadonlyMap<number, Upcaster> = new Map();
+
+const REQUIRED: Record<EventType, Record<string, "string" | "number" | "object">> = {
+  DagRegistered: { dagId: "string", version: "string", spec: "object", at: "number" },
+  RunRequested: { runId: "string", dagId: "string", dagVersion: "string", spec: "object", conf: "object", at: "number" },
+  TaskExpanded: { runId: "string", taskId: "string", count: "number", at: "number" },
+  TaskScheduled: { runId: "string", taskId: "string", at: "number" },
+  TaskSkipped: { runId: "string", taskId: "string", state: "string", at: "number" },
+  TaskFailed: { runId: "string", taskId: "string", error: "object", at: "number" },
+  InstanceSucceeded: { runId: "string", taskId: "string", mapIndex: "number", try: "number", worker: "string", startedAt: "number", at: "number" },
+  InstanceFailed: { runId: "string", taskId: "string", mapIndex: "number", try: "number", worker: "string", startedAt: "number", error: "object", at: "number" },
+  InstanceRetried: { runId: "string", taskId: "string", mapIndex: "number", try: "number", notBefore: "number", at: "number" },
+  RunFinished: { runId: "string", state: "string", at: "number" },
+};
+
+function isEventType(value: unknown): value is EventType {
+  return typeof value === "string" && (EVENT_TYPES as readonly string[]).includes(value);
+}
+
+function checkFields(what: string, raw: Record<string, unknown>, fields: Record<string, string>): void {
+  for (const [field, kind] of Object.entries(fields)) {
+    const value = raw[field];
+    if (typeof value !== kind || value === null) {
+      throw new CodecError(`${what}: field '${field}' should be a ${kind}, got ${value === null ? "null" : typeof value}`);
+    }
+  }
+}
+
+function decodeObject(what: string, data: Uint8Array): Record<string, unknown> {
+  let raw: unknown;
+  try {
+    raw = decoder.decode(data);
+  } catch (cause) {
+    throw new CodecError(`${what}: not valid msgpack`, { cause });
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new CodecError(`${what}: expected a map, got ${Array.isArray(raw) ? "an array" : typeof raw}`);
+  }
+  return raw as Record<string, unknown>;
+}
+
+/**
+ * Decodes one event. `type` and `schemaVersion` come from the message
+ * headers; a message without them is read as the current version with the
+ * type taken from the body.
+ */
+export function decodeEvent(data: Uint8Array, type?: string, schemaVersion: number = SCHEMA_VERSION): MapflowEvent {
+  if (schemaVersion > SCHEMA_VERSION) {
+    throw new CodecError(`event schema version ${schemaVersion} is newer than this mapflow understands (${SCHEMA_VERSION}); upgrade mapflow to read this log`);
+  }
+  let raw = decodeObject("event", data);
+  for (let v = schemaVersion; v < SCHEMA_VERSION; v++) {
+    const up = UPCASTERS.get(v);
+    if (up) raw = up(raw);
+  }
+  const kind = type ?? raw["type"];
+  if (!isEventType(kind) || raw["type"] !== kind) {
+    throw new CodecError(`event: unknown or mismatched type '${String(kind)}' (body says '${String(raw["type"])}')`);
+  }
+  checkFields(kind, raw, REQUIRED[kind]);
+  return raw as MapflowEvent;
+}
+
+export function encodeWork(item: WorkItem): Uint8Array {
+  return encoder.encode(item);
+}
+
+export function decodeWork(data: Uint8Array): WorkItem {
+  const raw = decodeObject("work item", data);
+  checkFields("work item", raw, {
+    runId: "string", dagId: "string", dagVersion: "string", taskId: "string",
+    mapIndex: "number", try: "number", args: "object", notBefore: "number",
+  });
+  return raw as WorkItem;
+}
+
+/** msgpack-encodes any value, to check it can travel before it is appended. */
+export function encodeValue(value: unknown): Uint8Array {
+  return encoder.encode(value);
+}

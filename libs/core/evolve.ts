@@ -1,0 +1,134 @@
+/**
+ * Folds one run's events into its state. The coordinator, the projector,
+ * replay and the CLI all fold with this one function.
+ *
+ * It is forgiving by design: JetStream delivers at least once, so an event
+ * that repeats a known fact (a second result for a finished instance, an
+ * expansion of a task already expanded) changes nothing.
+ */
+import type { RunEvent, RunRequested } from "../events/index.ts";
+import type { Instance, RunState, TaskRun } from "./state.ts";
+import { isInstanceDone } from "./state.ts";
+import type { DagSpec } from "./spec.ts";
+import { taskSpec } from "./spec.ts";
+
+function initialTasks(spec: DagSpec): Record<string, TaskRun> {
+  const tasks: Record<string, TaskRun> = {};
+  for (const t of spec.tasks) tasks[t.id] = { id: t.id, state: "pending", mapped: t.expand !== null, instances: null, open: 0, retrying: 0 };
+  return tasks;
+}
+
+function started(event: RunRequested): RunState {
+  return {
+    runId: event.runId,
+    dagId: event.dagId,
+    dagVersion: event.dagVersion,
+    spec: event.spec,
+    conf: { ...event.conf },
+    state: "running",
+    startedAt: event.at,
+    tasks: initialTasks(event.spec),
+  };
+}
+
+function queuedInstances(count: number, mapped: boolean): Instance[] {
+  if (!mapped) return [{ mapIndex: -1, state: "queued", try: 1 }];
+  return Array.from({ length: count }, (_, mapIndex): Instance => ({ mapIndex, state: "queued", try: 1 }));
+}
+
+function instanceOf(task: TaskRun, mapIndex: number): Instance | undefined {
+  if (!task.instances) return undefined;
+  return task.mapped ? task.instances[mapIndex] : task.instances[0];
+}
+
+/** A task is done when its last open instance is: success only if every instance succeeded. */
+function settle(task: TaskRun, at: number): void {
+  if (task.open > 0 || task.instances === null) return;
+  task.state = task.instances.every((i) => i.state === "success") ? "success" : "failed";
+  task.endedAt = at;
+}
+
+export function evolve(state: RunState | undefined, event: RunEvent): RunState | undefined {
+  if (event.type === "RunRequested") return state ?? started(event);
+  if (!state) return undefined; // an event of a run whose request this reader never saw
+  const task = "taskId" in event ? state.tasks[event.taskId] : undefined;
+
+  switch (event.type) {
+    case "TaskExpanded":
+    case "TaskScheduled": {
+      if (!task || task.instances !== null) return state;
+      const count = event.type === "TaskExpanded" ? event.count : 1;
+      task.instances = queuedInstances(count, task.mapped);
+      task.open = task.instances.length;
+      task.startedAt = event.at;
+      task.state = count === 0 ? "skipped" : "running";
+      if (count === 0) task.endedAt = event.at;
+      return state;
+    }
+    case "TaskSkipped":
+      if (task && task.state === "pending") {
+        task.state = event.state;
+        task.endedAt = event.at;
+      }
+      return state;
+    case "TaskFailed":
+      if (task && task.state === "pending") {
+        task.state = "failed";
+        task.error = event.error;
+        task.endedAt = event.at;
+      }
+      return state;
+    case "InstanceSucceeded":
+    case "InstanceFailed": {
+      const instance = task && instanceOf(task, event.mapIndex);
+      // A result for an instance already finished, or for another try, is a redelivery: ignore it.
+      if (!task || !instance || isInstanceDone(instance) || instance.try !== event.try) return state;
+      instance.startedAt = event.startedAt;
+      instance.endedAt = event.at;
+      instance.worker = event.worker;
+      if (event.type === "InstanceSucceeded") {
+        instance.state = "success";
+        instance.result = event.result;
+        task.open -= 1;
+      } else {
+        instance.error = event.error;
+        const retries = taskSpec(state.spec, task.id).options.retries;
+        if (event.try <= retries) {
+          instance.state = "up_for_retry";
+          task.retrying += 1;
+        } else {
+          instance.state = "failed";
+          task.open -= 1;
+        }
+      }
+      settle(task, event.at);
+      return state;
+    }
+    case "InstanceRetried": {
+      const instance = task && instanceOf(task, event.mapIndex);
+      if (!task || !instance || instance.state !== "up_for_retry" || event.try !== instance.try + 1) return state;
+      instance.state = "queued";
+      task.retrying -= 1;
+      instance.try = event.try;
+      instance.notBefore = event.notBefore;
+      return state;
+    }
+    case "RunFinished":
+      if (state.state === "running") {
+        state.state = event.state;
+        state.endedAt = event.at;
+      }
+      return state;
+    default: {
+      const unknown: never = event;
+      throw new Error(`evolve: unhandled event ${JSON.stringify(unknown)}`);
+    }
+  }
+}
+
+/** Folds a whole history; `undefined` until the run's request is seen. */
+export function fold(events: Iterable<RunEvent>, state?: RunState): RunState | undefined {
+  let current = state;
+  for (const event of events) current = evolve(current, event);
+  return current;
+}

@@ -1,0 +1,20 @@
+/** Error classes that steer control flow; check them with `instanceof`. */
+
+export class MapflowError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A payload on the wire is not what its type says. */
+export class CodecError extends MapflowError {}
+
+/** A DAG file is malformed: names the file and task. */
+export class DagDefinitionError extends MapflowError {}
+
+/** The user gave bad input (a flag, `--conf`, an unknown DAG): exit code 2. */
+export class BadInputError extends MapflowError {}
+
+/** NATS could not be reached: exit code 3. */
+export class UnreachableError extends MapflowError {}

@@ -1,0 +1,138 @@
+/**
+ * Every fact mapflow records, as one discriminated union. The log is the
+ * truth: run state, the read model and the UI are folds of these events.
+ * Times arrive as data (`at`, epoch ms), stamped by the service that
+ * appends the event, so folding stays pure.
+ */
+import type { DagSpec } from "../core/spec.ts";
+
+/** Bump when an event's shape changes, and add an upcaster in the codec. */
+export const SCHEMA_VERSION = 1;
+
+export type ErrorInfo = { readonly name: string; readonly message: string; readonly stack?: string };
+
+export type DagRegistered = {
+  readonly type: "DagRegistered";
+  readonly dagId: string;
+  readonly version: string;
+  readonly spec: DagSpec;
+  readonly at: number;
+};
+
+export type RunRequested = {
+  readonly type: "RunRequested";
+  readonly runId: string;
+  readonly dagId: string;
+  readonly dagVersion: string;
+  /** The graph the run executes, so a run stays readable after its DAG file changes. */
+  readonly spec: DagSpec;
+  readonly conf: Readonly<Record<string, unknown>>;
+  readonly at: number;
+};
+
+/** A mapped task's instance count is known: one event for the whole expansion. */
+export type TaskExpanded = {
+  readonly type: "TaskExpanded";
+  readonly runId: string;
+  readonly taskId: string;
+  readonly count: number;
+  readonly at: number;
+};
+
+/** An unmapped task is ready: its one instance (map index -1) is queued. */
+export type TaskScheduled = {
+  readonly type: "TaskScheduled";
+  readonly runId: string;
+  readonly taskId: string;
+  readonly at: number;
+};
+
+/** A task will not run because of its trigger rule. */
+export type TaskSkipped = {
+  readonly type: "TaskSkipped";
+  readonly runId: string;
+  readonly taskId: string;
+  readonly state: "skipped" | "upstream_failed";
+  readonly at: number;
+};
+
+/** A task failed before any instance ran (e.g. its input cannot be mapped). */
+export type TaskFailed = {
+  readonly type: "TaskFailed";
+  readonly runId: string;
+  readonly taskId: string;
+  readonly error: ErrorInfo;
+  readonly at: number;
+};
+
+type InstanceOutcome = {
+  readonly runId: string;
+  readonly taskId: string;
+  readonly mapIndex: number;
+  readonly try: number;
+  readonly worker: string;
+  readonly startedAt: number;
+  readonly at: number;
+};
+
+export type InstanceSucceeded = InstanceOutcome & {
+  readonly type: "InstanceSucceeded";
+  readonly result: unknown;
+};
+
+export type InstanceFailed = InstanceOutcome & {
+  readonly type: "InstanceFailed";
+  readonly error: ErrorInfo;
+};
+
+/** A failed instance gets another try (its task's `retries`). */
+export type InstanceRetried = {
+  readonly type: "InstanceRetried";
+  readonly runId: string;
+  readonly taskId: string;
+  readonly mapIndex: number;
+  readonly try: number;
+  readonly notBefore: number;
+  readonly at: number;
+};
+
+export type RunFinished = {
+  readonly type: "RunFinished";
+  readonly runId: string;
+  readonly state: "success" | "failed";
+  readonly at: number;
+};
+
+export type RunEvent =
+  | RunRequested
+  | TaskExpanded
+  | TaskScheduled
+  | TaskSkipped
+  | TaskFailed
+  | InstanceSucceeded
+  | InstanceFailed
+  | InstanceRetried
+  | RunFinished;
+
+export type MapflowEvent = DagRegistered | RunEvent;
+export type EventType = MapflowEvent["type"];
+
+export const EVENT_TYPES: readonly EventType[] = [
+  "DagRegistered",
+  "RunRequested",
+  "TaskExpanded",
+  "TaskScheduled",
+  "TaskSkipped",
+  "TaskFailed",
+  "InstanceSucceeded",
+  "InstanceFailed",
+  "InstanceRetried",
+  "RunFinished",
+];
+
+/** Events only the coordinator appends (fenced on the run's coordinator subject). */
+export type CoordinatorEvent = Exclude<RunEvent, RunRequested | InstanceSucceeded | InstanceFailed>;
+
+export function isRunEvent(event: MapflowEvent): event is RunEvent {
+  return event.type !== "DagRegistered";
+}

@@ -1,0 +1,73 @@
+/**
+ * Every stream, subject, consumer and header name mapflow uses. This is the
+ * only module that spells one: permissions (nats.conf), services and tests
+ * all build names here.
+ *
+ * Subjects are shaped so that NATS permissions can tell writers apart:
+ *   mf.evt.dag.<dagId>                  DagRegistered        (worker / CLI)
+ *   mf.evt.run.<runId>.req              RunRequested         (CLI / API)
+ *   mf.evt.run.<runId>.coord            decisions            (coordinator only)
+ *   mf.evt.run.<runId>.inst.<taskId>    instance outcomes    (workers)
+ *   mf.work.<queue>.<runId>.<taskId>    work items           (coordinator → workers)
+ */
+
+export const STREAMS = {
+  events: "MF_EVENTS",
+  work: "MF_WORK",
+} as const;
+
+export const HEADERS = {
+  eventType: "Mf-Event-Type",
+  schemaVersion: "Mf-Schema",
+} as const;
+
+export const DEFAULT_QUEUE = "default";
+
+/** Ids become subject tokens, so they must never contain `.`, `*`, `>` or spaces. */
+const TOKEN = /^[A-Za-z0-9_-]+$/;
+/** Task ids may hold one `.` per task-group level; each part is a token. */
+const TASK_ID = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+
+export function isToken(value: string): boolean {
+  return TOKEN.test(value);
+}
+
+export function isTaskId(value: string): boolean {
+  return TASK_ID.test(value);
+}
+
+/** Task ids may contain dots (task groups); in a subject they are one token. */
+function taskToken(taskId: string): string {
+  return taskId.replaceAll(".", "~");
+}
+
+export const subjects = {
+  allEvents: "mf.evt.>",
+  dagRegistered: (dagId: string) => `mf.evt.dag.${dagId}`,
+  allDags: "mf.evt.dag.>",
+  allRuns: "mf.evt.run.>",
+  run: (runId: string) => `mf.evt.run.${runId}.>`,
+  runRequested: (runId: string) => `mf.evt.run.${runId}.req`,
+  coordinator: (runId: string) => `mf.evt.run.${runId}.coord`,
+  instanceOutcome: (runId: string, taskId: string) => `mf.evt.run.${runId}.inst.${taskToken(taskId)}`,
+  allWork: "mf.work.>",
+  queueWork: (queue: string) => `mf.work.${queue}.>`,
+  work: (queue: string, runId: string, taskId: string) => `mf.work.${queue}.${runId}.${taskToken(taskId)}`,
+  /** The dag id is the last token of a DagRegistered subject. */
+  dagIdOf: (subject: string) => subject.slice("mf.evt.dag.".length),
+} as const;
+
+export const consumers = {
+  /** One durable per queue, shared by every worker serving that queue. */
+  workers: (queue: string) => `mf-workers-${queue}`,
+} as const;
+
+/** Message ids JetStream deduplicates on (within the stream's duplicate window). */
+export const msgIds = {
+  dag: (dagId: string, version: string) => `dag/${dagId}/${version}`,
+  run: (runId: string) => `run/${runId}`,
+  instance: (runId: string, taskId: string, mapIndex: number, tryNumber: number) =>
+    `${runId}/${taskId}/${mapIndex}/${tryNumber}`,
+  work: (runId: string, taskId: string, mapIndex: number, tryNumber: number) =>
+    `work/${runId}/${taskId}/${mapIndex}/${tryNumber}`,
+} as const;

@@ -1,0 +1,4 @@
+export * from "./connect.ts";
+export * from "./server.ts";
+export * from "./eventlog.ts";
+export * from "./work.ts";

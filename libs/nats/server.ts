@@ -1,0 +1,89 @@
+/**
+ * Starts and stops a real nats-server process: the embedded stack and every
+ * integration test use this, each with its own port and store directory.
+ */
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { createServer } from "node:net";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const NATS_CONF = `${ROOT}nats.conf`;
+
+let binary: string | undefined;
+
+/** A nats-server ≥ 2.10: from PATH, the tools folder, or fetched by scripts/nats-server.sh. */
+export function natsServerBinary(): string {
+  if (binary) return binary;
+  try {
+    binary = execFileSync("bash", [`${ROOT}scripts/nats-server.sh`], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
+  } catch {
+    throw new Error("no nats-server 2.10 or newer is available (see the message above); install one or set MAPFLOW_NATS_SERVER");
+  }
+  return binary;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const address = srv.address();
+      srv.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+export type NatsServer = {
+  readonly url: string;
+  readonly port: number;
+  readonly storeDir: string;
+  readonly process: ChildProcess;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+};
+
+export type NatsServerOptions = { storeDir: string; port?: number; config?: string; args?: readonly string[] };
+
+export async function startNatsServer(options: NatsServerOptions): Promise<NatsServer> {
+  const port = options.port ?? (await freePort());
+  mkdirSync(options.storeDir, { recursive: true });
+  const args = ["-c", options.config ?? NATS_CONF, "-a", "127.0.0.1", "-p", String(port), "-sd", options.storeDir, ...(options.args ?? [])];
+  const child = spawn(natsServerBinary(), args, { stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error(`nats-server did not become ready within 10 s:\n${log}`)), 10_000);
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      child.kill("SIGKILL");
+      reject(err);
+    };
+    child.stderr!.on("data", (chunk: Buffer) => {
+      log += chunk.toString();
+      if (log.includes("Server is ready")) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once("exit", (code) => fail(new Error(`nats-server exited with code ${code} before it was ready:\n${log}`)));
+    child.once("error", (err) => fail(err));
+  });
+  child.stderr!.removeAllListeners("data");
+  child.stderr!.resume(); // keep draining so the server never blocks on a full pipe
+  child.removeAllListeners("exit");
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  // An embedded server must not outlive the process that started it.
+  const reap = () => child.kill("SIGKILL");
+  process.once("exit", reap);
+  void exited.then(() => process.removeListener("exit", reap));
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    storeDir: options.storeDir,
+    process: child,
+    async stop(signal: NodeJS.Signals = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+}

@@ -1,0 +1,93 @@
+/**
+ * The SQLite read model: rows written from folded run state. The projector
+ * writes a batch of events and its checkpoint (the last applied stream
+ * sequence) in one transaction, so a crash never leaves half a batch.
+ */
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import type { DagRegistered } from "../events/index.ts";
+import type { Instance, RunState } from "../core/state.ts";
+import { SCHEMA } from "./schema.ts";
+
+/** Rows to rewrite from state after a batch, named by what the batch touched. */
+export type Touched = {
+  dags: Map<string, DagRegistered>;
+  runs: Set<string>;
+  /** runId → taskIds */
+  tasks: Map<string, Set<string>>;
+  /** `${runId}\0${taskId}` → map indexes, or "all" after an expansion */
+  instances: Map<string, Set<number> | "all">;
+};
+
+export function emptyTouched(): Touched {
+  return { dags: new Map(), runs: new Set(), tasks: new Map(), instances: new Map() };
+}
+
+function json(value: unknown): string | null {
+  return value === undefined ? null : JSON.stringify(value);
+}
+
+export class ReadModel {
+  readonly db: Database.Database;
+  private readonly stmts;
+
+  constructor(path: string) {
+    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("synchronous = NORMAL");
+    this.db.exec(SCHEMA);
+    this.stmts = {
+      lastSeq: this.db.prepare<[], { last_seq: number }>("SELECT last_seq FROM projection WHERE id = 1"),
+      setSeq: this.db.prepare("INSERT INTO projection (id, last_seq) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET last_seq = excluded.last_seq"),
+      dag: this.db.prepare("INSERT OR REPLACE INTO dags (dag_id, version, spec, registered_at) VALUES (?, ?, ?, ?)"),
+      run: this.db.prepare("INSERT OR REPLACE INTO dag_runs (run_id, dag_id, dag_version, state, conf, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+      task: this.db.prepare("INSERT OR REPLACE INTO tasks (run_id, task_id, state, mapped, map_count, error, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+      instance: this.db.prepare(
+        "INSERT OR REPLACE INTO task_instances (run_id, task_id, map_index, state, tries, result, error, worker, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      ),
+    };
+  }
+
+  lastSeq(): number {
+    return this.stmts.lastSeq.get()?.last_seq ?? 0;
+  }
+
+  /** Writes the touched rows from the states and the checkpoint, atomically. */
+  commit(lastSeq: number, touched: Touched, runs: ReadonlyMap<string, RunState>): void {
+    this.db.transaction(() => {
+      for (const d of touched.dags.values()) this.stmts.dag.run(d.dagId, d.version, JSON.stringify(d.spec), d.at);
+      for (const runId of touched.runs) {
+        const r = runs.get(runId);
+        if (r) this.stmts.run.run(r.runId, r.dagId, r.dagVersion, r.state, JSON.stringify(r.conf), r.startedAt, r.endedAt ?? null);
+      }
+      for (const [runId, taskIds] of touched.tasks) {
+        const r = runs.get(runId);
+        if (!r) continue;
+        for (const taskId of taskIds) {
+          const t = r.tasks[taskId];
+          if (!t) continue;
+          this.stmts.task.run(runId, taskId, t.state, t.mapped ? 1 : 0, t.instances?.length ?? null, t.error?.message ?? null, t.startedAt ?? null, t.endedAt ?? null);
+        }
+      }
+      for (const [key, which] of touched.instances) {
+        const [runId, taskId] = key.split("\0") as [string, string];
+        const instances = runs.get(runId)?.tasks[taskId]?.instances;
+        if (!instances) continue;
+        const write = (i: Instance) =>
+          this.stmts.instance.run(runId, taskId, i.mapIndex, i.state, i.try, json(i.result), i.error ? JSON.stringify(i.error) : null, i.worker ?? null, i.startedAt ?? null, i.endedAt ?? null);
+        if (which === "all") instances.forEach(write);
+        else for (const mapIndex of which) {
+          const i = instances[mapIndex < 0 ? 0 : mapIndex];
+          if (i) write(i);
+        }
+      }
+      this.stmts.setSeq.run(lastSeq);
+    })();
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

@@ -1,0 +1,47 @@
+/** The SQLite read model's tables. Rebuildable at any time from the log. */
+export const SCHEMA = `
+CREATE TABLE IF NOT EXISTS projection (
+  id        INTEGER PRIMARY KEY CHECK (id = 1),
+  last_seq  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dags (
+  dag_id      TEXT PRIMARY KEY,
+  version     TEXT NOT NULL,
+  spec        TEXT NOT NULL,
+  registered_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dag_runs (
+  run_id      TEXT PRIMARY KEY,
+  dag_id      TEXT NOT NULL,
+  dag_version TEXT NOT NULL,
+  state       TEXT NOT NULL,
+  conf        TEXT NOT NULL,
+  started_at  INTEGER NOT NULL,
+  ended_at    INTEGER
+);
+CREATE INDEX IF NOT EXISTS dag_runs_by_dag ON dag_runs (dag_id, started_at);
+CREATE TABLE IF NOT EXISTS tasks (
+  run_id      TEXT NOT NULL,
+  task_id     TEXT NOT NULL,
+  state       TEXT NOT NULL,
+  mapped      INTEGER NOT NULL,
+  map_count   INTEGER,
+  error       TEXT,
+  started_at  INTEGER,
+  ended_at    INTEGER,
+  PRIMARY KEY (run_id, task_id)
+);
+CREATE TABLE IF NOT EXISTS task_instances (
+  run_id      TEXT NOT NULL,
+  task_id     TEXT NOT NULL,
+  map_index   INTEGER NOT NULL,
+  state       TEXT NOT NULL,
+  tries       INTEGER NOT NULL,
+  result      TEXT,
+  error       TEXT,
+  worker      TEXT,
+  started_at  INTEGER,
+  ended_at    INTEGER,
+  PRIMARY KEY (run_id, task_id, map_index)
+);
+`;

@@ -1,0 +1,210 @@
+/**
+ * The `mapflow` command line (DESIGN.md §4). Exit codes: 0 success, 1 the
+ * run failed, 2 bad input, 3 NATS cannot be reached.
+ */
+import { Command, Option } from "commander";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { runReport } from "../../libs/core/index.ts";
+import { loadDags, pickDag, type DagBag } from "../../libs/dags/index.ts";
+import { BadInputError, UnreachableError } from "../../libs/errors.ts";
+import { createLogger } from "../../libs/log/index.ts";
+import { connectNats, ensureStreams, type Nats } from "../../libs/nats/index.ts";
+import { isToken } from "../../libs/names/index.ts";
+import { recordStack, runningStackUrl, startStack } from "../stack/index.ts";
+import { startCoordinator } from "../coordinator/index.ts";
+import { startProjector } from "../projector/index.ts";
+import { startWorker } from "../worker/index.ts";
+import { parseConf, registeredDag, requestRun, waitForRun } from "./runs.ts";
+import { renderRun } from "./render.ts";
+
+const EXIT = { ok: 0, runFailed: 1, badInput: 2, unreachable: 3 } as const;
+const DEFAULT_DATA = ".mapflow";
+
+function fail(err: unknown): never {
+  if (err instanceof BadInputError) {
+    process.stderr.write(`mapflow: ${err.message}\n`);
+    process.exit(EXIT.badInput);
+  }
+  if (err instanceof UnreachableError) {
+    process.stderr.write(`mapflow: ${err.message}\n`);
+    process.exit(EXIT.unreachable);
+  }
+  process.stderr.write(`mapflow: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(EXIT.runFailed);
+}
+
+async function loadBag(dir: string, log = createLogger("cli")): Promise<DagBag> {
+  const bag = await loadDags(dir);
+  for (const e of bag.errors) log.error({ file: e.file }, `DAG file failed to load: ${e.message}`);
+  return bag;
+}
+
+/** `--nats <url>`, else the stack recorded in the data dir. */
+function stackUrl(opts: { nats?: string; data: string }): string | undefined {
+  return opts.nats ?? runningStackUrl(resolve(opts.data));
+}
+
+async function connectTo(opts: { nats?: string; data: string }, name: string): Promise<Nats> {
+  const url = stackUrl(opts);
+  if (!url) {
+    throw new UnreachableError(`no stack is running on data dir '${resolve(opts.data)}' and no --nats <url> was given; start one with 'mapflow standalone --dags <dir>' or pass --nats`);
+  }
+  const nats = await connectNats(url, name);
+  await ensureStreams(nats.jsm);
+  return nats;
+}
+
+function checkDagId(dagId: string): void {
+  if (!isToken(dagId)) throw new BadInputError(`'${dagId}' is not a valid DAG id: use letters, digits, '_' and '-' only`);
+}
+
+function print(json: boolean, value: object, text: string): void {
+  process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${text}\n`);
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise((done) => {
+    process.once("SIGINT", () => done());
+    process.once("SIGTERM", () => done());
+  });
+}
+
+const natsOption = () => new Option("--nats <url>", "NATS server URL(s), comma-separated");
+const dataOption = () => new Option("--data <dir>", "data dir (store, read model, running stack)").default(DEFAULT_DATA);
+
+const program = new Command("mapflow")
+  .description("Dynamic task mapping DAGs on an event-sourced NATS JetStream cluster")
+  .showHelpAfterError()
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT.badInput));
+
+program
+  .command("run <dagId>")
+  .description("run one DAG run to completion on an embedded stack, print it, exit 0 (success) / 1 (failed) / 2 (bad input)")
+  .requiredOption("--dags <dir>", "folder of DAG files")
+  .option("--conf <json>", "run configuration, a JSON object")
+  .option("--json", "print the run as one JSON object")
+  .option("--data <dir>", "keep the store here instead of a temporary dir")
+  .addHelpText("after", "\nExample:\n  npx mapflow run sample_repeated_mapping --dags ../shared/acceptance --json")
+  .action(async (dagId: string, opts: { dags: string; conf?: string; json?: boolean; data?: string }) => {
+    checkDagId(dagId);
+    const conf = parseConf(opts.conf);
+    const log = createLogger("mapflow", process.env.MAPFLOW_LOG_LEVEL ?? "warn");
+    const bag = await loadBag(opts.dags, log);
+    const loaded = pickDag(bag, dagId);
+    const dataDir = opts.data ? resolve(opts.data) : mkdtempSync(join(tmpdir(), "mapflow-run-"));
+    const stack = await startStack({ dataDir, bag, log });
+    try {
+      const runId = await requestRun(stack.nats, { dagId, version: loaded.version, spec: loaded.dag.spec, conf });
+      const state = await waitForRun(stack.nats, runId);
+      const report = runReport(state);
+      print(Boolean(opts.json), report, renderRun(report));
+      process.exitCode = state.state === "success" ? EXIT.ok : EXIT.runFailed;
+    } finally {
+      await stack.stop();
+      if (!opts.data) rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+program
+  .command("standalone")
+  .description("start nats-server, coordinator, projector and a worker on this machine and keep them running")
+  .option("--dags <dir>", "folder of DAG files", "dags")
+  .addOption(dataOption())
+  .option("--port <n>", "NATS port (default: a free one)", (v) => Number.parseInt(v, 10))
+  .option("--workers <n>", "in-process workers", (v) => Number.parseInt(v, 10), 1)
+  .addHelpText("after", "\nExample:\n  npx mapflow standalone --dags examples --data .mapflow")
+  .action(async (opts: { dags: string; data: string; port?: number; workers: number }) => {
+    const dataDir = resolve(opts.data);
+    const existing = runningStackUrl(dataDir);
+    if (existing) throw new BadInputError(`a stack is already running on ${dataDir} (${existing}); stop it first or use another --data`);
+    const log = createLogger("mapflow");
+    const bag = await loadBag(opts.dags, log);
+    const stack = await startStack({ dataDir, bag, port: opts.port, workers: opts.workers, log });
+    const forget = recordStack(dataDir, stack.url);
+    log.info({ nats: stack.url, data: dataDir, dags: [...bag.dags.keys()] }, "mapflow standalone is running; Ctrl-C stops it");
+    process.stdout.write(`mapflow standalone: NATS at ${stack.url}, data in ${dataDir}\n`);
+    await untilSignal();
+    forget();
+    await stack.stop();
+  });
+
+program
+  .command("trigger <dagId>")
+  .description("start a run of a registered DAG on a running stack")
+  .option("--conf <json>", "run configuration, a JSON object")
+  .option("--wait", "wait for the run to end; exit 0 / 1 on success / failure")
+  .option("--json", "print JSON")
+  .addOption(natsOption())
+  .addOption(dataOption())
+  .addHelpText("after", "\nExample:\n  npx mapflow trigger sample_repeated_mapping --wait --json")
+  .action(async (dagId: string, opts: { conf?: string; wait?: boolean; json?: boolean; nats?: string; data: string }) => {
+    checkDagId(dagId);
+    const conf = parseConf(opts.conf);
+    const nats = await connectTo(opts, "mapflow-trigger");
+    try {
+      const dag = await registeredDag(nats, dagId);
+      const runId = await requestRun(nats, { dagId, version: dag.version, spec: dag.spec, conf });
+      if (!opts.wait) {
+        print(Boolean(opts.json), { runId, dagId }, runId);
+        return;
+      }
+      const state = await waitForRun(nats, runId);
+      const report = runReport(state);
+      print(Boolean(opts.json), report, renderRun(report));
+      process.exitCode = state.state === "success" ? EXIT.ok : EXIT.runFailed;
+    } finally {
+      await nats.nc.close();
+    }
+  });
+
+/** Starts one service against an existing NATS and keeps it running. */
+function serviceCommand(name: string, description: string) {
+  return program.command(name).description(description).addOption(natsOption()).addOption(dataOption());
+}
+
+serviceCommand("coordinator", "run the coordinator (folds the log, appends decisions, publishes work)")
+  .action(async (opts: { nats?: string; data: string }) => {
+    const nats = await connectTo(opts, "mapflow-coordinator");
+    const service = await startCoordinator({ nats, log: createLogger("coordinator") });
+    await untilSignal();
+    await service.stop();
+    await nats.nc.close();
+  });
+
+serviceCommand("projector", "run a projector (folds the log into SQLite at <data>/mapflow.sqlite)")
+  .option("--db <file>", "SQLite file of the read model")
+  .action(async (opts: { nats?: string; data: string; db?: string }) => {
+    const nats = await connectTo(opts, "mapflow-projector");
+    const service = await startProjector({ nats, log: createLogger("projector"), dbPath: resolve(opts.db ?? join(opts.data, "mapflow.sqlite")) });
+    await untilSignal();
+    await service.stop();
+    await nats.nc.close();
+  });
+
+serviceCommand("worker", "run a worker: pulls work from a queue and runs task code from --dags")
+  .requiredOption("--dags <dir>", "folder of DAG files")
+  .option("--queue <name>", "queue to serve", "default")
+  .option("--concurrency <n>", "instances at once", (v) => Number.parseInt(v, 10), 8)
+  .option("--name <name>", "worker name recorded on each result")
+  .addHelpText("after", "\nExample:\n  npx mapflow worker --nats nats://10.0.0.5:4222 --dags ./dags --queue default")
+  .action(async (opts: { nats?: string; data: string; dags: string; queue: string; concurrency: number; name?: string }) => {
+    if (!isToken(opts.queue)) throw new BadInputError(`queue '${opts.queue}' may hold only letters, digits, '_' and '-'`);
+    const log = createLogger("worker");
+    const bag = await loadBag(opts.dags, log);
+    const nats = await connectTo(opts, "mapflow-worker");
+    const service = await startWorker({ nats, log, bag, queue: opts.queue, concurrency: opts.concurrency, name: opts.name });
+    process.stdout.write(`worker ${service.name} ready\n`);
+    await untilSignal();
+    await service.stop();
+    await nats.nc.close();
+  });
+
+try {
+  await program.parseAsync(process.argv);
+  // Connections and timers may linger; the command is done.
+  process.exit(process.exitCode ?? 0);
+} catch (err) {
+  fail(err);
+}

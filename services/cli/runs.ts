@@ -1,0 +1,63 @@
+/** Starting a run and waiting for its end: shared by `run`, `trigger` and the tests. */
+import { ulid } from "ulid";
+import { evolve, type RunState } from "../../libs/core/index.ts";
+import { decodeEvent, } from "../../libs/codec/index.ts";
+import type { DagRegistered, RunEvent } from "../../libs/events/index.ts";
+import type { DagSpec } from "../../libs/core/spec.ts";
+import { HEADERS, msgIds, STREAMS, subjects } from "../../libs/names/index.ts";
+import { appendEvent, followEvents, type Nats } from "../../libs/nats/index.ts";
+import { BadInputError } from "../../libs/errors.ts";
+
+export type RunRequest = { dagId: string; version: string; spec: DagSpec; conf: Record<string, unknown> };
+
+export async function requestRun(nats: Nats, request: RunRequest, now = Date.now): Promise<string> {
+  const runId = ulid();
+  await appendEvent(
+    nats.js,
+    { type: "RunRequested", runId, dagId: request.dagId, dagVersion: request.version, spec: request.spec, conf: request.conf, at: now() },
+    { msgId: msgIds.run(runId), expectLastSubjectSeq: 0 },
+  );
+  return runId;
+}
+
+/** Folds the run's events from the log until it finishes. */
+export async function waitForRun(nats: Nats, runId: string, onEvent?: (state: RunState, event: RunEvent) => void): Promise<RunState> {
+  const follow = await followEvents(nats.js, subjects.run(runId));
+  let state: RunState | undefined;
+  try {
+    for await (const { event } of follow) {
+      state = evolve(state, event as RunEvent);
+      if (state && onEvent) onEvent(state, event as RunEvent);
+      if (state && state.state !== "running") return state;
+    }
+  } finally {
+    await follow.stop();
+  }
+  throw new Error(`stopped following run ${runId} before it finished`);
+}
+
+/** The newest registration of a DAG on the stack, from the log. */
+export async function registeredDag(nats: Nats, dagId: string): Promise<DagRegistered> {
+  const last = await nats.jsm.streams.getMessage(STREAMS.events, { last_by_subj: subjects.dagRegistered(dagId) });
+  if (last) {
+    const event = decodeEvent(last.data, last.header.get(HEADERS.eventType) || undefined);
+    if (event.type === "DagRegistered") return event;
+  }
+  throw new BadInputError(`DAG '${dagId}' is not registered on this stack; start a worker whose --dags folder holds it`);
+}
+
+/** `--conf` must be a JSON object; say what was wrong and what to pass instead. */
+export function parseConf(text: string | undefined): Record<string, unknown> {
+  if (text === undefined) return {};
+  if (Buffer.byteLength(text) > 1_000_000) throw new BadInputError(`--conf is ${Buffer.byteLength(text)} bytes, over the 1 MB limit; pass large inputs by reference (a path or URL)`);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new BadInputError(`--conf is not valid JSON (${(err as Error).message}); pass an object, e.g. --conf '{"n": 3}'`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new BadInputError(`--conf must be a JSON object, got ${Array.isArray(value) ? "an array" : value === null ? "null" : typeof value}; e.g. --conf '{"n": 3}'`);
+  }
+  return value as Record<string, unknown>;
+}

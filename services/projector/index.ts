@@ -1,0 +1,139 @@
+/**
+ * The projector: folds the whole log into the SQLite read model with the
+ * same `evolve` as the coordinator, a batch of events and its checkpoint per
+ * transaction. After a restart it resumes from the stored sequence; the run
+ * states it no longer holds are folded again from that run's own events.
+ */
+import { evolve, type RunState } from "../../libs/core/index.ts";
+import type { RunEvent } from "../../libs/events/index.ts";
+import { subjects } from "../../libs/names/index.ts";
+import { followEvents, type Nats } from "../../libs/nats/index.ts";
+import { emptyTouched, ReadModel, type Touched } from "../../libs/store/index.ts";
+import type { Logger } from "../../libs/log/index.ts";
+
+export type ProjectorOptions = { nats: Nats; log: Logger; dbPath: string; batchSize?: number };
+export type Projector = {
+  readonly model: ReadModel;
+  /** Resolves once the read model has applied the log up to at least `seq`. */
+  waitFor(seq: number): Promise<void>;
+  stop(): Promise<void>;
+};
+
+/** Folds one run's events that precede `beforeSeq`, for a run whose state this process lost. */
+async function foldRunBefore(nats: Nats, runId: string, beforeSeq: number): Promise<RunState | undefined> {
+  const follow = await followEvents(nats.js, subjects.run(runId));
+  let state: RunState | undefined;
+  try {
+    for await (const { seq, event, caughtUp } of follow) {
+      if (seq >= beforeSeq) break;
+      state = evolve(state, event as RunEvent);
+      if (caughtUp) break;
+    }
+  } finally {
+    await follow.stop();
+  }
+  return state;
+}
+
+function touch(touched: Touched, event: RunEvent): void {
+  const runId = event.runId;
+  const tasks = (id: string) => {
+    const set = touched.tasks.get(runId) ?? new Set<string>();
+    touched.tasks.set(runId, set.add(id));
+  };
+  const instances = (taskId: string, mapIndex: number | "all") => {
+    const key = `${runId}\0${taskId}`;
+    const current = touched.instances.get(key);
+    if (mapIndex === "all" || current === "all") touched.instances.set(key, "all");
+    else touched.instances.set(key, (current ?? new Set<number>()).add(mapIndex));
+  };
+  switch (event.type) {
+    case "RunRequested":
+      touched.runs.add(runId);
+      for (const t of event.spec.tasks) tasks(t.id);
+      return;
+    case "RunFinished":
+      touched.runs.add(runId);
+      return;
+    case "TaskExpanded":
+    case "TaskScheduled":
+      tasks(event.taskId);
+      instances(event.taskId, "all");
+      return;
+    case "TaskSkipped":
+    case "TaskFailed":
+      tasks(event.taskId);
+      return;
+    case "InstanceSucceeded":
+    case "InstanceFailed":
+    case "InstanceRetried":
+      tasks(event.taskId);
+      instances(event.taskId, event.mapIndex);
+      return;
+    default: {
+      const unknown: never = event;
+      throw new Error(`projector: unhandled event ${JSON.stringify(unknown)}`);
+    }
+  }
+}
+
+export async function startProjector(options: ProjectorOptions): Promise<Projector> {
+  const { nats, log } = options;
+  const batchSize = options.batchSize ?? 1000;
+  const model = new ReadModel(options.dbPath);
+  const runs = new Map<string, RunState>();
+  const finished = new Set<string>();
+  let applied = model.lastSeq();
+  const waiters: { seq: number; resolve: () => void }[] = [];
+
+  const follow = await followEvents(nats.js, subjects.allEvents, applied + 1);
+  const loop = (async () => {
+    let touched = emptyTouched();
+    let pending = 0;
+    let lastSeq = applied;
+    for await (const { seq, event, caughtUp } of follow) {
+      lastSeq = seq;
+      pending++;
+      if (event.type === "DagRegistered") {
+        touched.dags.set(event.dagId, event);
+      } else if (!finished.has(event.runId)) {
+        let state = runs.get(event.runId);
+        if (!state && event.type !== "RunRequested") state = await foldRunBefore(nats, event.runId, seq);
+        state = evolve(state, event);
+        if (state) {
+          runs.set(event.runId, state);
+          touch(touched, event);
+        }
+      }
+      if (caughtUp || pending >= batchSize) {
+        model.commit(lastSeq, touched, runs);
+        applied = lastSeq;
+        for (const [runId, state] of runs) {
+          if (state.state !== "running") {
+            runs.delete(runId);
+            finished.add(runId);
+          }
+        }
+        touched = emptyTouched();
+        pending = 0;
+        for (let i = waiters.length - 1; i >= 0; i--) {
+          if (waiters[i]!.seq <= applied) waiters.splice(i, 1)[0]!.resolve();
+        }
+      }
+    }
+  })().catch((err) => log.fatal({ err }, "projector loop died"));
+
+  log.info({ dbPath: options.dbPath, from: applied + 1 }, "projector started");
+  return {
+    model,
+    waitFor(seq) {
+      if (seq <= applied) return Promise.resolve();
+      return new Promise((resolve) => waiters.push({ seq, resolve }));
+    },
+    async stop() {
+      await follow.stop();
+      await loop;
+      model.close();
+    },
+  };
+}

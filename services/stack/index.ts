@@ -1,0 +1,84 @@
+/**
+ * The embedded stack: one nats-server and every service on one machine.
+ * `mapflow run` starts it for one run; `mapflow standalone` keeps it up and
+ * records its NATS URL in the data dir, where other commands find it.
+ */
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { connectNats, ensureStreams, startNatsServer, type Nats, type NatsServer } from "../../libs/nats/index.ts";
+import type { DagBag } from "../../libs/dags/index.ts";
+import { createLogger, type Logger } from "../../libs/log/index.ts";
+import { startCoordinator, type Coordinator } from "../coordinator/index.ts";
+import { startProjector, type Projector } from "../projector/index.ts";
+import { startWorker, type Worker } from "../worker/index.ts";
+
+export type StackOptions = {
+  dataDir: string;
+  bag: DagBag;
+  /** Worker processes' worth of in-process workers. */
+  workers?: number;
+  port?: number;
+  log?: Logger;
+};
+
+export type Stack = {
+  readonly url: string;
+  readonly server: NatsServer;
+  readonly nats: Nats;
+  readonly projector: Projector;
+  stop(): Promise<void>;
+};
+
+const STACK_FILE = "stack.json";
+
+/** The NATS URL a running `standalone` recorded in this data dir, if it is still alive. */
+export function runningStackUrl(dataDir: string): string | undefined {
+  const file = join(dataDir, STACK_FILE);
+  if (!existsSync(file)) return undefined;
+  try {
+    const { url, pid } = JSON.parse(readFileSync(file, "utf8")) as { url: string; pid: number };
+    process.kill(pid, 0); // throws when that process is gone
+    return url;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const log = options.log ?? createLogger("stack");
+  const server = await startNatsServer({ storeDir: join(options.dataDir, "nats"), port: options.port });
+  const connections: Nats[] = [];
+  const connect = async (name: string) => {
+    const nats = await connectNats(server.url, name);
+    connections.push(nats);
+    return nats;
+  };
+  const nats = await connect("mapflow-cli");
+  await ensureStreams(nats.jsm);
+  const coordinator: Coordinator = await startCoordinator({ nats: await connect("mapflow-coordinator"), log: log.child({ service: "coordinator" }) });
+  const projector = await startProjector({ nats: await connect("mapflow-projector"), log: log.child({ service: "projector" }), dbPath: join(options.dataDir, "mapflow.sqlite") });
+  const workers: Worker[] = [];
+  for (let i = 0; i < (options.workers ?? 1); i++) {
+    workers.push(await startWorker({ nats: await connect(`mapflow-worker-${i}`), log: log.child({ service: "worker" }), bag: options.bag }));
+  }
+  return {
+    url: server.url,
+    server,
+    nats,
+    projector,
+    async stop() {
+      await Promise.all(workers.map((w) => w.stop()));
+      await coordinator.stop();
+      await projector.stop();
+      await Promise.all(connections.map((c) => c.nc.close()));
+      await server.stop();
+    },
+  };
+}
+
+/** Records where this stack listens, for `trigger` and friends; removed on stop. */
+export function recordStack(dataDir: string, url: string): () => void {
+  const file = join(dataDir, STACK_FILE);
+  writeFileSync(file, JSON.stringify({ url, pid: process.pid }));
+  return () => rmSync(file, { force: true });
+}

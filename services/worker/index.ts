@@ -1,0 +1,171 @@
+/**
+ * A worker: stateless. Pulls work for its queue, runs the task code from the
+ * DAG files it loaded, appends the outcome with a deterministic message id
+ * (so a redelivered item cannot record a second result), then acks.
+ */
+import { hostname } from "node:os";
+import { AckPolicy, JetStreamApiError, type JsMsg } from "@nats-io/jetstream";
+import { nanos } from "@nats-io/transport-node";
+import { decodeEvent, decodeWork, encodeValue } from "../../libs/codec/index.ts";
+import type { WorkItem } from "../../libs/core/work.ts";
+import type { ErrorInfo, InstanceFailed, InstanceSucceeded } from "../../libs/events/index.ts";
+import { consumers, DEFAULT_QUEUE, HEADERS, msgIds, STREAMS, subjects } from "../../libs/names/index.ts";
+import { appendEvent, type Nats } from "../../libs/nats/index.ts";
+import type { DagBag } from "../../libs/dags/index.ts";
+import type { TaskContext } from "../../libs/sdk/types.ts";
+import type { Logger } from "../../libs/log/index.ts";
+import { runShell } from "./shell.ts";
+
+export type WorkerOptions = {
+  nats: Nats;
+  log: Logger;
+  bag: DagBag;
+  queue?: string;
+  /** Instances run at once by this process. */
+  concurrency?: number;
+  /** Redelivery deadline for an item whose worker went silent; running items heartbeat well inside it. */
+  ackWaitMs?: number;
+  name?: string;
+};
+
+export type Worker = { readonly name: string; stop(): Promise<void> };
+
+function errorInfo(err: unknown): ErrorInfo {
+  if (err instanceof Error) return { name: err.name, message: err.message, ...(err.stack ? { stack: err.stack } : {}) };
+  return { name: "Error", message: String(err) };
+}
+
+/** Appends a DagRegistered event for each loaded DAG whose version the log does not have yet. */
+export async function registerDags(nats: Nats, bag: DagBag, now = Date.now): Promise<void> {
+  for (const { dag, version } of bag.dags.values()) {
+    const id = dag.spec.id;
+    const last = await nats.jsm.streams.getMessage(STREAMS.events, { last_by_subj: subjects.dagRegistered(id) });
+    if (last) {
+      const known = decodeEvent(last.data, last.header.get(HEADERS.eventType) || undefined);
+      if (known.type === "DagRegistered" && known.version === version) continue;
+    }
+    await appendEvent(nats.js, { type: "DagRegistered", dagId: id, version, spec: dag.spec, at: now() }, { msgId: msgIds.dag(id, version) });
+  }
+}
+
+export async function startWorker(options: WorkerOptions): Promise<Worker> {
+  const { nats, bag } = options;
+  const queue = options.queue ?? DEFAULT_QUEUE;
+  const concurrency = options.concurrency ?? 8;
+  const ackWaitMs = options.ackWaitMs ?? 30_000;
+  const name = options.name ?? `${hostname()}:${process.pid}:${queue}`;
+  const log = options.log.child({ worker: name });
+
+  const durable = consumers.workers(queue);
+  const config = {
+    durable_name: durable,
+    ack_policy: AckPolicy.Explicit,
+    filter_subject: subjects.queueWork(queue),
+    ack_wait: nanos(ackWaitMs),
+    max_ack_pending: 10_000,
+  };
+  try {
+    await nats.jsm.consumers.add(STREAMS.work, config);
+  } catch (err) {
+    // Another worker made it first with the same config; anything else is real.
+    if (!(err instanceof JetStreamApiError)) throw err;
+    await nats.jsm.consumers.info(STREAMS.work, durable);
+  }
+  await registerDags(nats, bag);
+  const consumer = await nats.js.consumers.get(STREAMS.work, durable);
+  const messages = await consumer.consume({ max_messages: concurrency });
+
+  const running = new Set<Promise<void>>();
+
+  async function outcome(msg: JsMsg, event: InstanceSucceeded | InstanceFailed): Promise<void> {
+    try {
+      await appendEvent(nats.js, event, { msgId: msgIds.instance(event.runId, event.taskId, event.mapIndex, event.try) });
+      msg.ack();
+    } catch (err) {
+      // Not recorded: hand the item back so this or another worker tries again.
+      log.error({ err, runId: event.runId, taskId: event.taskId, mapIndex: event.mapIndex }, "could not append the outcome; handing the work back");
+      msg.nak(1000);
+    }
+  }
+
+  async function execute(item: WorkItem, ctx: TaskContext): Promise<unknown> {
+    const loaded = bag.dags.get(item.dagId);
+    if (!loaded) throw new Error(`worker ${name} has no DAG '${item.dagId}' (it loaded ${bag.dir}); start workers with the folder that holds it`);
+    if (loaded.version !== item.dagVersion) {
+      throw new Error(`the run uses version ${item.dagVersion} of DAG '${item.dagId}', but worker ${name} loaded version ${loaded.version} from ${loaded.file}; run workers with the same DAG files as the run`);
+    }
+    const operator = loaded.dag.operators.get(item.taskId);
+    if (!operator) throw new Error(`DAG '${item.dagId}' in ${loaded.file} has no task '${item.taskId}'`);
+    if (operator.kind === "shell") return runShell(item.args, operator, ctx);
+    return operator.fn(item.args, ctx);
+  }
+
+  async function handle(msg: JsMsg): Promise<void> {
+    let item: WorkItem;
+    try {
+      item = decodeWork(msg.data);
+    } catch (err) {
+      log.error({ err, subject: msg.subject }, "dropping a work message that cannot be decoded");
+      msg.term();
+      return;
+    }
+    const wait = item.notBefore - Date.now();
+    if (wait > 0) {
+      msg.nak(wait); // a retry's delay: JetStream redelivers it then
+      return;
+    }
+    const controller = new AbortController();
+    const ctx: TaskContext = {
+      log: log.child({ runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, try: item.try }),
+      dagId: item.dagId, runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, tryNumber: item.try,
+      conf: item.conf, signal: controller.signal,
+    };
+    const base = { runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, try: item.try, worker: name };
+    const startedAt = Date.now();
+    // Tell JetStream we are alive, so a long task is not redelivered to another worker.
+    const heartbeat = setInterval(() => msg.working(), Math.max(1000, ackWaitMs / 3));
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const timeout = item.timeoutMs
+        ? new Promise<never>((_, reject) => {
+            timer = setTimeout(() => {
+              controller.abort();
+              reject(new Error(`task '${item.taskId}' timed out after ${item.timeoutMs} ms`));
+            }, item.timeoutMs!);
+          })
+        : null;
+      const run = Promise.resolve().then(() => execute(item, ctx));
+      const result = await (timeout ? Promise.race([run, timeout]) : run);
+      try {
+        encodeValue(result);
+      } catch (err) {
+        throw new Error(`task '${item.taskId}' returned a value that cannot be stored (${(err as Error).message}); return plain data: numbers, strings, lists, objects`);
+      }
+      await outcome(msg, { type: "InstanceSucceeded", ...base, result, startedAt, at: Date.now() });
+    } catch (err) {
+      ctx.log.error({ err }, "task failed");
+      await outcome(msg, { type: "InstanceFailed", ...base, error: errorInfo(err), startedAt, at: Date.now() });
+    } finally {
+      clearInterval(heartbeat);
+      clearTimeout(timer);
+    }
+  }
+
+  const loop = (async () => {
+    for await (const msg of messages) {
+      const job = handle(msg).finally(() => running.delete(job));
+      running.add(job);
+      if (running.size >= concurrency) await Promise.race(running);
+    }
+  })();
+
+  log.info({ queue, concurrency, dags: [...bag.dags.keys()] }, "worker started");
+  return {
+    name,
+    async stop() {
+      await messages.close();
+      await loop;
+      await Promise.allSettled(running);
+    },
+  };
+}
