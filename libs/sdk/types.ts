@@ -62,7 +62,8 @@ export interface Partial_<A, R> {
 export interface TaskDef<A = any, R = unknown> {
   (args: Args<A>): Output<R>;
   readonly taskId: string;
-  partial(args: Partial<Args<A>>): Partial_<A, R>;
+  /** Constant arguments; option names (`retries`, `queue`, …) among them set options, as in Airflow. */
+  partial(args: Partial<Args<A>> & TaskOptionsInput): Partial_<A, R>;
   expand(args: MappedArgs<A>): Output<R[]>;
   /** Adds the task with no arguments, after these upstreams. */
   after(...upstream: Output[]): Output<R>;

@@ -114,8 +114,9 @@ program
   .addOption(dataOption())
   .option("--port <n>", "NATS port (default: a free one)", (v) => Number.parseInt(v, 10))
   .option("--workers <n>", "in-process workers", (v) => Number.parseInt(v, 10), 1)
-  .addHelpText("after", "\nExample:\n  npx mapflow standalone --dags examples --data .mapflow")
-  .action(async (opts: { dags: string; data: string; port?: number; workers: number }) => {
+  .option("--run <dagId>", "once the stack is up, run this DAG and print the run (it keeps serving after)")
+  .addHelpText("after", "\nExample:\n  npx mapflow standalone --dags examples --data .mapflow --run sample_repeated_mapping")
+  .action(async (opts: { dags: string; data: string; port?: number; workers: number; run?: string }) => {
     const dataDir = resolve(opts.data);
     const existing = runningStackUrl(dataDir);
     if (existing) throw new BadInputError(`a stack is already running on ${dataDir} (${existing}); stop it first or use another --data`);
@@ -125,6 +126,12 @@ program
     const forget = recordStack(dataDir, stack.url);
     log.info({ nats: stack.url, data: dataDir, dags: [...bag.dags.keys()] }, "mapflow standalone is running; Ctrl-C stops it");
     process.stdout.write(`mapflow standalone: NATS at ${stack.url}, data in ${dataDir}\n`);
+    if (opts.run) {
+      const loaded = pickDag(bag, opts.run);
+      const runId = await requestRun(stack.nats, { dagId: opts.run, version: loaded.version, spec: loaded.dag.spec, conf: {} });
+      process.stdout.write(`${renderRun(runReport(await waitForRun(stack.nats, runId)))}\n`);
+    }
+    process.stdout.write(`serving; other shells can use it: npx mapflow trigger <dagId> --wait --data ${opts.data}\n`);
     await untilSignal();
     forget();
     await stack.stop();

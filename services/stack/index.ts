@@ -55,11 +55,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   };
   const nats = await connect("mapflow-cli");
   await ensureStreams(nats.jsm);
-  const coordinator: Coordinator = await startCoordinator({ nats: await connect("mapflow-coordinator"), log: log.child({ service: "coordinator" }) });
-  const projector = await startProjector({ nats: await connect("mapflow-projector"), log: log.child({ service: "projector" }), dbPath: join(options.dataDir, "mapflow.sqlite") });
+  const coordinator: Coordinator = await startCoordinator({ nats: await connect("mapflow-coordinator"), log: log.child({ component: "coordinator" }) });
+  const projector = await startProjector({ nats: await connect("mapflow-projector"), log: log.child({ component: "projector" }), dbPath: join(options.dataDir, "mapflow.sqlite") });
   const workers: Worker[] = [];
   for (let i = 0; i < (options.workers ?? 1); i++) {
-    workers.push(await startWorker({ nats: await connect(`mapflow-worker-${i}`), log: log.child({ service: "worker" }), bag: options.bag }));
+    workers.push(await startWorker({ nats: await connect(`mapflow-worker-${i}`), log: log.child({ component: "worker" }), bag: options.bag }));
   }
   return {
     url: server.url,

@@ -1,0 +1,35 @@
+# mapflow: the two commands a new machine needs are `make up` and `make test`.
+SHELL := /bin/bash
+NODE_TEST := node --import tsx --test --test-concurrency=1
+UNIT := $(wildcard test/*.unit.test.ts)
+INTEGRATION := $(wildcard test/*.int.test.ts) $(wildcard test/*.e2e.test.ts)
+
+.PHONY: up test test-unit deps nats-server typecheck clean
+
+# Dependencies from the lockfile, reinstalled only when it changes.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+deps: node_modules/.installed
+
+# A nats-server >= 2.10 (PATH, or Debian trixie's package fetched into .tools/).
+nats-server:
+	@bash scripts/nats-server.sh >/dev/null
+
+# Install, start the embedded stack with the example DAGs, run the seed DAG, keep serving (Ctrl-C stops).
+up: deps nats-server
+	node bin/mapflow.mjs standalone --dags examples --data .mapflow --run sample_repeated_mapping
+
+typecheck: deps
+	npx tsc --noEmit -p .
+
+test-unit: deps
+	$(NODE_TEST) $(UNIT)
+
+# Install and run the whole suite: typecheck, unit tests, then tests against real nats-server processes.
+test: deps nats-server typecheck
+	$(NODE_TEST) $(UNIT) $(INTEGRATION)
+
+clean:
+	rm -rf .mapflow node_modules .tools

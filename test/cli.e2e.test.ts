@@ -1,0 +1,114 @@
+// The CLI contract: exit codes, clear errors, standalone + trigger, and several worker processes.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ACCEPTANCE, FIXTURE_DAGS, ROOT, cli, startCli, stopProcess, tempDir } from "./helpers/index.ts";
+import { connectNats, ensureStreams, startNatsServer } from "../libs/nats/index.ts";
+import { loadDags, pickDag } from "../libs/dags/index.ts";
+import { createLogger } from "../libs/log/index.ts";
+import { startCoordinator } from "../services/coordinator/index.ts";
+import { requestRun, waitForRun } from "../services/cli/runs.ts";
+
+test("a failed run exits 1 and says which instance failed and why", async () => {
+  const { code, stdout } = await cli(["run", "failing", "--dags", FIXTURE_DAGS]);
+  assert.equal(code, 1);
+  assert.match(stdout, /failing: failed/);
+  assert.match(stdout, /check \[3\]\s+failed\s+1 failed: n=2 is not allowed/);
+});
+
+test("bad input exits 2 with a message saying what was wrong and what to do", async () => {
+  const badConf = await cli(["run", "sample_repeated_mapping", "--dags", ACCEPTANCE, "--conf", "{nope"]);
+  assert.equal(badConf.code, 2);
+  assert.match(badConf.stderr, /--conf is not valid JSON .*pass an object, e\.g\. --conf/);
+
+  const notObject = await cli(["run", "sample_repeated_mapping", "--dags", ACCEPTANCE, "--conf", "[1]"]);
+  assert.equal(notObject.code, 2);
+  assert.match(notObject.stderr, /--conf must be a JSON object, got an array/);
+
+  const unknown = await cli(["run", "no_such_dag", "--dags", ACCEPTANCE]);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /DAG 'no_such_dag' was not found in .*acceptance; DAGs found: empty_map, partial_expand/);
+
+  const badId = await cli(["run", "a.b", "--dags", ACCEPTANCE]);
+  assert.equal(badId.code, 2);
+  assert.match(badId.stderr, /'a\.b' is not a valid DAG id/);
+
+  const missingDir = await cli(["run", "x", "--dags", join(ROOT, "no-such-folder")]);
+  assert.equal(missingDir.code, 2);
+  assert.match(missingDir.stderr, /cannot read the DAG folder .*no-such-folder/);
+});
+
+test("a malformed DAG file is reported with its path and the task at fault", async () => {
+  const broken = join(ROOT, "test", "fixtures", "broken_dags");
+  const { code, stderr } = await cli(["run", "bad_map", "--dags", broken]);
+  assert.equal(code, 2);
+  assert.match(stderr, /broken_dags\/bad_map\.ts: task 'train': 'retries' is a task option and cannot be mapped/);
+});
+
+test("trigger with no stack to talk to exits 3 and says what to check", async () => {
+  const dir = tempDir();
+  try {
+    const { code, stderr } = await cli(["trigger", "x", "--data", dir.path]);
+    assert.equal(code, 3);
+    assert.match(stderr, /no stack is running on data dir .* start one with 'mapflow standalone/);
+  } finally {
+    dir.remove();
+  }
+});
+
+test("standalone keeps a stack up; trigger --wait --json finds it through the data dir and prints the run", async () => {
+  const dir = tempDir();
+  const standalone = await startCli(["standalone", "--dags", ACCEPTANCE, "--data", dir.path], /mapflow standalone: NATS at/);
+  try {
+    assert.ok(existsSync(join(dir.path, "stack.json")));
+    const { code, stdout, stderr } = await cli(["trigger", "sample_repeated_mapping", "--wait", "--json", "--data", dir.path]);
+    assert.equal(code, 0, stderr);
+    const run = JSON.parse(stdout) as { state: string; tasks: Record<string, { instances: { result: unknown }[] }> };
+    assert.equal(run.state, "success");
+    assert.deepEqual(run.tasks.add!.instances.map((i) => i.result), [7, 12, 9, 14, 13, 18]);
+    assert.deepEqual(run.tasks.print_x!.instances[0]!.result, [7, 12, 9, 14, 13, 18]);
+
+    const unknown = await cli(["trigger", "nope", "--data", dir.path]);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /DAG 'nope' is not registered on this stack/);
+  } finally {
+    await stopProcess(standalone, "SIGINT");
+    dir.remove();
+  }
+  assert.equal(standalone.exitCode, 0);
+});
+
+test("two worker processes share the instances of one mapped task", async () => {
+  const dir = tempDir();
+  const server = await startNatsServer({ storeDir: join(dir.path, "nats") });
+  const nats = await connectNats(server.url, "test");
+  await ensureStreams(nats.jsm);
+  const coordinator = await startCoordinator({ nats, log: createLogger("test", "warn") });
+  const workers = await Promise.all(["wA", "wB"].map((name) =>
+    startCli(["worker", "--nats", server.url, "--dags", FIXTURE_DAGS, "--name", name, "--concurrency", "2"], /worker \S+ ready/)));
+  try {
+    const { dag, version } = pickDag(await loadDags(FIXTURE_DAGS), "slow_fanout");
+    const runId = await requestRun(nats, { dagId: "slow_fanout", version, spec: dag.spec, conf: {} });
+    const state = await waitForRun(nats, runId);
+    assert.equal(state.state, "success");
+    const naps = state.tasks.nap!.instances!;
+    assert.equal(naps.length, 24);
+    const byWorker = new Map<string, number>();
+    for (const i of naps) byWorker.set(i.worker!, (byWorker.get(i.worker!) ?? 0) + 1);
+    assert.deepEqual([...byWorker.keys()].sort(), ["wA", "wB"], `instances per worker: ${JSON.stringify([...byWorker])}`);
+    assert.equal(state.tasks.count!.instances![0]!.result, 24);
+  } finally {
+    await Promise.all(workers.map((w) => stopProcess(w)));
+    await coordinator.stop();
+    await nats.nc.close();
+    await server.stop();
+    dir.remove();
+  }
+});
+
+test("the README's first lines give the two commands", () => {
+  const head = readFileSync(join(ROOT, "README.md"), "utf8").split("\n").slice(0, 15).join("\n");
+  assert.match(head, /make up/);
+  assert.match(head, /make test/);
+});

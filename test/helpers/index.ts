@@ -1,0 +1,71 @@
+/** Helpers for integration tests: real processes, temp dirs, cleanup. */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const ACCEPTANCE = join(ROOT, "..", "shared", "acceptance");
+export const FIXTURE_DAGS = join(ROOT, "test", "fixtures", "dags");
+export const BIN = join(ROOT, "bin", "mapflow.mjs");
+
+export function tempDir(prefix = "mapflow-test-"): { path: string; remove(): void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export type CliResult = { code: number | null; stdout: string; stderr: string };
+
+/** Runs the real `mapflow` command and collects its output. */
+export function cli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: options.cwd ?? ROOT, env: { ...process.env, ...options.env }, stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c));
+    child.stderr.on("data", (c: Buffer) => (stderr += c));
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 60_000);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Starts a long-running `mapflow` command and resolves once its stdout shows `ready`. */
+export function startCli(args: string[], ready: RegExp, timeoutMs = 30_000): Promise<ChildProcess & { output: () => string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`mapflow ${args.join(" ")} was not ready in ${timeoutMs} ms:\n${out}`));
+    }, timeoutMs);
+    const onData = (c: Buffer) => {
+      out += c;
+      if (ready.test(out)) {
+        clearTimeout(timer);
+        resolve(Object.assign(child, { output: () => out }));
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", (c: Buffer) => (out += c));
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`mapflow ${args.join(" ")} exited with ${code} before it was ready:\n${out}`));
+    });
+  });
+}
+
+export async function stopProcess(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+  await exited;
+  clearTimeout(timer);
+}

@@ -1,0 +1,132 @@
+// The whole pipeline on a real nats-server: coordinator, worker, projector, log and read model.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { JetStreamApiError } from "@nats-io/jetstream";
+import { loadDags, pickDag, type DagBag } from "../libs/dags/index.ts";
+import { runReport, type RunState } from "../libs/core/index.ts";
+import { appendEvent, followEvents } from "../libs/nats/index.ts";
+import { subjects } from "../libs/names/index.ts";
+import { createLogger } from "../libs/log/index.ts";
+import { startStack, type Stack } from "../services/stack/index.ts";
+import { startProjector } from "../services/projector/index.ts";
+import { requestRun, waitForRun } from "../services/cli/runs.ts";
+import { ACCEPTANCE, FIXTURE_DAGS, tempDir } from "./helpers/index.ts";
+import { VALUES } from "./fixtures/dags/shell_env.ts";
+
+const dir = tempDir();
+let stack: Stack;
+let bag: DagBag;
+const log = createLogger("test", "warn");
+
+before(async () => {
+  const acceptance = await loadDags(ACCEPTANCE);
+  const fixtures = await loadDags(FIXTURE_DAGS);
+  bag = { dir: FIXTURE_DAGS, dags: new Map([...acceptance.dags, ...fixtures.dags]), errors: [] };
+  stack = await startStack({ dataDir: dir.path, bag, log });
+});
+
+after(async () => {
+  await stack?.stop();
+  dir.remove();
+});
+
+async function run(dagId: string, conf: Record<string, unknown> = {}): Promise<RunState> {
+  const { version, dag } = pickDag(bag, dagId);
+  const runId = await requestRun(stack.nats, { dagId, version, spec: dag.spec, conf });
+  return waitForRun(stack.nats, runId);
+}
+
+async function runEvents(runId: string) {
+  const follow = await followEvents(stack.nats.js, subjects.run(runId));
+  const events = [];
+  for await (const e of follow) {
+    events.push(e);
+    if (e.caughtUp) break;
+  }
+  await follow.stop();
+  return events;
+}
+
+function dump(db: import("better-sqlite3").Database, runId: string) {
+  return {
+    run: db.prepare("SELECT dag_id, state, started_at, ended_at FROM dag_runs WHERE run_id = ?").get(runId),
+    tasks: db.prepare("SELECT * FROM tasks WHERE run_id = ? ORDER BY task_id").all(runId),
+    instances: db.prepare("SELECT * FROM task_instances WHERE run_id = ? ORDER BY task_id, map_index").all(runId),
+  };
+}
+
+test("the seed DAG gives add [6] = [7, 12, 9, 14, 13, 18] and a reduce that receives that list", async () => {
+  const state = await run("sample_repeated_mapping");
+  const report = runReport(state);
+  assert.equal(report.state, "success");
+  assert.deepEqual(report.tasks.add!.instances.map((i) => i.result), [7, 12, 9, 14, 13, 18]);
+  assert.deepEqual(report.tasks.print_x!.instances.map((i) => [i.mapIndex, i.result]), [[-1, [7, 12, 9, 14, 13, 18]]]);
+
+  const events = await runEvents(state.runId);
+  const types = events.map((e) => e.event.type);
+  assert.equal(types.filter((t) => t === "TaskExpanded").length, 1, "one expansion event for six instances");
+  assert.equal(types.filter((t) => t === "InstanceSucceeded").length, 7, "exactly one result per instance");
+  assert.equal(types.filter((t) => t === "RunFinished").length, 1);
+});
+
+test("the read model holds every instance, and equals a fresh rebuild from the log", async () => {
+  const state = await run("upstream_list");
+  const last = (await runEvents(state.runId)).at(-1)!.seq;
+  await stack.projector.waitFor(last);
+  const live = dump(stack.projector.model.db, state.runId);
+  assert.deepEqual(live.run, { dag_id: "upstream_list", state: "success", started_at: state.startedAt, ended_at: state.endedAt });
+  const load = (live.instances as { task_id: string; map_index: number; result: string; state: string }[]).filter((r) => r.task_id === "load");
+  assert.deepEqual(load.map((r) => [r.map_index, r.state, JSON.parse(r.result)]), [
+    [0, "success", { file: "a.csv", rows: 1 }], [1, "success", { file: "b.csv", rows: 2 }],
+    [2, "success", { file: "c.csv", rows: 3 }], [3, "success", { file: "d.csv", rows: 4 }],
+  ]);
+
+  const rebuildDir = tempDir();
+  const rebuilt = await startProjector({ nats: stack.nats, log, dbPath: join(rebuildDir.path, "rebuilt.sqlite") });
+  try {
+    await rebuilt.waitFor(last);
+    assert.deepEqual(dump(rebuilt.model.db, state.runId), live);
+  } finally {
+    await rebuilt.stop();
+    rebuildDir.remove();
+  }
+});
+
+test("a failing instance fails its task; the reduce is upstream_failed; the run fails with the error kept", async () => {
+  const report = runReport(await run("failing"));
+  assert.equal(report.state, "failed");
+  assert.equal(report.tasks.check!.state, "failed");
+  assert.deepEqual(report.tasks.check!.instances.map((i) => i.state), ["success", "failed", "success"]);
+  assert.match(report.tasks.check!.instances[1]!.error!, /n=2 is not allowed/);
+  assert.equal(report.tasks.total!.state, "upstream_failed");
+});
+
+test("a task with retries runs again and succeeds on its second try", async () => {
+  const report = runReport(await run("retry"));
+  assert.equal(report.state, "success");
+  assert.deepEqual(report.tasks.flaky!.instances.map((i) => [i.tries, i.result]), [[2, "ok on try 2"]]);
+});
+
+test("mapped shell values arrive as environment variables and cannot change the command", async () => {
+  const report = runReport(await run("shell_env"));
+  assert.equal(report.state, "success");
+  assert.deepEqual(report.tasks.echo_value!.instances.map((i) => i.result), VALUES);
+});
+
+test("the run's conf reaches the task context", async () => {
+  const report = runReport(await run("conf_echo", { n: 3, name: "x" }));
+  assert.deepEqual(report.tasks.echo!.instances[0]!.result, { n: 3, name: "x" });
+});
+
+test("the fence refuses a coordinator append from a stale view, and a repeated result id is dropped", async () => {
+  const state = await run("partial_expand");
+  const stale = appendEvent(stack.nats.js, { type: "RunFinished", runId: state.runId, state: "failed", at: 1 }, { expectLastSubjectSeq: 1 });
+  await assert.rejects(stale, (err: unknown) => err instanceof JetStreamApiError && err.code === 10071);
+
+  const again = { type: "InstanceSucceeded", runId: state.runId, taskId: "add", mapIndex: 0, try: 1, result: 999, worker: "x", startedAt: 1, at: 2 } as const;
+  const ack = await appendEvent(stack.nats.js, again, { msgId: `${state.runId}/add/0/1` });
+  assert.equal(ack.duplicate, true, "same instance and try: JetStream drops it inside the duplicate window");
+  const results = (await runEvents(state.runId)).filter((e) => e.event.type === "InstanceSucceeded" && e.event.taskId === "add");
+  assert.equal(results.length, 3);
+});
