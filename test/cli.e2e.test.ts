@@ -69,6 +69,13 @@ test("standalone keeps a stack up; trigger --wait --json finds it through the da
     assert.deepEqual(run.tasks.add!.instances.map((i) => i.result), [7, 12, 9, 14, 13, 18]);
     assert.deepEqual(run.tasks.print_x!.instances[0]!.result, [7, 12, 9, 14, 13, 18]);
 
+    // `run` given that data dir uses the running stack: its worker (in the standalone process) logs the run.
+    const viaRun = await cli(["run", "sample_repeated_mapping", "--dags", ACCEPTANCE, "--data", dir.path, "--json"]);
+    assert.equal(viaRun.code, 0, viaRun.stderr);
+    const runId = (JSON.parse(viaRun.stdout) as { runId: string }).runId;
+    await new Promise((r) => setTimeout(r, 200));
+    assert.match(standalone.output(), new RegExp(runId));
+
     const unknown = await cli(["trigger", "nope", "--data", dir.path]);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /DAG 'nope' is not registered on this stack/);

@@ -85,22 +85,37 @@ program
   .requiredOption("--dags <dir>", "folder of DAG files")
   .option("--conf <json>", "run configuration, a JSON object")
   .option("--json", "print the run as one JSON object")
-  .option("--data <dir>", "keep the store here instead of a temporary dir")
+  .option("--data <dir>", "use the stack running on this data dir, or keep the embedded stack's store here")
+  .addOption(natsOption())
   .addHelpText("after", "\nExample:\n  npx mapflow run sample_repeated_mapping --dags ../shared/acceptance --json")
-  .action(async (dagId: string, opts: { dags: string; conf?: string; json?: boolean; data?: string }) => {
+  .action(async (dagId: string, opts: { dags: string; conf?: string; json?: boolean; data?: string; nats?: string }) => {
     checkDagId(dagId);
     const conf = parseConf(opts.conf);
     const log = createLogger("mapflow", process.env.MAPFLOW_LOG_LEVEL ?? "warn");
     const bag = await loadBag(opts.dags, log);
     const loaded = pickDag(bag, dagId);
-    const dataDir = opts.data ? resolve(opts.data) : mkdtempSync(join(tmpdir(), "mapflow-run-"));
-    const stack = await startStack({ dataDir, bag, log });
-    try {
-      const runId = await requestRun(stack.nats, { dagId, version: loaded.version, spec: loaded.dag.spec, conf });
-      const state = await waitForRun(stack.nats, runId);
+    const request = { dagId, version: loaded.version, spec: loaded.dag.spec, conf };
+    const runOn = async (nats: Nats) => {
+      const state = await waitForRun(nats, await requestRun(nats, request));
       const report = runReport(state);
       print(Boolean(opts.json), report, renderRun(report));
       process.exitCode = state.state === "success" ? EXIT.ok : EXIT.runFailed;
+    };
+    // A stack named by --nats, or recorded in an explicitly given --data, runs it; its workers need the same DAG files.
+    const existing = opts.nats ?? (opts.data ? runningStackUrl(resolve(opts.data)) : undefined);
+    if (existing) {
+      const nats = await connectTo({ nats: existing, data: opts.data ?? DEFAULT_DATA }, "mapflow-run");
+      try {
+        await runOn(nats);
+      } finally {
+        await nats.nc.close();
+      }
+      return;
+    }
+    const dataDir = opts.data ? resolve(opts.data) : mkdtempSync(join(tmpdir(), "mapflow-run-"));
+    const stack = await startStack({ dataDir, bag, log });
+    try {
+      await runOn(stack.nats);
     } finally {
       await stack.stop();
       if (!opts.data) rmSync(dataDir, { recursive: true, force: true });
