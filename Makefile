@@ -1,6 +1,6 @@
 # mapflow: the two commands a new machine needs are `make up` and `make test`.
 SHELL := /bin/bash
-NODE_TEST := node --import tsx --test --test-concurrency=1
+NODE_TEST := node --import tsx --test --test-concurrency=1 --test-timeout=120000
 UNIT := $(wildcard test/*.unit.test.ts)
 INTEGRATION := $(wildcard test/*.int.test.ts) $(wildcard test/*.e2e.test.ts)
 

@@ -130,3 +130,10 @@ test("the fence refuses a coordinator append from a stale view, and a repeated r
   const results = (await runEvents(state.runId)).filter((e) => e.event.type === "InstanceSucceeded" && e.event.taskId === "add");
   assert.equal(results.length, 3);
 });
+
+test("a message in the log that is not a valid event is skipped, and runs carry on", async () => {
+  await stack.nats.js.publish(subjects.coordinator("01BADBADBADBADBADBADBADBAD"), new Uint8Array([0xc1, 0x00]));
+  const report = runReport(await run("partial_expand"));
+  assert.equal(report.state, "success");
+  assert.deepEqual(report.tasks.total!.instances[0]!.result, 36);
+});

@@ -4,6 +4,7 @@ import { DeliverPolicy, type JetStreamClient, type JsMsg, type PubAck } from "@n
 import { decodeEvent, encodeEvent } from "../codec/index.ts";
 import type { MapflowEvent } from "../events/index.ts";
 import { HEADERS, STREAMS, subjects } from "../names/index.ts";
+import { CodecError } from "../errors.ts";
 
 /** The subject an event is appended on; who may write it follows from its shape. */
 export function subjectOf(event: MapflowEvent): string {
@@ -57,7 +58,13 @@ export type Follow = {
  * Follows the log from a sequence through an ordered consumer (ephemeral,
  * recreated by the client after a reconnect, never redelivers).
  */
-export async function followEvents(js: JetStreamClient, filter: string | string[], fromSeq = 1): Promise<Follow> {
+export async function followEvents(
+  js: JetStreamClient,
+  filter: string | string[],
+  fromSeq = 1,
+  /** A message that is not a valid event is passed here and skipped; without it, it stops the reader. */
+  onBadEvent?: (seq: number, error: CodecError) => void,
+): Promise<Follow> {
   const consumer = await js.consumers.get(STREAMS.events, {
     filter_subjects: filter,
     deliver_policy: DeliverPolicy.StartSequence,
@@ -66,7 +73,17 @@ export async function followEvents(js: JetStreamClient, filter: string | string[
   const messages = await consumer.consume({ max_messages: 2048 });
   return {
     async *[Symbol.asyncIterator]() {
-      for await (const msg of messages) yield { ...decodeLogged(msg), caughtUp: msg.info.pending === 0 };
+      for await (const msg of messages) {
+        let logged: LoggedEvent;
+        try {
+          logged = decodeLogged(msg);
+        } catch (err) {
+          if (!(err instanceof CodecError) || !onBadEvent) throw err;
+          onBadEvent(msg.seq, err);
+          continue;
+        }
+        yield { ...logged, caughtUp: msg.info.pending === 0 };
+      }
     },
     async stop() {
       await messages.close();

@@ -93,7 +93,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const last = await nats.jsm.streams.getMessage(STREAMS.events, { last_by_subj: subjects.allRuns });
   const target = last?.seq ?? 0;
   caughtUp = target === 0;
-  const follow = await followEvents(nats.js, subjects.allRuns);
+  const follow = await followEvents(nats.js, subjects.allRuns, 1, (seq, err) => log.error({ seq, err }, "skipping an event that cannot be decoded"));
   const loop = (async () => {
     let sinceFlush = 0;
     for await (const logged of follow) {

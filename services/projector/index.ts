@@ -86,7 +86,7 @@ export async function startProjector(options: ProjectorOptions): Promise<Project
   let applied = model.lastSeq();
   const waiters: { seq: number; resolve: () => void }[] = [];
 
-  const follow = await followEvents(nats.js, subjects.allEvents, applied + 1);
+  const follow = await followEvents(nats.js, subjects.allEvents, applied + 1, (seq, err) => log.error({ seq, err }, "skipping an event that cannot be decoded"));
   const loop = (async () => {
     let touched = emptyTouched();
     let pending = 0;
