@@ -10,6 +10,9 @@ export class MapflowError extends Error {
 /** A payload on the wire is not what its type says. */
 export class CodecError extends MapflowError {}
 
+/** The log was written by a newer mapflow: upgrade before reading it. */
+export class SchemaTooNewError extends CodecError {}
+
 /** A DAG file is malformed: names the file and task. */
 export class DagDefinitionError extends MapflowError {}
 

@@ -197,3 +197,22 @@ test("a map of 100,000 instances folds to success", () => {
   for (let i = 0; i < 100_000; i++) evolve(state, ok("w", i, i));
   assert.equal(state.tasks.w!.state, "success");
 });
+
+test("a repeated failure of a try waiting for its retry changes nothing", () => {
+  const s = spec(t("flaky", { options: { ...DEFAULT_TASK_OPTIONS, retries: 1 } }));
+  const state = given(s);
+  step(state);
+  evolve(state, bad("flaky", -1, 1));
+  evolve(state, bad("flaky", -1, 1));
+  evolve(state, ok("flaky", -1, "late", 1));
+  assert.equal(state.tasks.flaky!.retrying, 1);
+  assert.equal(state.tasks.flaky!.instances![0]!.state, "up_for_retry");
+});
+
+test("an expansion of a task already skipped does not bring it back", () => {
+  const state = given(emptyMap);
+  evolve(state, { type: "TaskSkipped", runId: "R", taskId: "sum", state: "skipped", at: 2 });
+  evolve(state, { type: "TaskScheduled", runId: "R", taskId: "sum", at: 3 });
+  assert.equal(state.tasks.sum!.state, "skipped");
+  assert.equal(state.tasks.sum!.instances, null);
+});

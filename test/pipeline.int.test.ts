@@ -41,7 +41,7 @@ async function runEvents(runId: string) {
   const follow = await followEvents(stack.nats.js, subjects.run(runId));
   const events = [];
   for await (const e of follow) {
-    events.push(e);
+    if (e.event) events.push({ ...e, event: e.event });
     if (e.caughtUp) break;
   }
   await follow.stop();
@@ -136,4 +136,24 @@ test("a message in the log that is not a valid event is skipped, and runs carry 
   const report = runReport(await run("partial_expand"));
   assert.equal(report.state, "success");
   assert.deepEqual(report.tasks.total!.instances[0]!.result, 36);
+});
+
+test("a malformed message as the newest event of a run's coordinator subject does not wedge the fence", async () => {
+  const { version, dag } = pickDag(bag, "slow_fanout");
+  const runId = await requestRun(stack.nats, { dagId: "slow_fanout", version, spec: dag.spec, conf: {} });
+  // wait for the expansion, then drop garbage on the coordinator subject before the reduce is decided
+  const follow = await followEvents(stack.nats.js, subjects.coordinator(runId));
+  for await (const e of follow) if (e.event?.type === "TaskExpanded") break;
+  await follow.stop();
+  await stack.nats.js.publish(subjects.coordinator(runId), new Uint8Array([0xc1]));
+  const state = await waitForRun(stack.nats, runId);
+  assert.equal(state.state, "success");
+  assert.equal(state.tasks.count!.instances![0]!.result, 24);
+});
+
+test("an oversized result fails its own instance, saying the size and the limit", async () => {
+  const report = runReport(await run("oversized"));
+  assert.equal(report.state, "failed");
+  assert.deepEqual(report.tasks.big!.instances.map((i) => i.state), ["success", "failed"]);
+  assert.match(report.tasks.big!.instances[1]!.error!, /returned 524288\d bytes, over the 4194304-byte limit for a result; write large data elsewhere/);
 });

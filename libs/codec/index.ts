@@ -7,7 +7,7 @@
 import { Encoder, Decoder } from "@msgpack/msgpack";
 import { EVENT_TYPES, SCHEMA_VERSION, type EventType, type MapflowEvent } from "../events/index.ts";
 import type { WorkItem } from "../core/work.ts";
-import { CodecError } from "../errors.ts";
+import { CodecError, SchemaTooNewError } from "../errors.ts";
 
 // ignoreUndefined: a task returning undefined records no result field, like JSON.
 const encoder = new Encoder({ ignoreUndefined: true });
@@ -69,7 +69,7 @@ function decodeObject(what: string, data: Uint8Array): Record<string, unknown> {
  */
 export function decodeEvent(data: Uint8Array, type?: string, schemaVersion: number = SCHEMA_VERSION): MapflowEvent {
   if (schemaVersion > SCHEMA_VERSION) {
-    throw new CodecError(`event schema version ${schemaVersion} is newer than this mapflow understands (${SCHEMA_VERSION}); upgrade mapflow to read this log`);
+    throw new SchemaTooNewError(`event schema version ${schemaVersion} is newer than this mapflow understands (${SCHEMA_VERSION}); upgrade mapflow to read this log`);
   }
   let raw = decodeObject("event", data);
   for (let v = schemaVersion; v < SCHEMA_VERSION; v++) {

@@ -8,7 +8,6 @@
  */
 import type { RunEvent, RunRequested } from "../events/index.ts";
 import type { Instance, RunState, TaskRun } from "./state.ts";
-import { isInstanceDone } from "./state.ts";
 import type { DagSpec } from "./spec.ts";
 import { taskSpec } from "./spec.ts";
 
@@ -56,7 +55,7 @@ export function evolve(state: RunState | undefined, event: RunEvent): RunState |
   switch (event.type) {
     case "TaskExpanded":
     case "TaskScheduled": {
-      if (!task || task.instances !== null) return state;
+      if (!task || task.state !== "pending" || task.instances !== null) return state;
       const count = event.type === "TaskExpanded" ? event.count : 1;
       task.instances = queuedInstances(count, task.mapped);
       task.open = task.instances.length;
@@ -81,8 +80,8 @@ export function evolve(state: RunState | undefined, event: RunEvent): RunState |
     case "InstanceSucceeded":
     case "InstanceFailed": {
       const instance = task && instanceOf(task, event.mapIndex);
-      // A result for an instance already finished, or for another try, is a redelivery: ignore it.
-      if (!task || !instance || isInstanceDone(instance) || instance.try !== event.try) return state;
+      // A second outcome for the same try (finished, or already waiting for its retry) is a redelivery.
+      if (!task || !instance || instance.state !== "queued" || instance.try !== event.try) return state;
       instance.startedAt = event.startedAt;
       instance.endedAt = event.at;
       instance.worker = event.worker;

@@ -53,6 +53,11 @@ export const subjects = {
   allWork: "mf.work.>",
   queueWork: (queue: string) => `mf.work.${queue}.>`,
   work: (queue: string, runId: string, taskId: string) => `mf.work.${queue}.${runId}.${taskToken(taskId)}`,
+  /** The run id of a coordinator subject, or undefined for any other subject. */
+  runOfCoordinator: (subject: string) => {
+    const parts = subject.split(".");
+    return parts.length === 5 && subject.startsWith("mf.evt.run.") && parts[4] === "coord" ? parts[3] : undefined;
+  },
   /** The dag id is the last token of a DagRegistered subject. */
   dagIdOf: (subject: string) => subject.slice("mf.evt.dag.".length),
 } as const;

@@ -4,7 +4,7 @@ import { DeliverPolicy, type JetStreamClient, type JsMsg, type PubAck } from "@n
 import { decodeEvent, encodeEvent } from "../codec/index.ts";
 import type { MapflowEvent } from "../events/index.ts";
 import { HEADERS, STREAMS, subjects } from "../names/index.ts";
-import { CodecError } from "../errors.ts";
+import { CodecError, SchemaTooNewError } from "../errors.ts";
 
 /** The subject an event is appended on; who may write it follows from its shape. */
 export function subjectOf(event: MapflowEvent): string {
@@ -48,9 +48,18 @@ export function decodeLogged(msg: JsMsg): LoggedEvent {
   return { seq: msg.seq, subject: msg.subject, event: decodeEvent(msg.data, type, Number.isFinite(version) ? version : undefined) };
 }
 
+/** One message of the log; `event` is null for a message that is not a valid event (see `onBadEvent`). */
+export type Delivered = {
+  readonly seq: number;
+  readonly subject: string;
+  readonly event: MapflowEvent | null;
+  /** Nothing newer was pending when this message arrived. */
+  readonly caughtUp: boolean;
+};
+
 export type Follow = {
-  /** Yields events in stream order, each with whether the reader has caught up with the log. */
-  [Symbol.asyncIterator](): AsyncIterator<LoggedEvent & { readonly caughtUp: boolean }>;
+  /** Yields messages in stream order. */
+  [Symbol.asyncIterator](): AsyncIterator<Delivered>;
   stop(): Promise<void>;
 };
 
@@ -62,7 +71,7 @@ export async function followEvents(
   js: JetStreamClient,
   filter: string | string[],
   fromSeq = 1,
-  /** A message that is not a valid event is passed here and skipped; without it, it stops the reader. */
+  /** A malformed message is passed here and yielded with a null event; without it, it stops the reader. */
   onBadEvent?: (seq: number, error: CodecError) => void,
 ): Promise<Follow> {
   const consumer = await js.consumers.get(STREAMS.events, {
@@ -74,15 +83,17 @@ export async function followEvents(
   return {
     async *[Symbol.asyncIterator]() {
       for await (const msg of messages) {
-        let logged: LoggedEvent;
+        const caughtUp = msg.info.pending === 0;
+        let event: MapflowEvent | null;
         try {
-          logged = decodeLogged(msg);
+          event = decodeLogged(msg).event;
         } catch (err) {
-          if (!(err instanceof CodecError) || !onBadEvent) throw err;
+          // A log from a newer mapflow must not be half-read: only malformed messages are skipped.
+          if (!(err instanceof CodecError) || err instanceof SchemaTooNewError || !onBadEvent) throw err;
           onBadEvent(msg.seq, err);
-          continue;
+          event = null;
         }
-        yield { ...logged, caughtUp: msg.info.pending === 0 };
+        yield { seq: msg.seq, subject: msg.subject, event, caughtUp };
       }
     },
     async stop() {

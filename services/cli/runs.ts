@@ -22,10 +22,12 @@ export async function requestRun(nats: Nats, request: RunRequest, now = Date.now
 
 /** Folds the run's events from the log until it finishes. */
 export async function waitForRun(nats: Nats, runId: string, onEvent?: (state: RunState, event: RunEvent) => void): Promise<RunState> {
-  const follow = await followEvents(nats.js, subjects.run(runId));
+  const skip = (seq: number, err: Error) => process.stderr.write(`mapflow: skipping log message ${seq} of run ${runId}: ${err.message}\n`);
+  const follow = await followEvents(nats.js, subjects.run(runId), 1, skip);
   let state: RunState | undefined;
   try {
     for await (const { event } of follow) {
+      if (!event) continue;
       state = evolve(state, event as RunEvent);
       if (state && onEvent) onEvent(state, event as RunEvent);
       if (state && state.state !== "running") return state;

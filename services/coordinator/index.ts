@@ -2,10 +2,14 @@
  * The coordinator: folds the run events of the log, decides what becomes
  * ready, appends those decisions (fenced on the run's coordinator subject)
  * and publishes the work they call for. It never runs user code.
+ *
+ * Work is published when a decision comes back through the log, not when
+ * its append is acknowledged: an append whose reply was lost still lands in
+ * the log, and so still gets its work. Work message ids make repeats harmless.
  */
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { decide, evolve, pendingWork, workFor, type RunState, type WorkItem } from "../../libs/core/index.ts";
-import { isRunEvent } from "../../libs/events/index.ts";
+import { isRunEvent, type CoordinatorEvent, type MapflowEvent } from "../../libs/events/index.ts";
 import { STREAMS, subjects } from "../../libs/names/index.ts";
 import { appendEvent, followEvents, publishWork, type Nats } from "../../libs/nats/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
@@ -16,13 +20,15 @@ export type Coordinator = { stop(): Promise<void> };
 /** What the coordinator keeps per active run. */
 type Book = {
   state: RunState;
-  /** Sequence of the last event on this run's coordinator subject: the fence for the next append. */
-  coordSeq: number;
-  /** Our appends not yet seen coming back through the log; no new decision until they are. */
-  inFlight: Set<number>;
+  /** Last sequence seen on this run's coordinator subject, through the log. */
+  seenSeq: number;
+  /** Last sequence our own appends got; no new decision until the log has shown it. */
+  appendedSeq: number;
 };
 
 const BATCH = 500;
+/** JetStream's error code for a failed expected-last-sequence check. */
+const WRONG_LAST_SEQUENCE = 10071;
 
 export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
   const { nats, log } = options;
@@ -33,38 +39,36 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   let stopping = false;
   let chain: Promise<void> = Promise.resolve();
 
-  /** Decides and appends for one run; returns the work the appended events call for. */
-  async function decideRun(runId: string, book: Book): Promise<WorkItem[]> {
-    const work: WorkItem[] = [];
+  /** Appends one run's decisions, each fenced on the sequence the one before it got. */
+  async function decideRun(runId: string, book: Book): Promise<void> {
     for (const event of decide(book.state, now())) {
+      const fence = Math.max(book.seenSeq, book.appendedSeq);
       try {
-        const ack = await appendEvent(nats.js, event, { expectLastSubjectSeq: book.coordSeq });
-        book.coordSeq = ack.seq;
-        book.inFlight.add(ack.seq);
-        work.push(...workFor(book.state, event));
+        const ack = await appendEvent(nats.js, event, { expectLastSubjectSeq: fence });
+        book.appendedSeq = ack.seq;
       } catch (err) {
-        if (err instanceof JetStreamApiError && err.code === 10071) {
-          // Someone else wrote this run's decisions since we last looked: fold them, then decide again.
-          log.warn({ runId, expected: book.coordSeq }, "coordinator fence refused an append; waiting for the log to catch up");
+        if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
+          log.warn({ runId, fence }, "the fence refused an append: another writer decided this run; folding its events first");
         } else {
-          log.error({ runId, err }, "append failed; will retry");
-          dirty.add(runId);
+          log.error({ runId, err }, "append failed; will decide this run again");
         }
-        break;
+        dirty.add(runId);
+        return;
       }
     }
-    return work;
   }
 
   async function flush(): Promise<void> {
     if (!caughtUp) return;
-    const runIds = [...dirty].filter((id) => books.get(id)?.inFlight.size === 0);
-    for (const id of runIds) dirty.delete(id);
-    const work = (await Promise.all(runIds.map((id) => decideRun(id, books.get(id)!)))).flat();
-    await publishWithRetry(work);
+    const ready = [...dirty].filter((id) => {
+      const book = books.get(id);
+      return book !== undefined && book.appendedSeq <= book.seenSeq;
+    });
+    for (const id of ready) dirty.delete(id);
+    await Promise.all(ready.map((id) => decideRun(id, books.get(id)!).catch((err) => log.error({ runId: id, err }, "deciding a run failed"))));
   }
 
-  async function publishWithRetry(work: WorkItem[]): Promise<void> {
+  async function publish(work: WorkItem[]): Promise<void> {
     for (let attempt = 0; work.length > 0 && !stopping; attempt++) {
       try {
         await publishWork(nats.js, work);
@@ -82,43 +86,58 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     return chain;
   }
 
-  /** After a restart we cannot know which publishes landed: queue every open instance's work again (deduplicated by id). */
+  /** After a start we cannot know which publishes landed: queue every open instance's work again (deduplicated by id). */
   async function resume(): Promise<void> {
     const work = [...books.values()].flatMap((b) => pendingWork(b.state));
     if (work.length) log.info({ items: work.length, runs: books.size }, "re-publishing open work after start");
-    await publishWithRetry(work);
+    await publish(work);
+  }
+
+  /** Folds one delivered message; returns the work a decision calls for once the history is folded. */
+  function fold(seq: number, subject: string, event: MapflowEvent | null): WorkItem[] {
+    if (!event) {
+      // Even a malformed message moves the fence of the run whose coordinator subject it sits on.
+      const book = books.get(subjects.runOfCoordinator(subject) ?? "");
+      if (book) book.seenSeq = Math.max(book.seenSeq, seq);
+      return [];
+    }
+    if (!isRunEvent(event)) return [];
+    let book = books.get(event.runId);
+    const state = evolve(book?.state, event);
+    if (!state) return [];
+    if (!book) {
+      book = { state, seenSeq: 0, appendedSeq: 0 };
+      books.set(event.runId, book);
+    }
+    let work: WorkItem[] = [];
+    if (subject === subjects.coordinator(event.runId)) {
+      book.seenSeq = Math.max(book.seenSeq, seq);
+      if (caughtUp) work = workFor(book.state, event as CoordinatorEvent);
+    }
+    if (book.state.state !== "running") {
+      books.delete(event.runId);
+      dirty.delete(event.runId);
+    } else {
+      dirty.add(event.runId);
+    }
+    return work;
   }
 
   // Caught up once the log's last run event (as it stood at start) has been folded.
   const last = await nats.jsm.streams.getMessage(STREAMS.events, { last_by_subj: subjects.allRuns });
   const target = last?.seq ?? 0;
   caughtUp = target === 0;
-  const follow = await followEvents(nats.js, subjects.allRuns, 1, (seq, err) => log.error({ seq, err }, "skipping an event that cannot be decoded"));
+  const follow = await followEvents(nats.js, subjects.allRuns, 1, (seq, err) => log.error({ seq, err }, "skipping a message that is not a valid event"));
   const loop = (async () => {
     let sinceFlush = 0;
-    for await (const logged of follow) {
-      const { event, seq, subject } = logged;
-      if (isRunEvent(event)) {
-        let book = books.get(event.runId);
-        const state = evolve(book?.state, event);
-        if (state && !book) {
-          book = { state, coordSeq: 0, inFlight: new Set() };
-          books.set(event.runId, book);
-        }
-        if (book) {
-          if (subject === subjects.coordinator(event.runId)) {
-            book.coordSeq = Math.max(book.coordSeq, seq);
-            book.inFlight.delete(seq);
-          }
-          if (book.state.state !== "running") books.delete(event.runId);
-          else dirty.add(event.runId);
-        }
-      }
+    for await (const { seq, subject, event, caughtUp: noneNewer } of follow) {
+      const work = fold(seq, subject, event);
+      if (work.length) await publish(work);
       if (!caughtUp && seq >= target) {
         caughtUp = true;
         await schedule(resume);
       }
-      if (logged.caughtUp || ++sinceFlush >= BATCH) {
+      if (noneNewer || ++sinceFlush >= BATCH) {
         sinceFlush = 0;
         await schedule(flush);
       }
@@ -127,7 +146,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     if (!stopping) log.fatal({ err }, "coordinator event loop died");
   });
 
-  // Retries appends that failed while nothing else arrives.
+  // Decides again for runs whose append failed, while nothing else arrives.
   const tick = setInterval(() => {
     if (dirty.size) void schedule(flush);
   }, options.tickMs ?? 1000);

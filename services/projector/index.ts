@@ -20,13 +20,13 @@ export type Projector = {
 };
 
 /** Folds one run's events that precede `beforeSeq`, for a run whose state this process lost. */
-async function foldRunBefore(nats: Nats, runId: string, beforeSeq: number): Promise<RunState | undefined> {
-  const follow = await followEvents(nats.js, subjects.run(runId));
+async function foldRunBefore(nats: Nats, log: Logger, runId: string, beforeSeq: number): Promise<RunState | undefined> {
+  const follow = await followEvents(nats.js, subjects.run(runId), 1, (seq, err) => log.warn({ seq, err }, "skipping a message that is not a valid event"));
   let state: RunState | undefined;
   try {
     for await (const { seq, event, caughtUp } of follow) {
       if (seq >= beforeSeq) break;
-      state = evolve(state, event as RunEvent);
+      if (event) state = evolve(state, event as RunEvent);
       if (caughtUp) break;
     }
   } finally {
@@ -94,11 +94,13 @@ export async function startProjector(options: ProjectorOptions): Promise<Project
     for await (const { seq, event, caughtUp } of follow) {
       lastSeq = seq;
       pending++;
-      if (event.type === "DagRegistered") {
+      if (!event) {
+        // skipped (reported by onBadEvent); the checkpoint still moves past it
+      } else if (event.type === "DagRegistered") {
         touched.dags.set(event.dagId, event);
       } else if (!finished.has(event.runId)) {
         let state = runs.get(event.runId);
-        if (!state && event.type !== "RunRequested") state = await foldRunBefore(nats, event.runId, seq);
+        if (!state && event.type !== "RunRequested") state = await foldRunBefore(nats, log, event.runId, seq);
         state = evolve(state, event);
         if (state) {
           runs.set(event.runId, state);

@@ -26,7 +26,12 @@ export type WorkerOptions = {
   /** Redelivery deadline for an item whose worker went silent; running items heartbeat well inside it. */
   ackWaitMs?: number;
   name?: string;
+  /** Results larger than this fail their instance (they would not fit in one message). */
+  maxResultBytes?: number;
 };
+
+/** Under nats.conf's max_payload (8 MB), leaving room for the event around the result. */
+export const DEFAULT_MAX_RESULT_BYTES = 4 * 1024 * 1024;
 
 export type Worker = { readonly name: string; stop(): Promise<void> };
 
@@ -53,6 +58,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const queue = options.queue ?? DEFAULT_QUEUE;
   const concurrency = options.concurrency ?? 8;
   const ackWaitMs = options.ackWaitMs ?? 30_000;
+  const maxResultBytes = options.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES;
   const name = options.name ?? `${hostname()}:${process.pid}:${queue}`;
   const log = options.log.child({ worker: name });
 
@@ -136,10 +142,14 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
         : null;
       const run = Promise.resolve().then(() => execute(item, ctx));
       const result = await (timeout ? Promise.race([run, timeout]) : run);
+      let size: number;
       try {
-        encodeValue(result);
+        size = encodeValue(result).byteLength;
       } catch (err) {
         throw new Error(`task '${item.taskId}' returned a value that cannot be stored (${(err as Error).message}); return plain data: numbers, strings, lists, objects`);
+      }
+      if (size > maxResultBytes) {
+        throw new Error(`task '${item.taskId}' returned ${size} bytes, over the ${maxResultBytes}-byte limit for a result; write large data elsewhere and return a reference (a path or URL)`);
       }
       await outcome(msg, { type: "InstanceSucceeded", ...base, result, startedAt, at: Date.now() });
     } catch (err) {
@@ -153,11 +163,13 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
 
   const loop = (async () => {
     for await (const msg of messages) {
-      const job = handle(msg).finally(() => running.delete(job));
+      const job = handle(msg)
+        .catch((err) => log.error({ err, subject: msg.subject }, "work item could not be handled; it will be redelivered"))
+        .finally(() => running.delete(job));
       running.add(job);
       if (running.size >= concurrency) await Promise.race(running);
     }
-  })();
+  })().catch((err) => log.error({ err }, "worker stopped pulling work"));
 
   log.info({ queue, concurrency, dags: [...bag.dags.keys()] }, "worker started");
   return {

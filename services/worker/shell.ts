@@ -8,6 +8,8 @@ import type { TaskContext } from "../../libs/sdk/types.ts";
 
 export type ShellSpec = { cwd?: string; env?: Readonly<Record<string, string>> };
 
+const MAX_OUTPUT = 1024 * 1024;
+
 function envValue(value: unknown): string {
   return typeof value === "string" ? value : JSON.stringify(value);
 }
@@ -24,15 +26,26 @@ export async function runShell(args: Readonly<Record<string, unknown>>, spec: Sh
   env.MAPFLOW_MAP_INDEX = String(ctx.mapIndex);
   env.MAPFLOW_TRY_NUMBER = String(ctx.tryNumber);
 
-  const child = spawn("/bin/sh", ["-c", command], { cwd: spec.cwd, env, stdio: ["ignore", "pipe", "pipe"], signal: ctx.signal });
+  // Its own process group, so a timeout stops the command's children too.
+  const child = spawn("/bin/sh", ["-c", command], { cwd: spec.cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const killGroup = () => {
+    try {
+      process.kill(-child.pid!, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  };
+  ctx.signal.addEventListener("abort", killGroup, { once: true });
   let stdout = "";
   let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  // Keep the tail only: the result is the last line, and logs need not hold gigabytes.
+  const keep = (text: string) => (text.length > MAX_OUTPUT ? text.slice(-MAX_OUTPUT) : text);
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout = keep(stdout + chunk)));
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr = keep(stderr + chunk)));
   const code = await new Promise<number | null>((resolve, reject) => {
     child.once("error", reject);
     child.once("close", (exitCode) => resolve(exitCode));
-  });
+  }).finally(() => ctx.signal.removeEventListener("abort", killGroup));
   for (const line of stdout.split("\n").filter(Boolean)) ctx.log.info({ stream: "stdout" }, line);
   for (const line of stderr.split("\n").filter(Boolean)) ctx.log.warn({ stream: "stderr" }, line);
   if (code !== 0) {
