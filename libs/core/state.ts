@@ -55,10 +55,3 @@ export type RunState = {
 
 export const TERMINAL_TASK_STATES: ReadonlySet<TaskStateName> = new Set(["success", "failed", "skipped", "upstream_failed"]);
 
-export function isTaskDone(task: TaskRun): boolean {
-  return TERMINAL_TASK_STATES.has(task.state);
-}
-
-export function isInstanceDone(instance: Instance): boolean {
-  return instance.state === "success" || instance.state === "failed";
-}

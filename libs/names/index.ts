@@ -44,7 +44,6 @@ function taskToken(taskId: string): string {
 export const subjects = {
   allEvents: "mf.evt.>",
   dagRegistered: (dagId: string) => `mf.evt.dag.${dagId}`,
-  allDags: "mf.evt.dag.>",
   allRuns: "mf.evt.run.>",
   run: (runId: string) => `mf.evt.run.${runId}.>`,
   runRequested: (runId: string) => `mf.evt.run.${runId}.req`,
@@ -58,8 +57,6 @@ export const subjects = {
     const parts = subject.split(".");
     return parts.length === 5 && subject.startsWith("mf.evt.run.") && parts[4] === "coord" ? parts[3] : undefined;
   },
-  /** The dag id is the last token of a DagRegistered subject. */
-  dagIdOf: (subject: string) => subject.slice("mf.evt.dag.".length),
 } as const;
 
 export const consumers = {
