@@ -5,6 +5,7 @@ import { decodeEvent, encodeEvent } from "../codec/index.ts";
 import type { MapflowEvent } from "../events/index.ts";
 import { HEADERS, STREAMS, subjects } from "../names/index.ts";
 import { CodecError, SchemaTooNewError } from "../errors.ts";
+import type { Logger } from "../log/index.ts";
 
 /** The subject an event is appended on; who may write it follows from its shape. */
 export function subjectOf(event: MapflowEvent): string {
@@ -56,6 +57,11 @@ export type Delivered = {
   /** Nothing newer was pending when this message arrived. */
   readonly caughtUp: boolean;
 };
+
+/** The usual `onBadEvent`: log the skipped message and go on. */
+export function logBadEvent(log: Logger): (seq: number, error: CodecError) => void {
+  return (seq, err) => log.error({ seq, err }, "skipping a log message that is not a valid event");
+}
 
 export type Follow = {
   /** Yields messages in stream order. */

@@ -40,6 +40,7 @@ export class ReadModel {
     this.db.exec(SCHEMA);
     this.stmts = {
       lastSeq: this.db.prepare<[], { last_seq: number }>("SELECT last_seq FROM projection WHERE id = 1"),
+      runState: this.db.prepare<[string], { state: string }>("SELECT state FROM dag_runs WHERE run_id = ?"),
       setSeq: this.db.prepare("INSERT INTO projection (id, last_seq) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET last_seq = excluded.last_seq"),
       dag: this.db.prepare("INSERT OR REPLACE INTO dags (dag_id, version, spec, registered_at) VALUES (?, ?, ?, ?)"),
       run: this.db.prepare("INSERT OR REPLACE INTO dag_runs (run_id, dag_id, dag_version, state, conf, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
@@ -52,6 +53,11 @@ export class ReadModel {
 
   lastSeq(): number {
     return this.stmts.lastSeq.get()?.last_seq ?? 0;
+  }
+
+  isFinished(runId: string): boolean {
+    const row = this.stmts.runState.get(runId);
+    return row !== undefined && row.state !== "running";
   }
 
   /** Writes the touched rows from the states and the checkpoint, atomically. */

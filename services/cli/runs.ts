@@ -1,11 +1,12 @@
 /** Starting a run and waiting for its end: shared by `run`, `trigger` and the tests. */
 import { ulid } from "ulid";
 import { evolve, type RunState } from "../../libs/core/index.ts";
-import { decodeEvent, } from "../../libs/codec/index.ts";
+import { decodeEvent } from "../../libs/codec/index.ts";
 import type { DagRegistered, RunEvent } from "../../libs/events/index.ts";
 import type { DagSpec } from "../../libs/core/spec.ts";
 import { HEADERS, msgIds, STREAMS, subjects } from "../../libs/names/index.ts";
-import { appendEvent, followEvents, type Nats } from "../../libs/nats/index.ts";
+import { appendEvent, followEvents, logBadEvent, type Nats } from "../../libs/nats/index.ts";
+import { createLogger, type Logger } from "../../libs/log/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
 
 export type RunRequest = { dagId: string; version: string; spec: DagSpec; conf: Record<string, unknown> };
@@ -21,15 +22,15 @@ export async function requestRun(nats: Nats, request: RunRequest, now = Date.now
 }
 
 /** Folds the run's events from the log until it finishes. */
-export async function waitForRun(nats: Nats, runId: string, onEvent?: (state: RunState, event: RunEvent) => void): Promise<RunState> {
-  const skip = (seq: number, err: Error) => process.stderr.write(`mapflow: skipping log message ${seq} of run ${runId}: ${err.message}\n`);
-  const follow = await followEvents(nats.js, subjects.run(runId), 1, skip);
+export async function waitForRun(nats: Nats, runId: string, log?: Logger): Promise<RunState> {
+  // A logger is made only if a bad message ever shows up: on a TTY each one starts a thread.
+  const onBad: Parameters<typeof followEvents>[3] = (seq, err) => logBadEvent(log ?? createLogger("cli", "warn"))(seq, err);
+  const follow = await followEvents(nats.js, subjects.run(runId), 1, onBad);
   let state: RunState | undefined;
   try {
     for await (const { event } of follow) {
       if (!event) continue;
       state = evolve(state, event as RunEvent);
-      if (state && onEvent) onEvent(state, event as RunEvent);
       if (state && state.state !== "running") return state;
     }
   } finally {

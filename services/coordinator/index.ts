@@ -11,7 +11,7 @@ import { JetStreamApiError } from "@nats-io/jetstream";
 import { decide, evolve, pendingWork, workFor, type RunState, type WorkItem } from "../../libs/core/index.ts";
 import { isRunEvent, type CoordinatorEvent, type MapflowEvent } from "../../libs/events/index.ts";
 import { STREAMS, subjects } from "../../libs/names/index.ts";
-import { appendEvent, followEvents, publishWork, type Nats } from "../../libs/nats/index.ts";
+import { appendEvent, followEvents, logBadEvent, publishWork, type Nats } from "../../libs/nats/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
 
 export type CoordinatorOptions = { nats: Nats; log: Logger; now?: () => number; tickMs?: number };
@@ -93,26 +93,25 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     await publish(work);
   }
 
-  /** Folds one delivered message; returns the work a decision calls for once the history is folded. */
-  function fold(seq: number, subject: string, event: MapflowEvent | null): WorkItem[] {
+  /** Folds one delivered message; once the history is folded, a decision's work goes to `outbox`. */
+  function fold(seq: number, subject: string, event: MapflowEvent | null, outbox: WorkItem[]): void {
     if (!event) {
       // Even a malformed message moves the fence of the run whose coordinator subject it sits on.
       const book = books.get(subjects.runOfCoordinator(subject) ?? "");
       if (book) book.seenSeq = Math.max(book.seenSeq, seq);
-      return [];
+      return;
     }
-    if (!isRunEvent(event)) return [];
+    if (!isRunEvent(event)) return;
     let book = books.get(event.runId);
     const state = evolve(book?.state, event);
-    if (!state) return [];
+    if (!state) return;
     if (!book) {
       book = { state, seenSeq: 0, appendedSeq: 0 };
       books.set(event.runId, book);
     }
-    let work: WorkItem[] = [];
     if (subject === subjects.coordinator(event.runId)) {
       book.seenSeq = Math.max(book.seenSeq, seq);
-      if (caughtUp) work = workFor(book.state, event as CoordinatorEvent);
+      if (caughtUp) for (const item of workFor(book.state, event as CoordinatorEvent)) outbox.push(item);
     }
     if (book.state.state !== "running") {
       books.delete(event.runId);
@@ -120,25 +119,28 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     } else {
       dirty.add(event.runId);
     }
-    return work;
   }
 
   // Caught up once the log's last run event (as it stood at start) has been folded.
   const last = await nats.jsm.streams.getMessage(STREAMS.events, { last_by_subj: subjects.allRuns });
   const target = last?.seq ?? 0;
   caughtUp = target === 0;
-  const follow = await followEvents(nats.js, subjects.allRuns, 1, (seq, err) => log.error({ seq, err }, "skipping a message that is not a valid event"));
+  const follow = await followEvents(nats.js, subjects.allRuns, 1, logBadEvent(log));
   const loop = (async () => {
     let sinceFlush = 0;
+    // Work of the decisions folded in this batch, published together at its end.
+    let outbox: WorkItem[] = [];
     for await (const { seq, subject, event, caughtUp: noneNewer } of follow) {
-      const work = fold(seq, subject, event);
-      if (work.length) await publish(work);
+      fold(seq, subject, event, outbox);
       if (!caughtUp && seq >= target) {
         caughtUp = true;
         await schedule(resume);
       }
       if (noneNewer || ++sinceFlush >= BATCH) {
         sinceFlush = 0;
+        const work = outbox;
+        outbox = [];
+        await publish(work);
         await schedule(flush);
       }
     }

@@ -7,7 +7,7 @@
 import { evolve, type RunState } from "../../libs/core/index.ts";
 import type { RunEvent } from "../../libs/events/index.ts";
 import { subjects } from "../../libs/names/index.ts";
-import { followEvents, type Nats } from "../../libs/nats/index.ts";
+import { followEvents, logBadEvent, type Nats } from "../../libs/nats/index.ts";
 import { emptyTouched, ReadModel, type Touched } from "../../libs/store/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
 
@@ -21,7 +21,7 @@ export type Projector = {
 
 /** Folds one run's events that precede `beforeSeq`, for a run whose state this process lost. */
 async function foldRunBefore(nats: Nats, log: Logger, runId: string, beforeSeq: number): Promise<RunState | undefined> {
-  const follow = await followEvents(nats.js, subjects.run(runId), 1, (seq, err) => log.warn({ seq, err }, "skipping a message that is not a valid event"));
+  const follow = await followEvents(nats.js, subjects.run(runId), 1, logBadEvent(log));
   let state: RunState | undefined;
   try {
     for await (const { seq, event, caughtUp } of follow) {
@@ -82,11 +82,10 @@ export async function startProjector(options: ProjectorOptions): Promise<Project
   const batchSize = options.batchSize ?? 1000;
   const model = new ReadModel(options.dbPath);
   const runs = new Map<string, RunState>();
-  const finished = new Set<string>();
   let applied = model.lastSeq();
   const waiters: { seq: number; resolve: () => void }[] = [];
 
-  const follow = await followEvents(nats.js, subjects.allEvents, applied + 1, (seq, err) => log.error({ seq, err }, "skipping an event that cannot be decoded"));
+  const follow = await followEvents(nats.js, subjects.allEvents, applied + 1, logBadEvent(log));
   const loop = (async () => {
     let touched = emptyTouched();
     let pending = 0;
@@ -98,9 +97,12 @@ export async function startProjector(options: ProjectorOptions): Promise<Project
         // skipped (reported by onBadEvent); the checkpoint still moves past it
       } else if (event.type === "DagRegistered") {
         touched.dags.set(event.dagId, event);
-      } else if (!finished.has(event.runId)) {
+      } else {
         let state = runs.get(event.runId);
-        if (!state && event.type !== "RunRequested") state = await foldRunBefore(nats, log, event.runId, seq);
+        // A late duplicate for a run already written as finished changes nothing: skip the refold.
+        if (!state && event.type !== "RunRequested" && !model.isFinished(event.runId)) {
+          state = await foldRunBefore(nats, log, event.runId, seq);
+        }
         state = evolve(state, event);
         if (state) {
           runs.set(event.runId, state);
@@ -111,10 +113,7 @@ export async function startProjector(options: ProjectorOptions): Promise<Project
         model.commit(lastSeq, touched, runs);
         applied = lastSeq;
         for (const [runId, state] of runs) {
-          if (state.state !== "running") {
-            runs.delete(runId);
-            finished.add(runId);
-          }
+          if (state.state !== "running") runs.delete(runId);
         }
         touched = emptyTouched();
         pending = 0;
