@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeEvent, decodeWork, encodeEvent, encodeValue } from "../libs/codec/index.ts";
+import { decodeEvent, decodeWork, encodeEvent, encodeValue, encodeWork } from "../libs/codec/index.ts";
+import { Deferred } from "../libs/core/expand.ts";
 import { CodecError } from "../libs/errors.ts";
 import { SCHEMA_VERSION, type MapflowEvent } from "../libs/events/index.ts";
 
@@ -27,4 +28,36 @@ test("a log written by a newer schema is refused with advice, not misread", () =
 
 test("values that cannot travel are caught before they are appended", () => {
   assert.throws(() => encodeValue({ f: () => 1 }));
+});
+
+test("a schema 1 RunRequested (tasks with `expand`) is upcast to today's spec shape on read", () => {
+  const v1 = {
+    type: "RunRequested", runId: "R", dagId: "d", dagVersion: "v", conf: {}, at: 1,
+    spec: {
+      id: "d", description: null, startDate: null, catchup: false,
+      tasks: [{ id: "add", operator: "function", args: {}, expand: { x: { kind: "literal", value: [1, 2] } }, upstream: [], options: { retries: 0, retryDelayMs: 0, timeoutMs: null, queue: "default", triggerRule: "all_success", maxMapLength: 100000 } }],
+    },
+  };
+  const event = decodeEvent(encodeValue(v1), "RunRequested", 1);
+  assert.equal(event.type, "RunRequested");
+  const spec = (event as Extract<MapflowEvent, { type: "RunRequested" }>).spec;
+  assert.deepEqual(spec.tasks[0]!.mapping, { kind: "product", kwargs: { x: { kind: "literal", value: [1, 2] } } });
+  assert.equal(spec.tasks[0]!.group, null);
+  assert.equal(spec.tasks[0]!.options.retryExponentialBackoff, false);
+  assert.equal(spec.tasks[0]!.options.maxMapLength, 100000);
+  assert.deepEqual(spec.groups, []);
+});
+
+test("an out.map item travels in a work item as its own extension type, never confused with user data", () => {
+  const item = {
+    runId: "R", dagId: "d", dagVersion: "v", taskId: "t", operator: "function", queue: "default", mapIndex: 0, try: 1,
+    args: { a: new Deferred("map:0", [1, new Deferred("map:1", { fn: "x", input: 2 })]), look: { fn: "map:0", input: 3 } },
+    transforms: true, conf: {}, timeoutMs: null, notBefore: 0,
+  } as const;
+  const back = decodeWork(encodeWork(item as never));
+  const a = back.args.a as Deferred;
+  assert.ok(a instanceof Deferred);
+  assert.equal(a.fn, "map:0");
+  assert.ok((a.input as unknown[])[1] instanceof Deferred);
+  assert.ok(!(back.args.look instanceof Deferred), "a user object shaped like one stays plain data");
 });

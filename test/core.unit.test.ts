@@ -1,7 +1,7 @@
 // The pure core, given / when / then: no server, no clock.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decide, evolve, fold, instanceArgs, resolveExpansion, workFor, pendingWork, type RunState } from "../libs/core/index.ts";
+import { decide, evolve, fold, resolveExpansion, workFor, pendingWork, type RunState } from "../libs/core/index.ts";
 import type { CoordinatorEvent, RunEvent } from "../libs/events/index.ts";
 import type { DagSpec, TaskSpec, ValueSource } from "../libs/core/spec.ts";
 import { DEFAULT_TASK_OPTIONS } from "../libs/core/spec.ts";
@@ -9,12 +9,17 @@ import { DEFAULT_TASK_OPTIONS } from "../libs/core/spec.ts";
 const lit = (value: unknown): ValueSource => ({ kind: "literal", value });
 const out = (task: string): ValueSource => ({ kind: "output", task });
 
-function t(id: string, part: Partial<TaskSpec> = {}): TaskSpec {
-  return { id, operator: "function", args: {}, expand: null, upstream: [], options: DEFAULT_TASK_OPTIONS, ...part };
+/** A task spec; `expand` is shorthand for a cross-product mapping. */
+function t(id: string, part: Partial<TaskSpec> & { expand?: Record<string, ValueSource> } = {}): TaskSpec {
+  const { expand, ...rest } = part;
+  return {
+    id, operator: "function", args: {}, mapping: expand ? { kind: "product", kwargs: expand } : null, group: null,
+    upstream: [], options: DEFAULT_TASK_OPTIONS, ...rest,
+  };
 }
 
 function spec(...tasks: TaskSpec[]): DagSpec {
-  return { id: "d", description: null, startDate: null, catchup: false, tasks };
+  return { id: "d", description: null, startDate: null, catchup: false, runTimeoutMs: null, params: null, tasks, groups: [] };
 }
 
 function given(s: DagSpec, ...events: RunEvent[]): RunState {
@@ -45,14 +50,14 @@ test("cross product: first kwarg outermost, in map-index order", () => {
   const state = given(seed);
   const expansion = resolveExpansion(state, seed.tasks[0]!);
   assert.equal(expansion.count, 6);
-  const pairs = Array.from({ length: 6 }, (_, i) => instanceArgs(expansion, i)).map((a) => [a.x, a.y]);
+  const pairs = Array.from({ length: 6 }, (_, i) => expansion.input(i).args).map((a) => [a.x, a.y]);
   assert.deepEqual(pairs, [[2, 5], [2, 10], [4, 5], [4, 10], [8, 5], [8, 10]]);
 });
 
 test("an object maps one instance per [key, value] entry in insertion order", () => {
   const s = spec(t("m", { expand: { kv: lit({ b: 1, a: 2 }) } }));
   const expansion = resolveExpansion(given(s), s.tasks[0]!);
-  assert.deepEqual([0, 1].map((i) => instanceArgs(expansion, i).kv), [["b", 1], ["a", 2]]);
+  assert.deepEqual([0, 1].map((i) => expansion.input(i).args.kv), [["b", 1], ["a", 2]]);
 });
 
 test("given a new run, decide expands the mapped task in one event with its count", () => {
@@ -162,7 +167,7 @@ test("an upstream output that is not a list or object fails the mapped task with
   evolve(state, ok("up", -1, "a string"));
   const [failed] = step(state);
   assert.equal(failed!.type, "TaskFailed");
-  assert.match((failed as { error: { message: string } }).error.message, /task 'm' cannot map over 'x': it got a string, but mapping needs a list/);
+  assert.match((failed as { error: { message: string } }).error.message, /task 'm' cannot map over 'x': upstream task 'up' returned a string, but mapping needs a list/);
 });
 
 test("maxMapLength: an expansion over the limit fails with the length and the limit", () => {

@@ -11,7 +11,7 @@ test("the seed DAG compiles: a mapped task feeding a reduce", () => {
     const printX = task("print_x", ({ x }: { x: number[] }) => x);
     printX({ x: add().expand({ x: [2, 4, 8], y: [5, 10] }) });
   });
-  assert.deepEqual(d.spec.tasks.map((t) => [t.id, t.expand !== null, t.upstream]), [["add", true, []], ["print_x", false, ["add"]]]);
+  assert.deepEqual(d.spec.tasks.map((t) => [t.id, t.mapping !== null, t.upstream]), [["add", true, []], ["print_x", false, ["add"]]]);
   assert.deepEqual(d.spec.tasks[1]!.args, { x: { kind: "output", task: "add" } });
   assert.deepEqual(JSON.parse(JSON.stringify(d.spec)), d.spec, "the spec survives JSON");
 });
@@ -51,7 +51,7 @@ test("definition errors name the task and say what to do", () => {
     task("same", () => 2)({});
   }, /task id 'same' is used by two different tasks/);
   rejects(() => add().partial({ x: 1 }).expand({ x: [1] }), /'x' is given to both partial\(\) and expand\(\)/);
-  rejects(() => task("t", () => 1, { triggerRule: "one_success" as never })({}), /unknown triggerRule 'one_success'/);
+  rejects(() => task("t", () => 1, { triggerRule: "sometimes" as never })({}), /unknown triggerRule 'sometimes'; use one of all_success, all_failed/);
 });
 
 test("an output of another DAG is an unknown upstream", () => {

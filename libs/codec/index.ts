@@ -4,14 +4,31 @@
  * upcast without decoding the body first. Decoding validates the shape, so
  * nothing past this module casts a payload.
  */
-import { Encoder, Decoder } from "@msgpack/msgpack";
+import { Encoder, Decoder, ExtensionCodec } from "@msgpack/msgpack";
 import { EVENT_TYPES, SCHEMA_VERSION, type EventType, type MapflowEvent } from "../events/index.ts";
 import type { WorkItem } from "../core/work.ts";
+import { Deferred } from "../core/expand.ts";
+import { DEFAULT_TASK_OPTIONS } from "../core/spec.ts";
 import { CodecError, SchemaTooNewError } from "../errors.ts";
 
+/**
+ * An `out.map(fn)` item travels as its own msgpack extension type, so no
+ * user value can be mistaken for one.
+ */
+const DEFERRED_EXT = 1;
+const extensionCodec = new ExtensionCodec();
 // ignoreUndefined: a task returning undefined records no result field, like JSON.
-const encoder = new Encoder({ ignoreUndefined: true });
-const decoder = new Decoder();
+const encoder: Encoder = new Encoder({ ignoreUndefined: true, extensionCodec });
+const decoder: Decoder = new Decoder({ extensionCodec });
+extensionCodec.register({
+  type: DEFERRED_EXT,
+  encode: (value) => (value instanceof Deferred ? encoder.encode([value.fn, value.input]) : null),
+  decode: (data) => {
+    const pair = decoder.decode(data);
+    if (!Array.isArray(pair) || typeof pair[0] !== "string") throw new CodecError("a deferred transform item is malformed");
+    return new Deferred(pair[0], pair[1]);
+  },
+});
 
 export type EncodedEvent = { readonly type: EventType; readonly schemaVersion: number; readonly data: Uint8Array };
 
@@ -21,7 +38,22 @@ export function encodeEvent(event: MapflowEvent): EncodedEvent {
 
 /** Turns an event written by an older schema into the current shape, one version step each. */
 type Upcaster = (raw: Record<string, unknown>) => Record<string, unknown>;
-const UPCASTERS: ReadonlyMap<number, Upcaster> = new Map();
+type Raw = Record<string, unknown>;
+
+/** v1 specs had `expand` (a product) on tasks, no groups, and fewer options. */
+function specV1toV2(spec: Raw): Raw {
+  const tasks = (spec["tasks"] as Raw[]).map(({ expand, ...task }) => ({
+    ...task,
+    mapping: expand ? { kind: "product", kwargs: expand } : null,
+    group: null,
+    options: { ...DEFAULT_TASK_OPTIONS, ...(task["options"] as Raw) },
+  }));
+  return { runTimeoutMs: null, params: null, ...spec, tasks, groups: [] };
+}
+
+const UPCASTERS: ReadonlyMap<number, Upcaster> = new Map([
+  [1, (raw: Raw) => (typeof raw["spec"] === "object" && raw["spec"] !== null ? { ...raw, spec: specV1toV2(raw["spec"] as Raw) } : raw)],
+]);
 
 const REQUIRED: Record<EventType, Record<string, "string" | "number" | "object">> = {
   DagRegistered: { dagId: "string", version: "string", spec: "object", at: "number" },

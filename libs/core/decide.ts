@@ -1,60 +1,51 @@
 /**
  * What the coordinator should append next for one run, given its state.
- * Pure: time arrives as `now`. Decisions chain within one call (a skip
- * cascades down the graph) through a projection of task states, so the
- * state itself is never touched here.
+ * Pure: time and the service's settings arrive as arguments. Decisions
+ * chain within one call (a skip cascades down the graph) through a
+ * projection of task states, so the state itself is never touched here.
  */
 import type { CoordinatorEvent, ErrorInfo } from "../events/index.ts";
 import type { RunState, TaskStateName } from "./state.ts";
 import { TERMINAL_TASK_STATES } from "./state.ts";
-import type { TaskSpec } from "./spec.ts";
+import { DEFAULT_DECIDE_SETTINGS, retryDelay, taskSpec, type DecideSettings, type TaskSpec } from "./spec.ts";
 import { NotMappableError, resolveExpansion } from "./expand.ts";
-
-type Verdict = { kind: "run" } | { kind: "skip"; state: "skipped" | "upstream_failed" } | { kind: "wait" };
-
-/** Airflow's trigger rules over the upstream tasks' states. */
-function triggerVerdict(task: TaskSpec, upstream: readonly TaskStateName[]): Verdict {
-  if (!upstream.every((s) => TERMINAL_TASK_STATES.has(s))) return { kind: "wait" };
-  switch (task.options.triggerRule) {
-    case "all_done":
-      return { kind: "run" };
-    case "all_success":
-      if (upstream.some((s) => s === "failed" || s === "upstream_failed")) return { kind: "skip", state: "upstream_failed" };
-      if (upstream.some((s) => s === "skipped")) return { kind: "skip", state: "skipped" };
-      return { kind: "run" };
-    default: {
-      const unknown: never = task.options.triggerRule;
-      throw new Error(`unknown trigger rule ${String(unknown)}`);
-    }
-  }
-}
+import { triggerVerdict, type Verdict } from "./trigger.ts";
 
 function errorInfo(name: string, message: string): ErrorInfo {
   return { name, message };
 }
 
 /** Expands or schedules a ready task; a bad expansion fails the task with a message that says why. */
-function start(state: RunState, task: TaskSpec, now: number): CoordinatorEvent {
+function start(state: RunState, task: TaskSpec, now: number, settings: DecideSettings): CoordinatorEvent {
   const runId = state.runId;
-  if (task.expand === null) return { type: "TaskScheduled", runId, taskId: task.id, at: now };
-  let count: number;
+  if (task.mapping === null && task.group === null) return { type: "TaskScheduled", runId, taskId: task.id, at: now };
+  let expansion;
   try {
-    count = resolveExpansion(state, task).count;
+    expansion = resolveExpansion(state, task);
   } catch (err) {
     if (!(err instanceof NotMappableError)) throw err;
     return { type: "TaskFailed", runId, taskId: task.id, error: errorInfo("NotMappableError", err.message), at: now };
   }
-  if (count > task.options.maxMapLength) {
-    const message = `task '${task.id}' would expand to ${count} instances, over its maxMapLength of ${task.options.maxMapLength}; raise maxMapLength in the task's options or narrow its input`;
+  const limit = task.options.maxMapLength ?? settings.maxMapLength;
+  if (expansion.count > limit) {
+    const where = task.options.maxMapLength === null ? "the global maxMapLength (--max-map-length or MAPFLOW_MAX_MAP_LENGTH)" : "its maxMapLength";
+    const message = `task '${task.id}' would expand to ${expansion.count} instances, over ${where} of ${limit}; raise the limit or narrow the task's input`;
     return { type: "TaskFailed", runId, taskId: task.id, error: errorInfo("MapLengthExceeded", message), at: now };
   }
-  return { type: "TaskExpanded", runId, taskId: task.id, count, at: now };
+  return {
+    type: "TaskExpanded", runId, taskId: task.id, count: expansion.count, at: now,
+    ...(expansion.groupCounts ? { groupCounts: expansion.groupCounts } : {}),
+    ...(expansion.settled.length ? { settled: expansion.settled } : {}),
+  };
 }
 
 function stateAfter(event: CoordinatorEvent): TaskStateName | undefined {
   switch (event.type) {
-    case "TaskExpanded":
-      return event.count === 0 ? "skipped" : "running";
+    case "TaskExpanded": {
+      const settled = event.settled ?? [];
+      if (event.groupCounts ? event.count > 0 : settled.length < event.count) return "running";
+      return settled.some(([, s]) => s === "upstream_failed") ? "upstream_failed" : "skipped";
+    }
     case "TaskScheduled":
       return "running";
     case "TaskSkipped":
@@ -66,8 +57,29 @@ function stateAfter(event: CoordinatorEvent): TaskStateName | undefined {
   }
 }
 
-export function decide(state: RunState, now: number): CoordinatorEvent[] {
-  if (state.state !== "running") return [];
+/**
+ * A task inside a mapped group applies its trigger rule per group index (at
+ * expansion); here it waits for its in-group upstreams and judges only the
+ * ones outside the group.
+ */
+function verdictFor(state: RunState, spec: TaskSpec, stateOf: (id: string) => TaskStateName): Verdict {
+  if (spec.group === null) return triggerVerdict(spec.options.triggerRule, spec.upstream.map(stateOf));
+  const outside: TaskStateName[] = [];
+  for (const id of spec.upstream) {
+    if (taskSpec(state.spec, id).group !== spec.group) outside.push(stateOf(id));
+    else if (!TERMINAL_TASK_STATES.has(stateOf(id))) return { kind: "wait" };
+  }
+  return triggerVerdict(spec.options.triggerRule, outside);
+}
+
+/** Tasks nothing else waits for: their states decide the run's, as in Airflow. */
+function leaves(state: RunState): string[] {
+  const upstream = new Set(state.spec.tasks.flatMap((t) => t.upstream));
+  return state.spec.tasks.map((t) => t.id).filter((id) => !upstream.has(id));
+}
+
+export function decide(state: RunState, now: number, settings: DecideSettings = DEFAULT_DECIDE_SETTINGS): CoordinatorEvent[] {
+  if (state.state !== "running" && state.state !== "queued") return [];
   const events: CoordinatorEvent[] = [];
   const projected = new Map<string, TaskStateName>();
   const stateOf = (id: string): TaskStateName => projected.get(id) ?? state.tasks[id]!.state;
@@ -77,25 +89,25 @@ export function decide(state: RunState, now: number): CoordinatorEvent[] {
     if (task.retrying > 0 && task.instances) {
       for (const instance of task.instances) {
         if (instance.state !== "up_for_retry") continue;
+        const next = instance.try + 1;
         events.push({
           type: "InstanceRetried", runId: state.runId, taskId: spec.id, mapIndex: instance.mapIndex,
-          try: instance.try + 1, notBefore: now + spec.options.retryDelayMs, at: now,
+          try: next, notBefore: now + retryDelay(spec.options, next), at: now,
         });
       }
     }
     if (task.state !== "pending") continue;
-    const verdict = triggerVerdict(spec, spec.upstream.map(stateOf));
+    const verdict = verdictFor(state, spec, stateOf);
     if (verdict.kind === "wait") continue;
     const event: CoordinatorEvent = verdict.kind === "skip"
       ? { type: "TaskSkipped", runId: state.runId, taskId: spec.id, state: verdict.state, at: now }
-      : start(state, spec, now);
+      : start(state, spec, now, settings);
     events.push(event);
     projected.set(spec.id, stateAfter(event)!);
   }
 
-  const finals = state.spec.tasks.map((t) => stateOf(t.id));
-  if (finals.every((s) => TERMINAL_TASK_STATES.has(s))) {
-    const failed = finals.some((s) => s === "failed" || s === "upstream_failed");
+  if (state.spec.tasks.every((t) => TERMINAL_TASK_STATES.has(stateOf(t.id)))) {
+    const failed = leaves(state).some((id) => stateOf(id) === "failed" || stateOf(id) === "upstream_failed");
     events.push({ type: "RunFinished", runId: state.runId, state: failed ? "failed" : "success", at: now });
   }
   return events;

@@ -8,12 +8,14 @@
  */
 import type { RunEvent, RunRequested } from "../events/index.ts";
 import type { Instance, RunState, TaskRun } from "./state.ts";
+import { taskStateOf } from "./state.ts";
 import type { DagSpec } from "./spec.ts";
-import { taskSpec } from "./spec.ts";
+import { isMapped, taskSpec } from "./spec.ts";
+import { groupIndexes } from "./expand.ts";
 
 function initialTasks(spec: DagSpec): Record<string, TaskRun> {
   const tasks: Record<string, TaskRun> = {};
-  for (const t of spec.tasks) tasks[t.id] = { id: t.id, state: "pending", mapped: t.expand !== null, instances: null, open: 0, retrying: 0 };
+  for (const t of spec.tasks) tasks[t.id] = { id: t.id, state: "pending", mapped: isMapped(t), instances: null, open: 0, retrying: 0 };
   return tasks;
 }
 
@@ -24,15 +26,17 @@ function started(event: RunRequested): RunState {
     dagVersion: event.dagVersion,
     spec: event.spec,
     conf: { ...event.conf },
-    state: "running",
+    state: "queued",
     startedAt: event.at,
     tasks: initialTasks(event.spec),
   };
 }
 
-function queuedInstances(count: number, mapped: boolean): Instance[] {
+function queuedInstances(count: number, mapped: boolean, groupCounts?: readonly number[]): Instance[] {
   if (!mapped) return [{ mapIndex: -1, state: "queued", try: 1 }];
-  return Array.from({ length: count }, (_, mapIndex): Instance => ({ mapIndex, state: "queued", try: 1 }));
+  const instances = Array.from({ length: count }, (_, mapIndex): Instance => ({ mapIndex, state: "queued", try: 1 }));
+  if (groupCounts) groupIndexes(groupCounts).forEach((g, i) => (instances[i]!.group = g));
+  return instances;
 }
 
 function instanceOf(task: TaskRun, mapIndex: number): Instance | undefined {
@@ -40,10 +44,10 @@ function instanceOf(task: TaskRun, mapIndex: number): Instance | undefined {
   return task.mapped ? task.instances[mapIndex] : task.instances[0];
 }
 
-/** A task is done when its last open instance is: success only if every instance succeeded. */
+/** A task is done when its last open instance is; its state follows from its instances'. */
 function settle(task: TaskRun, at: number): void {
   if (task.open > 0 || task.instances === null) return;
-  task.state = task.instances.every((i) => i.state === "success") ? "success" : "failed";
+  task.state = taskStateOf(task.instances, task.groupSettled);
   task.endedAt = at;
 }
 
@@ -51,17 +55,27 @@ export function evolve(state: RunState | undefined, event: RunEvent): RunState |
   if (event.type === "RunRequested") return state ?? started(event);
   if (!state) return undefined; // an event of a run whose request this reader never saw
   const task = "taskId" in event ? state.tasks[event.taskId] : undefined;
+  if (state.state === "queued" && event.type !== "InstanceSucceeded" && event.type !== "InstanceFailed") state.state = "running";
 
   switch (event.type) {
     case "TaskExpanded":
     case "TaskScheduled": {
       if (!task || task.state !== "pending" || task.instances !== null) return state;
-      const count = event.type === "TaskExpanded" ? event.count : 1;
-      task.instances = queuedInstances(count, task.mapped);
+      const expanded = event.type === "TaskExpanded" ? event : null;
+      const count = expanded ? expanded.count : 1;
+      task.instances = queuedInstances(count, task.mapped, expanded?.groupCounts);
+      if (expanded?.groupCounts) task.groupCounts = [...expanded.groupCounts];
       task.open = task.instances.length;
+      if (expanded?.groupCounts && expanded.settled) task.groupSettled = Object.fromEntries(expanded.settled);
+      else for (const [mapIndex, settled] of expanded?.settled ?? []) {
+        const instance = task.instances[mapIndex];
+        if (instance?.state !== "queued") continue;
+        instance.state = settled;
+        task.open -= 1;
+      }
       task.startedAt = event.at;
-      task.state = count === 0 ? "skipped" : "running";
-      if (count === 0) task.endedAt = event.at;
+      task.state = "running";
+      settle(task, event.at);
       return state;
     }
     case "TaskSkipped":
@@ -85,6 +99,7 @@ export function evolve(state: RunState | undefined, event: RunEvent): RunState |
       instance.startedAt = event.startedAt;
       instance.endedAt = event.at;
       instance.worker = event.worker;
+      if (event.label !== undefined) instance.label = event.label;
       if (event.type === "InstanceSucceeded") {
         instance.state = "success";
         instance.result = event.result;

@@ -2,10 +2,17 @@
  * Expansion math: how many instances a mapped task gets and which arguments
  * each one receives. A list maps one instance per item; an object one per
  * `[key, value]` entry in insertion order; several mapped kwargs give the
- * cross product with the first kwarg outermost.
+ * cross product with the first kwarg outermost; `expandKwargs` one instance
+ * per object. Tasks of a mapped task group get one instance per group index
+ * (or, when mapped themselves, their own expansion per group index).
+ *
+ * User code never runs here: an item that must go through `out.map(fn)`
+ * becomes a `Deferred`, which the worker resolves before the task runs.
  */
-import type { RunState } from "./state.ts";
-import type { TaskSpec, ValueSource } from "./spec.ts";
+import type { Instance, RunState, TaskStateName } from "./state.ts";
+import { taskStateOf } from "./state.ts";
+import { groupSpec, taskSpec, type GroupSpec, type Mapping, type TaskSpec, type ValueSource } from "./spec.ts";
+import { triggerVerdict } from "./trigger.ts";
 
 /** A value that cannot be mapped over; the message says what mapping needs. */
 export class NotMappableError extends Error {
@@ -15,6 +22,11 @@ export class NotMappableError extends Error {
   }
 }
 
+/** An item still to go through transform `fn` (an `out.map(fn)`), on the worker. */
+export class Deferred {
+  constructor(readonly fn: string, readonly input: unknown) {}
+}
+
 function describe(value: unknown): string {
   if (value === null) return "null";
   if (value === undefined) return "nothing (undefined)";
@@ -22,59 +34,240 @@ function describe(value: unknown): string {
   return `a ${typeof value}`;
 }
 
-/** The output of an upstream task: a mapped task's non-null results in map-index order. */
-export function resolveSource(state: RunState, source: ValueSource): unknown {
-  if (source.kind === "literal") return source.value;
-  const upstream = state.tasks[source.task];
-  if (!upstream) throw new Error(`run ${state.runId} has no task '${source.task}'`);
-  const instances = upstream.instances ?? [];
-  if (upstream.mapped) {
-    return instances
-      .filter((i) => i.state === "success" && i.result !== undefined && i.result !== null)
-      .map((i) => i.result);
+function origin(source: ValueSource): string {
+  switch (source.kind) {
+    case "output":
+      return `upstream task '${source.task}' returned`;
+    case "group":
+      return `group argument '${source.name}' is`;
+    default:
+      return "it got";
   }
+}
+
+/** Where an instance's inputs are read: for a task inside a mapped group, its group index and the group's arguments. */
+type Scope = { readonly task: TaskSpec; readonly group: number | null; readonly groupArgs: Resolved | null };
+
+/** The results of instances `from…to` that produced one, in map-index order (Airflow drops None). */
+function results(instances: readonly Instance[], from = 0, to = instances.length): unknown[] {
+  const out: unknown[] = [];
+  for (let n = from; n < to; n++) {
+    const i = instances[n]!;
+    if (i.state === "success" && i.result !== undefined && i.result !== null) out.push(i.result);
+  }
+  return out;
+}
+
+/** Where group index g's instances start, in a task mapped inside a mapped group. */
+function groupOffsets(counts: readonly number[]): number[] {
+  const offsets = [0];
+  for (const c of counts) offsets.push(offsets[offsets.length - 1]! + c);
+  return offsets;
+}
+
+function outputOf(state: RunState, upstreamId: string, scope: Scope): unknown {
+  const upstream = state.tasks[upstreamId];
+  if (!upstream) throw new Error(`run ${state.runId} has no task '${upstreamId}'`);
+  const spec = taskSpec(state.spec, upstreamId);
+  const instances = upstream.instances ?? [];
+  if (spec.group !== null) {
+    const nested = spec.mapping !== null;
+    const offsets = nested ? groupOffsets(upstream.groupCounts ?? []) : null;
+    const atGroup = (g: number): unknown => {
+      if (offsets) return results(instances, offsets[g] ?? 0, offsets[g + 1] ?? 0);
+      const i = instances[g];
+      return i?.state === "success" ? i.result : undefined;
+    };
+    // Same group: the value that belongs to this group index, nulls kept so indexes stay aligned.
+    if (spec.group === scope.task.group && scope.group !== null) return atGroup(scope.group);
+    if (!offsets) return results(instances);
+    return Array.from({ length: (upstream.groupCounts ?? []).length }, (_, g) => atGroup(g));
+  }
+  if (upstream.mapped) return results(instances);
   const only = instances[0];
   return only?.state === "success" ? only.result : undefined;
 }
 
-export function mappableItems(taskId: string, kwarg: string, value: unknown): readonly unknown[] {
+/** A source's value for one scope. Items of `out.map(fn)` come back as `Deferred`. */
+export function resolveSource(state: RunState, source: ValueSource, scope: Scope): unknown {
+  switch (source.kind) {
+    case "literal":
+      return source.value;
+    case "output":
+      return outputOf(state, source.task, scope);
+    case "group": {
+      if (scope.group === null || scope.groupArgs === null) throw new Error(`task '${scope.task.id}' reads group argument '${source.name}' outside its group`);
+      return scope.groupArgs.input(scope.group).args[source.name];
+    }
+    case "map":
+      return itemsOf(state, source.source, scope, scope.task.id).map((item) => new Deferred(source.fn, item));
+    case "zip": {
+      const lists = source.sources.map((s) => itemsOf(state, s, scope, scope.task.id));
+      const lengths = lists.map((l) => l.length);
+      const length = lists.length === 0 ? 0 : source.fill ? Math.max(...lengths) : Math.min(...lengths);
+      const fill = source.fill?.value;
+      return Array.from({ length }, (_, i) => lists.map((l) => (i < l.length ? l[i] : fill)));
+    }
+    case "concat":
+      return source.sources.flatMap((s) => itemsOf(state, s, scope, scope.task.id));
+    default: {
+      const unknown: never = source;
+      throw new Error(`unknown value source ${JSON.stringify(unknown)}`);
+    }
+  }
+}
+
+/** The items a source maps over; `what` names the consumer in the error. */
+function itemsOf(state: RunState, source: ValueSource, scope: Scope, what: string, kwarg?: string): readonly unknown[] {
+  const value = resolveSource(state, source, scope);
   if (Array.isArray(value)) return value;
-  if (typeof value === "object" && value !== null) return Object.entries(value);
+  if (typeof value === "object" && value !== null && !(value instanceof Deferred)) return Object.entries(value);
+  const over = kwarg === undefined ? "" : ` over '${kwarg}'`;
   throw new NotMappableError(
-    `task '${taskId}' cannot map over '${kwarg}': it got ${describe(value)}, but mapping needs a list (one instance per item) or an object (one per [key, value] entry)`,
+    `task '${what}' cannot map${over}: ${origin(source)} ${describe(value)}, but mapping needs a list (one instance per item) or an object (one per [key, value] entry)`,
   );
 }
 
-/** Resolved inputs of one mapped task: constant args plus one item list per mapped kwarg. */
+/** What one instance receives: its arguments, and for `expandKwargs` over `out.map(fn)` an object the worker merges in. */
+export type InstanceInput = { readonly args: Readonly<Record<string, unknown>>; readonly spread?: Deferred };
+
+/** One mapping resolved in one scope: a count, and each index's input. */
+type Resolved = { readonly count: number; input(i: number): InstanceInput };
+
+function constantArgs(state: RunState, args: Readonly<Record<string, ValueSource>>, scope: Scope): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, source] of Object.entries(args)) out[name] = resolveSource(state, source, scope);
+  return out;
+}
+
+function resolveMapping(state: RunState, mapping: Mapping, constant: Record<string, unknown>, scope: Scope, owner: string): Resolved {
+  if (mapping.kind === "kwargs") {
+    const items = itemsOf(state, mapping.source, scope, owner);
+    items.forEach((item, i) => {
+      if (item instanceof Deferred) return; // checked by the worker once the transform has run
+      if (typeof item !== "object" || item === null || Array.isArray(item)) {
+        throw new NotMappableError(`'${owner}' expandKwargs needs a list of objects, but item ${i} is ${describe(item)}`);
+      }
+    });
+    return {
+      count: items.length,
+      input: (i) => {
+        const item = items[i];
+        return item instanceof Deferred ? { args: constant, spread: item } : { args: { ...constant, ...(item as object) } };
+      },
+    };
+  }
+  const kwargs = Object.keys(mapping.kwargs);
+  const lists = kwargs.map((k) => itemsOf(state, mapping.kwargs[k]!, scope, owner, k));
+  const count = lists.reduce((n, list) => n * list.length, kwargs.length === 0 ? 0 : 1);
+  return {
+    count,
+    // Mixed-radix digits of the index, first kwarg most significant.
+    input: (i) => {
+      const args: Record<string, unknown> = { ...constant };
+      let rest = i;
+      for (let k = kwargs.length - 1; k >= 0; k--) {
+        const list = lists[k]!;
+        args[kwargs[k]!] = list[rest % list.length];
+        rest = Math.floor(rest / list.length);
+      }
+      return { args };
+    },
+  };
+}
+
+/** A mapped group's arguments per group index; its inputs are finished before any of its tasks start. */
+function resolveGroup(state: RunState, group: GroupSpec): Resolved {
+  const scope: Scope = { task: { id: group.id, group: null } as TaskSpec, group: null, groupArgs: null };
+  const resolved = resolveMapping(state, group.mapping, constantArgs(state, group.args, scope), scope, `group ${group.id}`);
+  for (let g = 0; g < resolved.count; g++) {
+    if (resolved.input(g).spread) throw new NotMappableError(`task group '${group.id}' cannot expandKwargs over out.map(fn); build the objects in an upstream task instead`);
+  }
+  return resolved;
+}
+
+/** State of an in-group upstream at group index g, for per-index trigger rules. */
+function alignedState(state: RunState, upstream: TaskSpec, g: number): TaskStateName {
+  const run = state.tasks[upstream.id]!;
+  const instances = run.instances ?? [];
+  let slice: readonly Instance[];
+  if (upstream.mapping === null) {
+    slice = instances[g] ? [instances[g]!] : [];
+  } else {
+    const offsets = groupOffsets(run.groupCounts ?? []);
+    slice = instances.slice(offsets[g] ?? 0, offsets[g + 1] ?? 0);
+  }
+  if (run.instances === null) return run.state; // skipped or failed as a whole, before it had instances
+  return run.groupSettled?.[g] ?? taskStateOf(slice);
+}
+
+/** A whole task's expansion: its count, which instances must not run, and each one's input. */
 export type Expansion = {
-  readonly constant: Readonly<Record<string, unknown>>;
-  readonly kwargs: readonly string[];
-  readonly items: readonly (readonly unknown[])[];
   readonly count: number;
+  /** Instances per group index, for a task mapped inside a mapped group. */
+  readonly groupCounts?: number[];
+  /**
+   * Settled at expansion because their group index's upstreams failed or were skipped: map indexes,
+   * or for a task mapped inside the group (which then has no instances there) group indexes.
+   */
+  readonly settled: readonly (readonly [number, "skipped" | "upstream_failed"])[];
+  input(mapIndex: number): InstanceInput;
 };
 
-export function resolveConstant(state: RunState, task: TaskSpec): Record<string, unknown> {
-  const args: Record<string, unknown> = {};
-  for (const [name, source] of Object.entries(task.args)) args[name] = resolveSource(state, source);
-  return args;
-}
-
 export function resolveExpansion(state: RunState, task: TaskSpec): Expansion {
-  const constant = resolveConstant(state, task);
-  const kwargs = Object.keys(task.expand ?? {});
-  const items = kwargs.map((k) => mappableItems(task.id, k, resolveSource(state, task.expand![k]!)));
-  const count = items.reduce((n, list) => n * list.length, kwargs.length === 0 ? 0 : 1);
-  return { constant, kwargs, items, count };
+  if (task.group === null) {
+    const scope: Scope = { task, group: null, groupArgs: null };
+    const constant = constantArgs(state, task.args, scope);
+    if (task.mapping === null) return { count: 1, settled: [], input: () => ({ args: constant }) };
+    return { ...resolveMapping(state, task.mapping, constant, scope, task.id), settled: [] };
+  }
+  const groupArgs = resolveGroup(state, groupSpec(state.spec, task.group));
+  const groups = groupArgs.count;
+  const inGroup = task.upstream.map((id) => taskSpec(state.spec, id)).filter((u) => u.group === task.group);
+  const outside = task.upstream.filter((id) => taskSpec(state.spec, id).group !== task.group).map((id) => state.tasks[id]!.state);
+  const settled: [number, "skipped" | "upstream_failed"][] = [];
+  const perGroup: (Resolved | null)[] = [];
+  for (let g = 0; g < groups; g++) {
+    const verdict = triggerVerdict(task.options.triggerRule, [...outside, ...inGroup.map((u) => alignedState(state, u, g))]);
+    if (verdict.kind === "skip") {
+      settled.push([g, verdict.state]);
+      perGroup.push(null);
+      continue;
+    }
+    const scope: Scope = { task, group: g, groupArgs };
+    const constant = constantArgs(state, task.args, scope);
+    perGroup.push(task.mapping === null ? { count: 1, input: () => ({ args: constant }) } : resolveMapping(state, task.mapping, constant, scope, task.id));
+  }
+  if (task.mapping === null) {
+    return { count: groups, settled, input: (g) => perGroup[g]?.input(0) ?? { args: {} } };
+  }
+  // Mapped inside a mapped group: group g's instances follow group g-1's; a settled group index has none.
+  const groupCounts = perGroup.map((r) => r?.count ?? 0);
+  const offsets = groupOffsets(groupCounts);
+  return {
+    count: offsets[groups]!,
+    groupCounts,
+    settled,
+    input: (i) => {
+      const g = groupAt(offsets, i);
+      return perGroup[g]!.input(i - offsets[g]!);
+    },
+  };
 }
 
-/** Arguments of instance `mapIndex`: mixed-radix digits of the index, first kwarg most significant. */
-export function instanceArgs(expansion: Expansion, mapIndex: number): Record<string, unknown> {
-  const args: Record<string, unknown> = { ...expansion.constant };
-  let rest = mapIndex;
-  for (let k = expansion.kwargs.length - 1; k >= 0; k--) {
-    const list = expansion.items[k]!;
-    args[expansion.kwargs[k]!] = list[rest % list.length];
-    rest = Math.floor(rest / list.length);
+/** The group index whose instances hold flat index i (offsets ascend; binary search). */
+function groupAt(offsets: readonly number[], i: number): number {
+  let lo = 0;
+  let hi = offsets.length - 2;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (offsets[mid]! <= i) lo = mid;
+    else hi = mid - 1;
   }
-  return args;
+  return lo;
+}
+
+/** The group index of each instance of a task mapped inside a mapped group. */
+export function groupIndexes(groupCounts: readonly number[]): number[] {
+  return groupCounts.flatMap((c, g) => Array.from({ length: c }, () => g));
 }

@@ -5,6 +5,8 @@ export type InstanceReport = {
   mapIndex: number;
   state: string;
   tries: number;
+  /** The rendered `mapIndexLabel`, when the task has one. */
+  label?: string;
   result: unknown;
   startedAt: number | null;
   endedAt: number | null;
@@ -33,6 +35,7 @@ export function runReport(state: RunState): RunReport {
         mapIndex: i.mapIndex,
         state: i.state,
         tries: i.try,
+        ...(i.label !== undefined ? { label: i.label } : {}),
         result: i.result ?? null,
         startedAt: i.startedAt ?? null,
         endedAt: i.endedAt ?? null,

@@ -7,9 +7,12 @@
 import type { DagSpec } from "./spec.ts";
 import type { ErrorInfo } from "../events/index.ts";
 
-export type InstanceStateName = "queued" | "up_for_retry" | "success" | "failed";
+/** Airflow's task-instance states. `scheduled`: waiting for a free slot (`maxActive…`); `queued`: its work is published. */
+export type InstanceStateName =
+  | "scheduled" | "queued" | "running" | "success" | "failed" | "skipped" | "upstream_failed" | "up_for_retry" | "removed";
+/** `pending` is Airflow's "no status": the task has not been reached yet. */
 export type TaskStateName = "pending" | "running" | "success" | "failed" | "skipped" | "upstream_failed";
-export type RunStateName = "running" | "success" | "failed";
+export type RunStateName = "queued" | "running" | "success" | "failed" | "cancelled";
 
 export type Instance = {
   /** -1 for an unmapped task, as in Airflow. */
@@ -17,6 +20,10 @@ export type Instance = {
   state: InstanceStateName;
   /** The current (or last) attempt, from 1. */
   try: number;
+  /** The group index, for a task mapped inside a mapped task group. */
+  group?: number;
+  /** The `mapIndexLabel` the worker rendered for it. */
+  label?: string;
   result?: unknown;
   error?: ErrorInfo;
   startedAt?: number;
@@ -32,6 +39,10 @@ export type TaskRun = {
   mapped: boolean;
   /** null until the task is expanded or scheduled; then ordered by map index. */
   instances: Instance[] | null;
+  /** For a task mapped inside a mapped group: how many instances each group index has. */
+  groupCounts?: number[];
+  /** For a task mapped inside a mapped group: group indexes that did not run, and why. */
+  groupSettled?: Record<number, "skipped" | "upstream_failed">;
   /** Instances not yet finished (keeps completion checks O(1)). */
   open: number;
   /** Instances failed and waiting for their next try. */
@@ -54,4 +65,20 @@ export type RunState = {
 };
 
 export const TERMINAL_TASK_STATES: ReadonlySet<TaskStateName> = new Set(["success", "failed", "skipped", "upstream_failed"]);
+export const FINISHED_INSTANCE_STATES: ReadonlySet<InstanceStateName> = new Set(["success", "failed", "skipped", "upstream_failed", "removed"]);
+export const FINISHED_RUN_STATES: ReadonlySet<RunStateName> = new Set(["success", "failed", "cancelled"]);
 
+/** A finished mapped task's state, from its instances: failed if any failed; skipped if none ran. */
+export function taskStateOf(instances: readonly Instance[], settledGroups?: Record<number, "skipped" | "upstream_failed">): TaskStateName {
+  let failed = false;
+  let upstreamFailed = settledGroups !== undefined && Object.values(settledGroups).includes("upstream_failed");
+  let ran = false;
+  for (const i of instances) {
+    if (i.state === "failed") failed = true;
+    else if (i.state === "upstream_failed") upstreamFailed = true;
+    else if (i.state === "success") ran = true;
+  }
+  if (failed) return "failed";
+  if (upstreamFailed) return "upstream_failed";
+  return ran ? "success" : "skipped";
+}

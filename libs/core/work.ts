@@ -4,10 +4,13 @@
  * the instances runnable; it never runs user code itself.
  */
 import type { CoordinatorEvent } from "../events/index.ts";
-import type { RunState } from "./state.ts";
-import type { Operator, TaskSpec } from "./spec.ts";
-import { taskSpec } from "./spec.ts";
-import { instanceArgs, resolveConstant, resolveExpansion, type Expansion } from "./expand.ts";
+import { FINISHED_RUN_STATES, type RunState, type TaskStateName } from "./state.ts";
+import type { DagSpec, Operator, TaskSpec, ValueSource } from "./spec.ts";
+import { groupSpec, taskSpec } from "./spec.ts";
+import { resolveExpansion, type Deferred, type InstanceInput } from "./expand.ts";
+
+/** What a reduce with `partialResults` learns of each upstream: its state and which map indexes failed. */
+export type UpstreamState = { readonly state: TaskStateName; readonly failedMapIndexes: readonly number[] };
 
 export type WorkItem = {
   readonly runId: string;
@@ -19,45 +22,84 @@ export type WorkItem = {
   readonly mapIndex: number;
   readonly try: number;
   readonly args: Readonly<Record<string, unknown>>;
+  /** An `expandKwargs` object still to come out of a transform; the worker merges it into `args`. */
+  readonly spread?: Deferred;
+  /** The arguments hold `out.map(fn)` items for the worker to transform first. */
+  readonly transforms: boolean;
+  readonly upstreamStates?: Readonly<Record<string, UpstreamState>>;
   readonly conf: Readonly<Record<string, unknown>>;
   readonly timeoutMs: number | null;
   /** Epoch ms before which the try must not start (retry delay); 0 for now. */
   readonly notBefore: number;
 };
 
-function item(state: RunState, task: TaskSpec, mapIndex: number, tryNumber: number, args: Record<string, unknown>, notBefore: number): WorkItem {
-  return {
-    runId: state.runId, dagId: state.dagId, dagVersion: state.dagVersion, taskId: task.id, operator: task.operator,
-    queue: task.options.queue, mapIndex, try: tryNumber, args, conf: state.conf, timeoutMs: task.options.timeoutMs, notBefore,
-  };
+function usesTransform(source: ValueSource): boolean {
+  switch (source.kind) {
+    case "map":
+      return true;
+    case "zip":
+    case "concat":
+      return source.sources.some(usesTransform);
+    default:
+      return false;
+  }
 }
 
-/** Arguments for any instance of a task, resolving its inputs once. */
-function argsFor(state: RunState, task: TaskSpec): (mapIndex: number) => Record<string, unknown> {
-  if (task.expand === null) {
-    const constant = resolveConstant(state, task);
-    return () => constant;
+function hasTransforms(spec: DagSpec, task: TaskSpec): boolean {
+  const sources = [...Object.values(task.args)];
+  if (task.mapping?.kind === "product") sources.push(...Object.values(task.mapping.kwargs));
+  if (task.mapping?.kind === "kwargs") sources.push(task.mapping.source);
+  if (task.group !== null) {
+    const group = groupSpec(spec, task.group);
+    sources.push(...Object.values(group.args));
+    if (group.mapping.kind === "product") sources.push(...Object.values(group.mapping.kwargs));
   }
-  const expansion: Expansion = resolveExpansion(state, task);
-  return (mapIndex) => instanceArgs(expansion, mapIndex);
+  return sources.some(usesTransform);
+}
+
+function upstreamStates(state: RunState, task: TaskSpec): Record<string, UpstreamState> | undefined {
+  if (!task.options.partialResults) return undefined;
+  const out: Record<string, UpstreamState> = {};
+  for (const id of task.upstream) {
+    const run = state.tasks[id]!;
+    const failedMapIndexes = (run.instances ?? []).filter((i) => i.state === "failed" || i.state === "upstream_failed").map((i) => i.mapIndex);
+    out[id] = { state: run.state, failedMapIndexes };
+  }
+  return out;
+}
+
+/** Builds work items for one task, resolving its inputs once. */
+function workOf(state: RunState, task: TaskSpec): (mapIndex: number, tryNumber: number, notBefore: number) => WorkItem {
+  const expansion = resolveExpansion(state, task);
+  const base = {
+    runId: state.runId, dagId: state.dagId, dagVersion: state.dagVersion, taskId: task.id, operator: task.operator,
+    queue: task.options.queue, conf: state.conf, timeoutMs: task.options.timeoutMs, transforms: hasTransforms(state.spec, task),
+  };
+  const ups = upstreamStates(state, task);
+  const mapped = task.mapping !== null || task.group !== null;
+  return (mapIndex, tryNumber, notBefore) => {
+    const input: InstanceInput = expansion.input(mapped ? mapIndex : 0);
+    return {
+      ...base, mapIndex, try: tryNumber, notBefore, args: input.args,
+      ...(input.spread ? { spread: input.spread } : {}),
+      ...(ups ? { upstreamStates: ups } : {}),
+    };
+  };
 }
 
 /** The work an appended coordinator event calls for. */
 export function workFor(state: RunState, event: CoordinatorEvent): WorkItem[] {
   switch (event.type) {
-    case "TaskExpanded": {
-      const task = taskSpec(state.spec, event.taskId);
-      const args = argsFor(state, task);
-      return Array.from({ length: event.count }, (_, i) => item(state, task, i, 1, args(i), 0));
-    }
+    case "TaskExpanded":
     case "TaskScheduled": {
-      const task = taskSpec(state.spec, event.taskId);
-      return [item(state, task, -1, 1, argsFor(state, task)(-1), 0)];
+      const instances = state.tasks[event.taskId]?.instances ?? [];
+      const queued = instances.filter((i) => i.state === "queued");
+      if (queued.length === 0) return [];
+      const make = workOf(state, taskSpec(state.spec, event.taskId));
+      return queued.map((i) => make(i.mapIndex, i.try, 0));
     }
-    case "InstanceRetried": {
-      const task = taskSpec(state.spec, event.taskId);
-      return [item(state, task, event.mapIndex, event.try, argsFor(state, task)(event.mapIndex), event.notBefore)];
-    }
+    case "InstanceRetried":
+      return [workOf(state, taskSpec(state.spec, event.taskId))(event.mapIndex, event.try, event.notBefore)];
     default:
       return [];
   }
@@ -69,14 +111,14 @@ export function workFor(state: RunState, event: CoordinatorEvent): WorkItem[] {
  * message id, and `evolve` ignores a second result.
  */
 export function pendingWork(state: RunState): WorkItem[] {
-  if (state.state !== "running") return [];
+  if (FINISHED_RUN_STATES.has(state.state)) return [];
   const items: WorkItem[] = [];
   for (const task of state.spec.tasks) {
     const instances = state.tasks[task.id]?.instances;
     if (!instances?.some((i) => i.state === "queued")) continue;
-    const args = argsFor(state, task);
+    const make = workOf(state, task);
     for (const i of instances) {
-      if (i.state === "queued") items.push(item(state, task, i.mapIndex, i.try, args(i.mapIndex), i.notBefore ?? 0));
+      if (i.state === "queued") items.push(make(i.mapIndex, i.try, i.notBefore ?? 0));
     }
   }
   return items;

@@ -35,6 +35,7 @@ function isDag(value: unknown): value is Dag {
 export function dagVersion(dag: Dag): string {
   const hash = createHash("sha256").update(JSON.stringify(dag.spec));
   for (const [id, op] of dag.operators) hash.update(`\n${id}:${op.kind === "function" ? op.fn.toString() : JSON.stringify(op)}`);
+  for (const [id, fn] of dag.functions) hash.update(`\n${id}:${fn.toString()}`);
   return hash.digest("hex").slice(0, 16);
 }
 

@@ -7,7 +7,7 @@
 import type { DagSpec } from "../core/spec.ts";
 
 /** Bump when an event's shape changes, and add an upcaster in the codec. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 export type ErrorInfo = { readonly name: string; readonly message: string; readonly stack?: string };
 
@@ -30,12 +30,19 @@ export type RunRequested = {
   readonly at: number;
 };
 
-/** A mapped task's instance count is known: one event for the whole expansion. */
+/** A mapped task's instance count is known: one event for the whole expansion, whatever the count. */
 export type TaskExpanded = {
   readonly type: "TaskExpanded";
   readonly runId: string;
   readonly taskId: string;
   readonly count: number;
+  /** For a task mapped inside a mapped group: instances per group index. */
+  readonly groupCounts?: readonly number[];
+  /**
+   * Instances that will not run because their group index's upstreams failed or were skipped
+   * (`[mapIndex, state]`; with `groupCounts`, `[groupIndex, state]` for indexes that got no instances).
+   */
+  readonly settled?: readonly (readonly [number, "skipped" | "upstream_failed"])[];
   readonly at: number;
 };
 
@@ -75,12 +82,17 @@ type InstanceOutcome = {
   readonly at: number;
 };
 
-export type InstanceSucceeded = InstanceOutcome & {
+type InstanceOutcomeBase = InstanceOutcome & {
+  /** The instance's `mapIndexLabel`, rendered by the worker. */
+  readonly label?: string;
+};
+
+export type InstanceSucceeded = InstanceOutcomeBase & {
   readonly type: "InstanceSucceeded";
   readonly result: unknown;
 };
 
-export type InstanceFailed = InstanceOutcome & {
+export type InstanceFailed = InstanceOutcomeBase & {
   readonly type: "InstanceFailed";
   readonly error: ErrorInfo;
 };
@@ -99,7 +111,7 @@ export type InstanceRetried = {
 export type RunFinished = {
   readonly type: "RunFinished";
   readonly runId: string;
-  readonly state: "success" | "failed";
+  readonly state: "success" | "failed" | "cancelled";
   readonly at: number;
 };
 

@@ -4,14 +4,17 @@
  * one they are an error. The builder lives only for that call.
  */
 import { DagDefinitionError } from "../errors.ts";
-import { DEFAULT_TASK_OPTIONS, TRIGGER_RULES, type DagSpec, type TaskOptions, type TaskSpec, type ValueSource } from "../core/spec.ts";
+import {
+  DEFAULT_TASK_OPTIONS, TRIGGER_RULES,
+  type DagSpec, type GroupSpec, type Mapping, type TaskOptions, type TaskSpec, type ValueSource,
+} from "../core/spec.ts";
 import { isToken } from "../names/index.ts";
-import type { Dag, DagOptions, Operator, Output, TaskOptionsInput } from "./types.ts";
+import type { Dag, DagOptions, Operator, Output, Ref, TaskOptionsInput } from "./types.ts";
 
 /** Names that configure a task and so can never be mapped (Airflow forbids mapping task_id, queue, pool, retries…). */
 export const OPTION_NAMES: ReadonlySet<string> = new Set([
-  "taskId", "task_id", "queue", "pool", "retries", "retryDelayMs", "timeoutMs", "triggerRule",
-  "maxActivePerRun", "maxActive", "maxMapLength", "mapIndexLabel",
+  "taskId", "task_id", "queue", "pool", "retries", "retryDelayMs", "retryExponentialBackoff", "maxRetryDelayMs",
+  "timeoutMs", "triggerRule", "maxActivePerRun", "maxActive", "maxMapLength", "mapIndexLabel", "partialResults",
 ]);
 
 type Node = {
@@ -19,11 +22,15 @@ type Node = {
   readonly definition: object;
   readonly operator: Operator;
   readonly args: Record<string, ValueSource>;
-  readonly expand: Record<string, ValueSource> | null;
+  readonly mapping: Mapping | null;
+  readonly group: string | null;
   readonly upstream: Set<string>;
   readonly options: TaskOptions;
   readonly output: Output;
 };
+
+/** How a task or group is mapped, as the author wrote it. */
+export type MappingInput = { kind: "product"; kwargs: Record<string, unknown> } | { kind: "kwargs"; list: unknown };
 
 export type NodeInput = {
   definition: object;
@@ -31,113 +38,269 @@ export type NodeInput = {
   operator: Operator;
   options: TaskOptionsInput;
   args: Record<string, unknown>;
-  expand: Record<string, unknown> | null;
+  mapping: MappingInput | null;
 };
+
+/** What the builder knows of a ref it made: the mapped group whose argument it reads, if any. */
+type RefInfo = { readonly group: string | null };
 
 let current: DagBuilder | null = null;
 
-export function activeBuilder(taskId: string): DagBuilder {
-  if (!current) throw new DagDefinitionError(`task '${taskId}' is used outside a dag(…) definition; call it inside dag(options, () => { … })`);
+export function activeBuilder(what: string): DagBuilder {
+  if (!current) throw new DagDefinitionError(`${what} is used outside a dag(…) definition; call it inside dag(options, () => { … })`);
   return current;
 }
 
-export function isOutput(value: unknown): value is Output {
-  return typeof value === "object" && value !== null && (value as { kind?: unknown }).kind === "mapflow.output";
+export function isRef(value: unknown): value is Ref {
+  return typeof value === "object" && value !== null && (value as { kind?: unknown }).kind === "mapflow.ref";
 }
 
-function containsOutput(value: unknown, depth = 0): boolean {
-  if (isOutput(value)) return true;
+function containsRef(value: unknown, depth = 0): boolean {
+  if (isRef(value)) return true;
   if (depth > 8 || typeof value !== "object" || value === null) return false;
-  return Object.values(value).some((v) => containsOutput(v, depth + 1));
+  return Object.values(value).some((v) => containsRef(v, depth + 1));
 }
 
-export function taskOptions(taskId: string, input: TaskOptionsInput): TaskOptions {
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value) && !isRef(value);
+}
+
+export function taskOptions(taskId: string, input: TaskOptionsInput): Omit<TaskOptions, "mapIndexLabel"> {
   const bad = (what: string): never => {
     throw new DagDefinitionError(`task '${taskId}': ${what}`);
   };
-  const count = (name: string, value: number | undefined, min: number): void => {
-    if (value !== undefined && (!Number.isInteger(value) || value < min)) bad(`option '${name}' must be an integer ≥ ${min}, got ${String(value)}`);
+  const count = (name: keyof TaskOptionsInput, min: number): void => {
+    const value = input[name];
+    if (value !== undefined && (typeof value !== "number" || !Number.isInteger(value) || value < min)) bad(`option '${name}' must be an integer ≥ ${min}, got ${String(value)}`);
   };
-  count("retries", input.retries, 0);
-  count("retryDelayMs", input.retryDelayMs, 0);
-  count("timeoutMs", input.timeoutMs, 1);
-  count("maxMapLength", input.maxMapLength, 1);
+  const flag = (name: keyof TaskOptionsInput): void => {
+    if (input[name] !== undefined && typeof input[name] !== "boolean") bad(`option '${name}' must be true or false, got ${String(input[name])}`);
+  };
+  count("retries", 0);
+  count("retryDelayMs", 0);
+  count("maxRetryDelayMs", 0);
+  count("timeoutMs", 1);
+  count("maxMapLength", 1);
+  count("maxActivePerRun", 1);
+  count("maxActive", 1);
+  flag("retryExponentialBackoff");
+  flag("partialResults");
   if (input.queue !== undefined && !isToken(input.queue)) bad(`queue '${input.queue}' may hold only letters, digits, '_' and '-'`);
   if (input.triggerRule !== undefined && !TRIGGER_RULES.includes(input.triggerRule)) {
     bad(`unknown triggerRule '${String(input.triggerRule)}'; use one of ${TRIGGER_RULES.join(", ")}`);
   }
+  if (input.mapIndexLabel !== undefined && typeof input.mapIndexLabel !== "function") bad("option 'mapIndexLabel' must be a function of the instance's arguments");
+  const d = DEFAULT_TASK_OPTIONS;
   return {
-    retries: input.retries ?? DEFAULT_TASK_OPTIONS.retries,
-    retryDelayMs: input.retryDelayMs ?? DEFAULT_TASK_OPTIONS.retryDelayMs,
-    timeoutMs: input.timeoutMs ?? DEFAULT_TASK_OPTIONS.timeoutMs,
-    queue: input.queue ?? DEFAULT_TASK_OPTIONS.queue,
-    triggerRule: input.triggerRule ?? DEFAULT_TASK_OPTIONS.triggerRule,
-    maxMapLength: input.maxMapLength ?? DEFAULT_TASK_OPTIONS.maxMapLength,
+    retries: input.retries ?? d.retries,
+    retryDelayMs: input.retryDelayMs ?? d.retryDelayMs,
+    retryExponentialBackoff: input.retryExponentialBackoff ?? d.retryExponentialBackoff,
+    maxRetryDelayMs: input.maxRetryDelayMs ?? d.maxRetryDelayMs,
+    timeoutMs: input.timeoutMs ?? d.timeoutMs,
+    queue: input.queue ?? d.queue,
+    triggerRule: input.triggerRule ?? d.triggerRule,
+    maxMapLength: input.maxMapLength ?? d.maxMapLength,
+    maxActivePerRun: input.maxActivePerRun ?? d.maxActivePerRun,
+    maxActive: input.maxActive ?? d.maxActive,
+    partialResults: input.partialResults ?? d.partialResults,
   };
 }
 
 export class DagBuilder {
   private readonly nodes = new Map<string, Node>();
+  private readonly groups = new Map<string, GroupSpec>();
+  private readonly functions = new Map<string, (value: any) => unknown>();
+  private readonly refs = new WeakMap<object, RefInfo>();
+  /** Ids of the task groups being built, outermost first: they prefix task ids. */
+  private readonly prefix: string[] = [];
+  /** The mapped group being built, if any. */
+  private mappedGroup: string | null = null;
 
   constructor(readonly dagId: string) {}
 
+  /** A reference to a run-time value; `map` adds a worker-side transform. */
+  ref<T>(source: ValueSource, tasks: readonly string[], info: RefInfo, extra: object = {}): Ref<T> {
+    const builder = this;
+    const ref = {
+      kind: "mapflow.ref" as const,
+      source,
+      tasks,
+      map(fn: (item: unknown) => unknown) {
+        if (typeof fn !== "function") throw new DagDefinitionError(`.map() takes a function, got ${typeof fn}`);
+        const id = `map:${builder.functions.size}`;
+        builder.functions.set(id, fn);
+        return builder.ref({ kind: "map", source, fn: id }, tasks, info);
+      },
+      ...extra,
+    };
+    this.refs.set(ref, info);
+    return ref as unknown as Ref<T>;
+  }
+
+  /** `zip` and `concat` over refs and literal lists. */
+  combine(kind: "zip" | "concat", values: readonly unknown[], fill?: { value: unknown }): Ref {
+    const tasks = new Set<string>();
+    let group: string | null = null;
+    const sources = values.map((v, i) => {
+      if (isRef(v)) {
+        const info = this.infoOf(v, `${kind}() argument ${i + 1}`);
+        group ??= info.group;
+        for (const t of v.tasks) tasks.add(t);
+        return v.source;
+      }
+      if (!Array.isArray(v)) throw new DagDefinitionError(`${kind}() argument ${i + 1} is ${v === null ? "null" : `a ${typeof v}`}; pass task outputs or lists`);
+      if (containsRef(v)) throw new DagDefinitionError(`${kind}() argument ${i + 1} nests a task output inside a list; pass the output itself`);
+      return { kind: "literal", value: v } as const;
+    });
+    if (sources.length === 0) throw new DagDefinitionError(`${kind}() needs at least one input`);
+    const source: ValueSource = kind === "zip" ? { kind: "zip", sources, ...(fill ? { fill } : {}) } : { kind: "concat", sources };
+    return this.ref(source, [...tasks], { group });
+  }
+
+  private infoOf(ref: Ref, what: string): RefInfo {
+    const info = this.refs.get(ref);
+    if (!info) {
+      const from = "taskId" in ref ? `task '${(ref as Output).taskId}'` : "a value";
+      throw new DagDefinitionError(`${what} refers to ${from}, which is not in DAG '${this.dagId}'; pass outputs of tasks defined in the same dag(…)`);
+    }
+    return info;
+  }
+
+  /** The spec source of an argument; a ref's tasks become upstreams. */
+  private sourceOf(owner: string, name: string, value: unknown, upstream: Set<string>): ValueSource {
+    if (isRef(value)) {
+      const info = this.infoOf(value, `${owner}: argument '${name}'`);
+      if (info.group !== null && info.group !== this.mappedGroup) {
+        throw new DagDefinitionError(`${owner}: argument '${name}' reads an argument of task group '${info.group}' outside that group; pass a task output instead`);
+      }
+      for (const t of value.tasks) upstream.add(t);
+      return value.source;
+    }
+    if (typeof value === "function") throw new DagDefinitionError(`${owner}: argument '${name}' is a function; pass data or a task output`);
+    if (containsRef(value)) {
+      throw new DagDefinitionError(`${owner}: argument '${name}' nests a task output inside a literal; pass the output as the argument itself`);
+    }
+    return { kind: "literal", value };
+  }
+
+  private mappingOf(owner: string, input: MappingInput, partialNames: readonly string[], upstream: Set<string>): Mapping {
+    if (input.kind === "kwargs") {
+      const list = input.list;
+      if (!isRef(list)) {
+        if (!Array.isArray(list)) throw new DagDefinitionError(`${owner}: expandKwargs() takes a list of argument objects or a task output, got ${list === null ? "null" : `a ${typeof list}`}`);
+        list.forEach((item, i) => {
+          if (!isPlainObject(item)) throw new DagDefinitionError(`${owner}: expandKwargs() item ${i} is not an object of arguments`);
+          for (const key of Object.keys(item)) {
+            if (OPTION_NAMES.has(key)) throw new DagDefinitionError(`${owner}: '${key}' is a task option and cannot be mapped; set it in the task's options instead`);
+          }
+        });
+      }
+      return { kind: "kwargs", source: this.sourceOf(owner, "expandKwargs", list, upstream) };
+    }
+    const names = Object.keys(input.kwargs);
+    if (names.length === 0) throw new DagDefinitionError(`${owner}: expand() needs at least one argument to map over`);
+    for (const name of names) {
+      if (OPTION_NAMES.has(name)) throw new DagDefinitionError(`${owner}: '${name}' is a task option and cannot be mapped; set it in the task's options instead`);
+      if (partialNames.includes(name)) throw new DagDefinitionError(`${owner}: argument '${name}' is given to both partial() and expand()`);
+      const value = input.kwargs[name];
+      if (!isRef(value) && (typeof value !== "object" || value === null)) {
+        throw new DagDefinitionError(`${owner}: expand() argument '${name}' is ${value === null ? "null" : `a ${typeof value}`}; mapping needs a list, an object or a task output`);
+      }
+    }
+    return { kind: "product", kwargs: Object.fromEntries(names.map((k) => [k, this.sourceOf(owner, k, input.kwargs[k], upstream)])) };
+  }
+
+  private inGroup(id: string): string {
+    return [...this.prefix, id].join(".");
+  }
+
   /** Adds one task node and returns the reference to its output. */
   add(input: NodeInput): Output {
-    const id = this.freshId(input.baseId, input.definition);
+    const id = this.freshId(this.inGroup(input.baseId), input.definition);
     const upstream = new Set<string>();
-    const source = (name: string, value: unknown): ValueSource => {
-      if (isOutput(value)) {
-        if (this.nodes.get(value.taskId)?.output !== value) {
-          throw new DagDefinitionError(`task '${id}': argument '${name}' refers to task '${value.taskId}', which is not in DAG '${this.dagId}'`);
-        }
-        upstream.add(value.taskId);
-        return { kind: "output", task: value.taskId };
-      }
-      if (typeof value === "function") throw new DagDefinitionError(`task '${id}': argument '${name}' is a function; pass data or a task output`);
-      if (containsOutput(value)) {
-        throw new DagDefinitionError(`task '${id}': argument '${name}' nests a task output inside a literal; pass the output as the argument itself`);
-      }
-      return { kind: "literal", value };
-    };
-    const args = Object.fromEntries(Object.entries(input.args).map(([k, v]) => [k, source(k, v)]));
-    let expand: Record<string, ValueSource> | null = null;
-    if (input.expand) {
-      const names = Object.keys(input.expand);
-      if (names.length === 0) throw new DagDefinitionError(`task '${id}': expand() needs at least one argument to map over`);
-      for (const name of names) {
-        if (OPTION_NAMES.has(name)) {
-          throw new DagDefinitionError(`task '${id}': '${name}' is a task option and cannot be mapped; set it in the task's options instead`);
-        }
-        if (name in input.args) throw new DagDefinitionError(`task '${id}': argument '${name}' is given to both partial() and expand()`);
-        const value = input.expand[name];
-        if (!isOutput(value) && (typeof value !== "object" || value === null)) {
-          throw new DagDefinitionError(`task '${id}': expand() argument '${name}' is ${value === null ? "null" : `a ${typeof value}`}; mapping needs a list, an object or a task output`);
-        }
-      }
-      expand = Object.fromEntries(names.map((k) => [k, source(k, input.expand![k])]));
+    const group = this.mappedGroup;
+    if (group) for (const t of this.groups.get(group)!.upstream) upstream.add(t);
+    const args = Object.fromEntries(Object.entries(input.args).map(([k, v]) => [k, this.sourceOf(`task '${id}'`, k, v, upstream)]));
+    const mapping = input.mapping ? this.mappingOf(`task '${id}'`, input.mapping, Object.keys(input.args), upstream) : null;
+    upstream.delete(id);
+    const { mapIndexLabel } = input.options;
+    const options: TaskOptions = { ...taskOptions(id, input.options), mapIndexLabel: null };
+    if (mapIndexLabel) {
+      this.functions.set(`label:${id}`, mapIndexLabel);
+      (options as { mapIndexLabel: string | null }).mapIndexLabel = `label:${id}`;
     }
     const builder = this;
-    const output: Output = {
-      kind: "mapflow.output",
-      taskId: id,
-      mapped: expand !== null,
-      after(...ups: Output[]) {
-        builder.addAfter(id, ups);
-        return output;
+    const output = this.ref(
+      { kind: "output", task: id },
+      [id],
+      { group: null },
+      {
+        taskId: id,
+        mapped: mapping !== null || group !== null,
+        after(...ups: Output[]) {
+          builder.addAfter(id, ups);
+          return output;
+        },
       },
-    };
-    this.nodes.set(id, { id, definition: input.definition, operator: input.operator, args, expand, upstream, options: taskOptions(id, input.options), output });
+    ) as Output;
+    this.nodes.set(id, { id, definition: input.definition, operator: input.operator, args, mapping, group, upstream, options, output });
     return output;
   }
 
   addAfter(id: string, ups: readonly unknown[]): void {
     const node = this.nodes.get(id)!;
     for (const up of ups) {
-      if (!isOutput(up) || this.nodes.get(up.taskId)?.output !== up) {
-        throw new DagDefinitionError(`task '${id}': after() takes outputs of tasks in DAG '${this.dagId}', got ${isOutput(up) ? `task '${up.taskId}' from elsewhere` : typeof up}`);
+      const known = isRef(up) && "taskId" in up ? this.nodes.get((up as Output).taskId) : undefined;
+      if (!known || known.output !== up) {
+        throw new DagDefinitionError(`task '${id}': after() takes outputs of tasks in DAG '${this.dagId}', got ${isRef(up) ? "a value from elsewhere" : typeof up}`);
       }
-      if (up.taskId === id) throw new DagDefinitionError(`task '${id}' cannot run after itself`);
-      node.upstream.add(up.taskId);
+      if (known.id === id) throw new DagDefinitionError(`task '${id}' cannot run after itself`);
+      node.upstream.add(known.id);
+    }
+  }
+
+  /**
+   * Builds a task group: its tasks' ids get the group's prefix. Mapped
+   * (`mapping` given), its tasks get one instance per group index and read
+   * the group's arguments through refs.
+   */
+  group<R>(baseId: string, args: Record<string, unknown>, mapping: MappingInput | null, build: (params: any) => R): R {
+    if (!isToken(baseId)) throw new DagDefinitionError(`task group id ${JSON.stringify(baseId)} is not valid: use letters, digits, '_' and '-' only`);
+    const id = this.inGroup(baseId);
+    if (this.groups.has(id) || this.prefix.includes(baseId) || [...this.nodes.keys()].some((t) => t === id || t.startsWith(`${id}.`))) {
+      throw new DagDefinitionError(`task group id '${id}' is used twice in DAG '${this.dagId}'; give each group its own id`);
+    }
+    if (mapping === null) {
+      this.prefix.push(baseId);
+      try {
+        return build(args);
+      } finally {
+        this.prefix.pop();
+      }
+    }
+    if (this.mappedGroup !== null) {
+      throw new DagDefinitionError(`task group '${id}' is mapped inside mapped task group '${this.mappedGroup}'; mapflow maps one group level (map tasks inside the group instead)`);
+    }
+    const upstream = new Set<string>();
+    const groupArgs = Object.fromEntries(Object.entries(args).map(([k, v]) => [k, this.sourceOf(`task group '${id}'`, k, v, upstream)]));
+    this.groups.set(id, { id, args: groupArgs, mapping: this.mappingOf(`task group '${id}'`, mapping, Object.keys(args), upstream), upstream: [...upstream] });
+    const params = new Proxy({} as Record<string, unknown>, {
+      get: (cache, name) => {
+        if (typeof name !== "string") return undefined;
+        cache[name] ??= this.ref({ kind: "group", name }, [], { group: id });
+        return cache[name];
+      },
+    });
+    const before = this.nodes.size;
+    this.prefix.push(baseId);
+    this.mappedGroup = id;
+    try {
+      const result = build(params);
+      if (this.nodes.size === before) throw new DagDefinitionError(`task group '${id}' has no tasks`);
+      return result;
+    } finally {
+      this.prefix.pop();
+      this.mappedGroup = null;
     }
   }
 
@@ -172,21 +335,30 @@ export class DagBuilder {
     for (const node of this.nodes.values()) visit(node, []);
 
     const tasks: TaskSpec[] = order.map((n) => ({
-      id: n.id, operator: n.operator.kind, args: n.args, expand: n.expand, upstream: [...n.upstream], options: n.options,
+      id: n.id, operator: n.operator.kind, args: n.args, mapping: n.mapping, group: n.group, upstream: [...n.upstream], options: n.options,
     }));
     const spec: DagSpec = {
       id: this.dagId,
       description: options.description ?? null,
       startDate: options.startDate ?? null,
       catchup: options.catchup ?? false,
+      runTimeoutMs: options.runTimeoutMs ?? null,
+      params: options.params ?? null,
       tasks,
+      groups: [...this.groups.values()],
     };
-    return { kind: "mapflow.dag", spec, operators: new Map(order.map((n) => [n.id, n.operator])) };
+    return { kind: "mapflow.dag", spec, operators: new Map(order.map((n) => [n.id, n.operator])), functions: new Map(this.functions) };
   }
 
   static run(options: DagOptions, build: () => void): Dag {
     if (typeof options?.id !== "string" || !isToken(options.id)) {
       throw new DagDefinitionError(`DAG id ${JSON.stringify(options?.id)} is not valid: use letters, digits, '_' and '-' only`);
+    }
+    if (options.runTimeoutMs !== undefined && (!Number.isInteger(options.runTimeoutMs) || options.runTimeoutMs < 1)) {
+      throw new DagDefinitionError(`DAG '${options.id}': runTimeoutMs must be an integer ≥ 1, got ${String(options.runTimeoutMs)}`);
+    }
+    if (options.params !== undefined && !isPlainObject(options.params)) {
+      throw new DagDefinitionError(`DAG '${options.id}': params must be an object of conf keys and their defaults`);
     }
     if (current) throw new DagDefinitionError(`dag('${options.id}') is defined inside dag('${current.dagId}'); define DAGs at the top level of a file`);
     const builder = new DagBuilder(options.id);

@@ -1,11 +1,13 @@
 /**
- * The authoring SDK: `import { dag, task, shell } from "mapflow"`.
+ * The authoring SDK: `import { dag, task, shell, taskGroup, zip, concat } from "mapflow"`.
  * A DAG file's default export (or any export) made by `dag()` is a DAG.
  */
 import { DagDefinitionError } from "../errors.ts";
 import { isToken } from "../names/index.ts";
-import { activeBuilder, DagBuilder, OPTION_NAMES, taskOptions } from "./builder.ts";
-import type { Args, Dag, DagOptions, MappedArgs, Operator, Output, ShellOptions, TaskDef, TaskFn, TaskOptionsInput } from "./types.ts";
+import { activeBuilder, DagBuilder, isRef, OPTION_NAMES, taskOptions, type MappingInput } from "./builder.ts";
+import type {
+  Args, Dag, DagOptions, KwargsList, MappedArgs, Operator, Output, Ref, ShellOptions, TaskDef, TaskFn, TaskGroupDef, TaskOptionsInput,
+} from "./types.ts";
 
 export type * from "./types.ts";
 
@@ -21,21 +23,28 @@ function splitPartial(args: Record<string, unknown>): { options: TaskOptionsInpu
   return { options: options as TaskOptionsInput, args: rest };
 }
 
+const product = (args: object): MappingInput => ({ kind: "product", kwargs: { ...args } as Record<string, unknown> });
+const kwargsOf = (list: unknown): MappingInput => ({ kind: "kwargs", list });
+
 function define<A, R>(id: string, operator: Operator, options: TaskOptionsInput): TaskDef<A, R> {
   if (typeof id !== "string" || !isToken(id)) {
     throw new DagDefinitionError(`task id ${JSON.stringify(id)} is not valid: use letters, digits, '_' and '-' only`);
   }
   taskOptions(id, options); // fail at definition, not at first use
   const definition = {};
-  const add = (args: Record<string, unknown>, expand: Record<string, unknown> | null, extra: TaskOptionsInput = {}) =>
-    activeBuilder(id).add({ definition, baseId: id, operator, options: { ...options, ...extra }, args, expand });
+  const add = (args: Record<string, unknown>, mapping: MappingInput | null, extra: TaskOptionsInput = {}) =>
+    activeBuilder(`task '${id}'`).add({ definition, baseId: id, operator, options: { ...options, ...extra }, args, mapping });
 
   const call = ((args: Args<A>) => add({ ...(args ?? {}) } as Record<string, unknown>, null)) as TaskDef<A, R>;
   Object.defineProperty(call, "taskId", { value: id });
-  call.expand = (args: MappedArgs<A>) => add({}, { ...args } as Record<string, unknown>) as Output<R[]>;
+  call.expand = (args: MappedArgs<A>) => add({}, product(args)) as Output<R[]>;
+  call.expandKwargs = (list: KwargsList<A>) => add({}, kwargsOf(list)) as Output<R[]>;
   call.partial = (partialArgs) => {
     const split = splitPartial({ ...partialArgs } as Record<string, unknown>);
-    return { expand: (args: MappedArgs<A>) => add(split.args, { ...args } as Record<string, unknown>, split.options) as Output<R[]> };
+    return {
+      expand: (args: MappedArgs<A>) => add(split.args, product(args), split.options) as Output<R[]>,
+      expandKwargs: (list: KwargsList<A>) => add(split.args, kwargsOf(list), split.options) as Output<R[]>,
+    };
   };
   call.after = (...upstream: Output[]) => add({}, null).after(...upstream) as Output<R>;
   return call;
@@ -57,4 +66,45 @@ export type ShellArgs = { command: string } & Record<string, unknown>;
 export function shell(id: string, options: ShellOptions = {}): TaskDef<ShellArgs, string> {
   const { cwd, env, ...taskOpts } = options;
   return define<ShellArgs, string>(id, { kind: "shell", cwd, env }, taskOpts);
+}
+
+/**
+ * A group of tasks whose ids get the prefix `<id>.`. `expand` maps the whole
+ * sub-graph: each task inside gets one instance per group index and reads
+ * the group's arguments for that index; what `build` returns (a task's
+ * output) reaches tasks outside the group as the list over group indexes.
+ */
+export function taskGroup<A extends Record<string, unknown>, R>(id: string, build: (args: { [K in keyof A]: Ref<A[K]> }) => R): TaskGroupDef<A, R> {
+  if (typeof build !== "function") throw new DagDefinitionError(`task group '${id}': the second argument must be a function that adds the group's tasks`);
+  const run = (args: Record<string, unknown>, mapping: MappingInput | null): R =>
+    activeBuilder(`task group '${id}'`).group(id, args, mapping, build);
+  const call = ((args: A) => run({ ...(args ?? {}) }, null)) as TaskGroupDef<A, R>;
+  Object.defineProperty(call, "groupId", { value: id });
+  call.expand = (args) => run({}, product(args));
+  call.expandKwargs = (list) => run({}, kwargsOf(list));
+  call.partial = (partialArgs) => ({
+    expand: (args) => run({ ...partialArgs }, product(args)),
+    expandKwargs: (list) => run({ ...partialArgs }, kwargsOf(list)),
+  });
+  return call;
+}
+
+type ZipOptions = { fillValue: unknown };
+function isZipOptions(value: unknown): value is ZipOptions {
+  return typeof value === "object" && value !== null && !Array.isArray(value) && !isRef(value) && Object.keys(value).join() === "fillValue";
+}
+
+/**
+ * Tuples `[a[i], b[i], …]`: as long as the shortest input, or the longest
+ * when a `{ fillValue }` is given last (missing places take it).
+ */
+export function zip(...inputs: unknown[]): Ref<unknown[][]> {
+  const last = inputs[inputs.length - 1];
+  const fill = isZipOptions(last) ? { value: last.fillValue } : undefined;
+  return activeBuilder("zip()").combine("zip", fill ? inputs.slice(0, -1) : inputs, fill) as Ref<unknown[][]>;
+}
+
+/** One sequence of every item of each input, in order. */
+export function concat(...inputs: unknown[]): Ref<unknown[]> {
+  return activeBuilder("concat()").combine("concat", inputs) as Ref<unknown[]>;
 }

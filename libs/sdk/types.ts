@@ -1,6 +1,7 @@
-/** The public types of the authoring SDK (`import { dag, task, shell } from "mapflow"`). */
+/** The public types of the authoring SDK (`import { dag, task, shell, taskGroup, zip, concat } from "mapflow"`). */
 import type { Logger } from "pino";
-import type { DagSpec, TriggerRule } from "../core/spec.ts";
+import type { DagSpec, TriggerRule, ValueSource } from "../core/spec.ts";
+import type { UpstreamState } from "../core/work.ts";
 
 /** What a task function receives beside its arguments. */
 export type TaskContext = {
@@ -14,8 +15,10 @@ export type TaskContext = {
   readonly tryNumber: number;
   /** The run's `--conf` object. */
   readonly conf: Readonly<Record<string, unknown>>;
-  /** Aborted when the task's `timeoutMs` passes. */
+  /** Aborted when the task's `timeoutMs` passes or the run is cancelled. */
   readonly signal: AbortSignal;
+  /** For a task with `partialResults: true`: each upstream's state and the map indexes that failed. */
+  readonly upstreamStates?: Readonly<Record<string, UpstreamState>>;
 };
 
 export type TaskFn<A = any, R = unknown> = (args: A, ctx: TaskContext) => R | Promise<R>;
@@ -23,10 +26,22 @@ export type TaskFn<A = any, R = unknown> = (args: A, ctx: TaskContext) => R | Pr
 export type TaskOptionsInput = {
   retries?: number;
   retryDelayMs?: number;
+  /** Double the delay on each further try (Airflow's retry_exponential_backoff). */
+  retryExponentialBackoff?: boolean;
+  maxRetryDelayMs?: number;
   timeoutMs?: number;
   queue?: string;
   triggerRule?: TriggerRule;
+  /** Default: the coordinator's global limit, 100,000 unless configured. */
   maxMapLength?: number;
+  /** At most this many instances running at once in one run (Airflow's max_active_tis_per_dagrun). */
+  maxActivePerRun?: number;
+  /** At most this many instances running at once across all runs (max_active_tis_per_dag). */
+  maxActive?: number;
+  /** A readable label per instance (Airflow's map_index_template), rendered on the worker from its arguments. */
+  mapIndexLabel?: (args: any) => string;
+  /** With a trigger rule such as `all_done`: run with the results that exist, told which upstream map indexes failed. */
+  partialResults?: boolean;
 };
 
 export type ShellOptions = TaskOptionsInput & {
@@ -38,24 +53,40 @@ export type ShellOptions = TaskOptionsInput & {
 
 declare const OUTPUT_TYPE: unique symbol;
 
+/**
+ * A value known only at run time: a task's output, or one derived from
+ * outputs (`out.map(fn)`, `zip`, `concat`, a mapped group's argument).
+ */
+export interface Ref<T = unknown> {
+  readonly kind: "mapflow.ref";
+  /** Where the value comes from, as the spec records it. */
+  readonly source: ValueSource;
+  /** Tasks the value is read from. */
+  readonly tasks: readonly string[];
+  /** Transforms each item on the worker before it reaches the task that reads it; keeps the length. */
+  map<U>(fn: (item: T extends readonly (infer I)[] ? I : unknown) => U | Promise<U>): Ref<U[]>;
+  readonly [OUTPUT_TYPE]?: T;
+}
+
 /** A reference to a task's output inside a DAG definition. */
-export interface Output<T = unknown> {
-  readonly kind: "mapflow.output";
+export interface Output<T = unknown> extends Ref<T> {
   readonly taskId: string;
   readonly mapped: boolean;
   /** Run after these tasks too (an ordering dependency with no data). */
   after(...upstream: Output[]): Output<T>;
-  readonly [OUTPUT_TYPE]?: T;
 }
 
-/** An argument: a literal value or an upstream output. */
-export type Arg<T> = T | Output<unknown>;
+/** An argument: a literal value or a run-time reference. */
+export type Arg<T> = T | Ref<unknown>;
 export type Args<A> = { [K in keyof A]: Arg<A[K]> };
-/** A mapped argument: a list, an object (mapped as [key, value] entries) or an upstream output. */
-export type MappedArgs<A> = { [K in keyof A]?: readonly A[K][] | Readonly<Record<string, unknown>> | Output<unknown> };
+/** A mapped argument: a list, an object (mapped as [key, value] entries) or a reference. */
+export type MappedArgs<A> = { [K in keyof A]?: readonly A[K][] | Readonly<Record<string, unknown>> | Ref<unknown> };
+/** `expandKwargs`: a list of argument objects, or a reference to one. */
+export type KwargsList<A> = readonly Partial<Args<A>>[] | Ref<unknown>;
 
 export interface Partial_<A, R> {
   expand(args: MappedArgs<A>): Output<R[]>;
+  expandKwargs(list: KwargsList<A>): Output<R[]>;
 }
 
 /** A task definition: call it for one instance, or `expand` it to map. */
@@ -65,6 +96,8 @@ export interface TaskDef<A = any, R = unknown> {
   /** Constant arguments; option names (`retries`, `queue`, …) among them set options, as in Airflow. */
   partial(args: Partial<Args<A>> & TaskOptionsInput): Partial_<A, R>;
   expand(args: MappedArgs<A>): Output<R[]>;
+  /** One instance per object of the list; each object supplies the mapped arguments (Airflow's expand_kwargs). */
+  expandKwargs(list: KwargsList<A>): Output<R[]>;
   /** Adds the task with no arguments, after these upstreams. */
   after(...upstream: Output[]): Output<R>;
 }
@@ -78,6 +111,8 @@ export type Dag = {
   readonly kind: "mapflow.dag";
   readonly spec: DagSpec;
   readonly operators: ReadonlyMap<string, Operator>;
+  /** `out.map` transforms and `mapIndexLabel` functions, by the id the spec gives them. */
+  readonly functions: ReadonlyMap<string, (value: any) => unknown>;
 };
 
 export type DagOptions = {
@@ -85,4 +120,17 @@ export type DagOptions = {
   description?: string;
   startDate?: string;
   catchup?: boolean;
+  /** A run still unfinished after this long fails its unfinished instances with a timeout error. */
+  runTimeoutMs?: number;
+  /** The `--conf` keys this DAG accepts, with their defaults; another key, or a value of another type, is refused before the run starts. */
+  params?: Record<string, unknown>;
 };
+
+/** `taskGroup(id, build)`: call it for one copy, or `expand` it for one copy per group index. */
+export interface TaskGroupDef<A, R> {
+  (args: A): R;
+  readonly groupId: string;
+  expand(args: MappedArgs<A>): R;
+  expandKwargs(list: KwargsList<A>): R;
+  partial(args: Partial<Args<A>>): { expand(args: MappedArgs<A>): R; expandKwargs(list: KwargsList<A>): R };
+}

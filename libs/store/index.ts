@@ -7,7 +7,7 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { DagRegistered } from "../events/index.ts";
-import type { Instance, RunState } from "../core/state.ts";
+import { FINISHED_RUN_STATES, type Instance, type RunState, type RunStateName } from "../core/state.ts";
 import { SCHEMA } from "./schema.ts";
 
 /** Rows to rewrite from state after a batch, named by what the batch touched. */
@@ -57,7 +57,7 @@ export class ReadModel {
 
   isFinished(runId: string): boolean {
     const row = this.stmts.runState.get(runId);
-    return row !== undefined && row.state !== "running";
+    return row !== undefined && FINISHED_RUN_STATES.has(row.state as RunStateName);
   }
 
   /** Writes the touched rows from the states and the checkpoint, atomically. */

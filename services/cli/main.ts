@@ -187,9 +187,10 @@ function serviceCommand(name: string, description: string) {
 }
 
 serviceCommand("coordinator", "run the coordinator (folds the log, appends decisions, publishes work)")
-  .action(async (opts: { nats?: string; data: string }) => {
+  .option("--max-map-length <n>", "instances one task may expand to, unless it sets maxMapLength (env MAPFLOW_MAX_MAP_LENGTH; default 100000)", Number)
+  .action(async (opts: { nats?: string; data: string; maxMapLength?: number }) => {
     const nats = await connectTo(opts, "mapflow-coordinator");
-    const service = await startCoordinator({ nats, log: createLogger("coordinator") });
+    const service = await startCoordinator({ nats, log: createLogger("coordinator"), maxMapLength: opts.maxMapLength });
     await untilSignal();
     await service.stop();
     await nats.nc.close();

@@ -1,6 +1,6 @@
 /** Starting a run and waiting for its end: shared by `run`, `trigger` and the tests. */
 import { ulid } from "ulid";
-import { evolve, type RunState } from "../../libs/core/index.ts";
+import { evolve, FINISHED_RUN_STATES, type RunState } from "../../libs/core/index.ts";
 import { decodeEvent } from "../../libs/codec/index.ts";
 import type { DagRegistered, RunEvent } from "../../libs/events/index.ts";
 import type { DagSpec } from "../../libs/core/spec.ts";
@@ -31,7 +31,7 @@ export async function waitForRun(nats: Nats, runId: string, log?: Logger): Promi
     for await (const { event } of follow) {
       if (!event) continue;
       state = evolve(state, event as RunEvent);
-      if (state && state.state !== "running") return state;
+      if (state && FINISHED_RUN_STATES.has(state.state)) return state;
     }
   } finally {
     await follow.stop();

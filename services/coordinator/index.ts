@@ -8,13 +8,21 @@
  * the log, and so still gets its work. Work message ids make repeats harmless.
  */
 import { JetStreamApiError } from "@nats-io/jetstream";
-import { decide, evolve, pendingWork, workFor, type RunState, type WorkItem } from "../../libs/core/index.ts";
+import { decide, DEFAULT_MAX_MAP_LENGTH, evolve, FINISHED_RUN_STATES, pendingWork, workFor, type DecideSettings, type RunState, type WorkItem } from "../../libs/core/index.ts";
+import { BadInputError } from "../../libs/errors.ts";
 import { isRunEvent, type CoordinatorEvent, type MapflowEvent } from "../../libs/events/index.ts";
 import { STREAMS, subjects } from "../../libs/names/index.ts";
 import { appendEvent, followEvents, logBadEvent, publishWork, type Nats } from "../../libs/nats/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
 
-export type CoordinatorOptions = { nats: Nats; log: Logger; now?: () => number; tickMs?: number };
+export type CoordinatorOptions = {
+  nats: Nats;
+  log: Logger;
+  now?: () => number;
+  tickMs?: number;
+  /** Global limit on one task's instances, for tasks that set none; default MAPFLOW_MAX_MAP_LENGTH, else 100,000. */
+  maxMapLength?: number;
+};
 export type Coordinator = { stop(): Promise<void> };
 
 /** What the coordinator keeps per active run. */
@@ -27,12 +35,22 @@ type Book = {
 };
 
 const BATCH = 500;
+
+/** The global maxMapLength: the option, else MAPFLOW_MAX_MAP_LENGTH, else the default. */
+export function globalMaxMapLength(option?: number, env = process.env["MAPFLOW_MAX_MAP_LENGTH"]): number {
+  const raw = option ?? (env === undefined || env === "" ? DEFAULT_MAX_MAP_LENGTH : Number(env));
+  if (!Number.isInteger(raw) || raw < 1) {
+    throw new BadInputError(`the global maxMapLength must be a whole number ≥ 1, got '${option ?? env}'; fix --max-map-length or MAPFLOW_MAX_MAP_LENGTH`);
+  }
+  return raw;
+}
 /** JetStream's error code for a failed expected-last-sequence check. */
 const WRONG_LAST_SEQUENCE = 10071;
 
 export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
   const { nats, log } = options;
   const now = options.now ?? Date.now;
+  const settings: DecideSettings = { maxMapLength: globalMaxMapLength(options.maxMapLength) };
   const books = new Map<string, Book>();
   const dirty = new Set<string>();
   let caughtUp = false;
@@ -41,7 +59,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
 
   /** Appends one run's decisions, each fenced on the sequence the one before it got. */
   async function decideRun(runId: string, book: Book): Promise<void> {
-    for (const event of decide(book.state, now())) {
+    for (const event of decide(book.state, now(), settings)) {
       const fence = Math.max(book.seenSeq, book.appendedSeq);
       try {
         const ack = await appendEvent(nats.js, event, { expectLastSubjectSeq: fence });
@@ -113,7 +131,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       book.seenSeq = Math.max(book.seenSeq, seq);
       if (caughtUp) for (const item of workFor(book.state, event as CoordinatorEvent)) outbox.push(item);
     }
-    if (book.state.state !== "running") {
+    if (FINISHED_RUN_STATES.has(book.state.state)) {
       books.delete(event.runId);
       dirty.delete(event.runId);
     } else {

@@ -4,7 +4,7 @@
  * transaction. After a restart it resumes from the stored sequence; the run
  * states it no longer holds are folded again from that run's own events.
  */
-import { evolve, type RunState } from "../../libs/core/index.ts";
+import { evolve, FINISHED_RUN_STATES, type RunState } from "../../libs/core/index.ts";
 import type { RunEvent } from "../../libs/events/index.ts";
 import { subjects } from "../../libs/names/index.ts";
 import { followEvents, logBadEvent, type Nats } from "../../libs/nats/index.ts";
@@ -113,7 +113,7 @@ export async function startProjector(options: ProjectorOptions): Promise<Project
         model.commit(lastSeq, touched, runs);
         applied = lastSeq;
         for (const [runId, state] of runs) {
-          if (state.state !== "running") runs.delete(runId);
+          if (FINISHED_RUN_STATES.has(state.state)) runs.delete(runId);
         }
         touched = emptyTouched();
         pending = 0;

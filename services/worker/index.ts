@@ -15,6 +15,8 @@ import type { DagBag } from "../../libs/dags/index.ts";
 import type { TaskContext } from "../../libs/sdk/types.ts";
 import type { Logger } from "../../libs/log/index.ts";
 import { runShell } from "./shell.ts";
+import { renderLabel, taskArgs } from "./inputs.ts";
+import { taskSpec } from "../../libs/core/spec.ts";
 
 export type WorkerOptions = {
   nats: Nats;
@@ -94,7 +96,8 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     }
   }
 
-  async function execute(item: WorkItem, ctx: TaskContext): Promise<unknown> {
+  /** The loaded DAG the item needs, or an error saying why this worker cannot run it. */
+  function dagFor(item: WorkItem) {
     const loaded = bag.dags.get(item.dagId);
     if (!loaded) throw new Error(`worker ${name} has no DAG '${item.dagId}' (it loaded ${bag.dir}); start workers with the folder that holds it`);
     if (loaded.version !== item.dagVersion) {
@@ -102,8 +105,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     }
     const operator = loaded.dag.operators.get(item.taskId);
     if (!operator) throw new Error(`DAG '${item.dagId}' in ${loaded.file} has no task '${item.taskId}'`);
-    if (operator.kind === "shell") return runShell(item.args, operator, ctx);
-    return operator.fn(item.args, ctx);
+    return { dag: loaded.dag, operator };
   }
 
   async function handle(msg: JsMsg): Promise<void> {
@@ -125,12 +127,14 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       log: log.child({ runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, try: item.try }),
       dagId: item.dagId, runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, tryNumber: item.try,
       conf: item.conf, signal: controller.signal,
+      ...(item.upstreamStates ? { upstreamStates: item.upstreamStates } : {}),
     };
     const base = { runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, try: item.try, worker: name };
     const startedAt = Date.now();
     // Tell JetStream we are alive, so a long task is not redelivered to another worker.
     const heartbeat = setInterval(() => msg.working(), Math.max(1000, ackWaitMs / 3));
     let timer: NodeJS.Timeout | undefined;
+    let label: string | undefined;
     try {
       const timeout = item.timeoutMs
         ? new Promise<never>((_, reject) => {
@@ -140,7 +144,12 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
             }, item.timeoutMs!);
           })
         : null;
-      const run = Promise.resolve().then(() => execute(item, ctx));
+      const run = Promise.resolve().then(async () => {
+        const { dag, operator } = dagFor(item);
+        const args = await taskArgs(item, dag.functions);
+        label = renderLabel(taskSpec(dag.spec, item.taskId).options.mapIndexLabel, args, dag.functions);
+        return operator.kind === "shell" ? runShell(args, operator, ctx) : operator.fn(args, ctx);
+      });
       const result = await (timeout ? Promise.race([run, timeout]) : run);
       let size: number;
       try {
@@ -151,10 +160,10 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       if (size > maxResultBytes) {
         throw new Error(`task '${item.taskId}' returned ${size} bytes, over the ${maxResultBytes}-byte limit for a result; write large data elsewhere and return a reference (a path or URL)`);
       }
-      await outcome(msg, { type: "InstanceSucceeded", ...base, result, startedAt, at: Date.now() });
+      await outcome(msg, { type: "InstanceSucceeded", ...base, ...(label !== undefined ? { label } : {}), result, startedAt, at: Date.now() });
     } catch (err) {
       ctx.log.error({ err }, "task failed");
-      await outcome(msg, { type: "InstanceFailed", ...base, error: errorInfo(err), startedAt, at: Date.now() });
+      await outcome(msg, { type: "InstanceFailed", ...base, ...(label !== undefined ? { label } : {}), error: errorInfo(err), startedAt, at: Date.now() });
     } finally {
       clearInterval(heartbeat);
       clearTimeout(timer);

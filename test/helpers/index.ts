@@ -7,7 +7,8 @@ import { fileURLToPath } from "node:url";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const ACCEPTANCE = join(ROOT, "..", "shared", "acceptance");
-export const FIXTURE_DAGS = join(ROOT, "test", "fixtures", "dags");
+export const FIXTURES = join(ROOT, "test", "fixtures");
+export const FIXTURE_DAGS = join(FIXTURES, "dags");
 export const BIN = join(ROOT, "bin", "mapflow.mjs");
 
 export function tempDir(prefix = "mapflow-test-"): { path: string; remove(): void } {
