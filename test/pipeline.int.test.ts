@@ -23,7 +23,7 @@ before(async () => {
   const acceptance = await loadDags(ACCEPTANCE);
   const fixtures = await loadDags(FIXTURE_DAGS);
   bag = { dir: FIXTURE_DAGS, dags: new Map([...acceptance.dags, ...fixtures.dags]), errors: [] };
-  stack = await startStack({ dataDir: dir.path, bag, log });
+  stack = await startStack({ dataDir: dir.path, bag, log, worker: { startedEventAfterMs: 50 } });
 });
 
 after(async () => {
@@ -156,4 +156,21 @@ test("an oversized result fails its own instance, saying the size and the limit"
   assert.equal(report.state, "failed");
   assert.deepEqual(report.tasks.big!.instances.map((i) => i.state), ["success", "failed"]);
   assert.match(report.tasks.big!.instances[1]!.error!, /returned 524288\d bytes, over the 4194304-byte limit for a result; write large data elsewhere/);
+});
+
+test("maxActivePerRun and maxActive hold instances back (scheduled) and let them go as slots free, across runs", async () => {
+  const [a, b] = await Promise.all([run("limits"), run("limits")]);
+  for (const state of [a, b]) {
+    const report = runReport(state);
+    assert.equal(report.state, "success");
+    const peak = (id: string) => Math.max(...report.tasks[id]!.instances.map((i) => i.result as number));
+    assert.ok(peak("per_run") <= 2, `maxActivePerRun 2, saw ${peak("per_run")} at once`);
+    assert.ok(peak("free") > 2, `without a limit the same instances overlap (saw ${peak("free")}), so the check above can fail`);
+  }
+  const globalPeak = Math.max(...[a, b].flatMap((s) => runReport(s).tasks.global!.instances.map((i) => i.result as number)));
+  assert.ok(globalPeak <= 3, `maxActive 3 across two runs, saw ${globalPeak} at once`);
+  const events = (await runEvents(a.runId)).map((e) => e.event);
+  const queued = events.filter((e) => e.type === "InstancesQueued" && e.taskId === "per_run");
+  assert.ok(queued.length >= 3, "the six held instances went out in several InstancesQueued events");
+  assert.ok(events.some((e) => e.type === "InstanceStarted"), "tries running longer than startedEventAfterMs are recorded as running");
 });

@@ -62,6 +62,8 @@ const REQUIRED: Record<EventType, Record<string, "string" | "number" | "object">
   TaskScheduled: { runId: "string", taskId: "string", at: "number" },
   TaskSkipped: { runId: "string", taskId: "string", state: "string", at: "number" },
   TaskFailed: { runId: "string", taskId: "string", error: "object", at: "number" },
+  InstancesQueued: { runId: "string", taskId: "string", mapIndexes: "object", at: "number" },
+  InstanceStarted: { runId: "string", taskId: "string", mapIndex: "number", try: "number", worker: "string", startedAt: "number", at: "number" },
   InstanceSucceeded: { runId: "string", taskId: "string", mapIndex: "number", try: "number", worker: "string", startedAt: "number", at: "number" },
   InstanceFailed: { runId: "string", taskId: "string", mapIndex: "number", try: "number", worker: "string", startedAt: "number", error: "object", at: "number" },
   InstanceRetried: { runId: "string", taskId: "string", mapIndex: "number", try: "number", notBefore: "number", at: "number" },

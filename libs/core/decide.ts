@@ -5,8 +5,8 @@
  * projection of task states, so the state itself is never touched here.
  */
 import type { CoordinatorEvent, ErrorInfo } from "../events/index.ts";
-import type { RunState, TaskStateName } from "./state.ts";
-import { TERMINAL_TASK_STATES } from "./state.ts";
+import type { RunState, TaskRun, TaskStateName } from "./state.ts";
+import { activeInstances, TERMINAL_TASK_STATES } from "./state.ts";
 import { DEFAULT_DECIDE_SETTINGS, retryDelay, taskSpec, type DecideSettings, type TaskSpec } from "./spec.ts";
 import { NotMappableError, resolveExpansion } from "./expand.ts";
 import { triggerVerdict, type Verdict } from "./trigger.ts";
@@ -72,6 +72,27 @@ function verdictFor(state: RunState, spec: TaskSpec, stateOf: (id: string) => Ta
   return triggerVerdict(spec.options.triggerRule, outside);
 }
 
+/**
+ * Held-back instances that get a slot now, lowest waiting first: as many as
+ * `maxActivePerRun` leaves free in this run and `maxActive` across runs.
+ */
+function dispatch(state: RunState, spec: TaskSpec, task: TaskRun, settings: DecideSettings): number[] | null {
+  let free = Infinity;
+  if (spec.options.maxActivePerRun !== null) free = spec.options.maxActivePerRun - activeInstances(task);
+  if (spec.options.maxActive !== null) {
+    const active = settings.activeAcrossRuns?.(state.dagId, spec.id) ?? activeInstances(task);
+    free = Math.min(free, spec.options.maxActive - active);
+  }
+  if (free <= 0) return null;
+  const picked = new Set<number>();
+  const waiting = task.waiting ?? [];
+  for (let n = task.waitingHead ?? 0; n < waiting.length && picked.size < free; n++) {
+    const instance = task.instances![waiting[n]!]!;
+    if (instance.state === "scheduled") picked.add(instance.mapIndex);
+  }
+  return picked.size ? [...picked] : null;
+}
+
 /** Tasks nothing else waits for: their states decide the run's, as in Airflow. */
 function leaves(state: RunState): string[] {
   const upstream = new Set(state.spec.tasks.flatMap((t) => t.upstream));
@@ -95,6 +116,10 @@ export function decide(state: RunState, now: number, settings: DecideSettings = 
           try: next, notBefore: now + retryDelay(spec.options, next), at: now,
         });
       }
+    }
+    if (task.scheduled > 0) {
+      const queued = dispatch(state, spec, task, settings);
+      if (queued) events.push({ type: "InstancesQueued", runId: state.runId, taskId: spec.id, mapIndexes: queued, at: now });
     }
     if (task.state !== "pending") continue;
     const verdict = verdictFor(state, spec, stateOf);

@@ -10,12 +10,12 @@ import type { RunEvent, RunRequested } from "../events/index.ts";
 import type { Instance, RunState, TaskRun } from "./state.ts";
 import { taskStateOf } from "./state.ts";
 import type { DagSpec } from "./spec.ts";
-import { isMapped, taskSpec } from "./spec.ts";
+import { isLimited, isMapped, taskSpec } from "./spec.ts";
 import { groupIndexes } from "./expand.ts";
 
 function initialTasks(spec: DagSpec): Record<string, TaskRun> {
   const tasks: Record<string, TaskRun> = {};
-  for (const t of spec.tasks) tasks[t.id] = { id: t.id, state: "pending", mapped: isMapped(t), instances: null, open: 0, retrying: 0 };
+  for (const t of spec.tasks) tasks[t.id] = { id: t.id, state: "pending", mapped: isMapped(t), instances: null, open: 0, retrying: 0, scheduled: 0 };
   return tasks;
 }
 
@@ -42,6 +42,13 @@ function queuedInstances(count: number, mapped: boolean, groupCounts?: readonly 
 function instanceOf(task: TaskRun, mapIndex: number): Instance | undefined {
   if (!task.instances) return undefined;
   return task.mapped ? task.instances[mapIndex] : task.instances[0];
+}
+
+/** Holds an instance back until the coordinator gives it a slot (`maxActive…`). */
+function hold(task: TaskRun, instance: Instance): void {
+  instance.state = "scheduled";
+  task.scheduled += 1;
+  (task.waiting ??= []).push(task.mapped ? instance.mapIndex : 0);
 }
 
 /** A task is done when its last open instance is; its state follows from its instances'. */
@@ -73,9 +80,35 @@ export function evolve(state: RunState | undefined, event: RunEvent): RunState |
         instance.state = settled;
         task.open -= 1;
       }
+      if (isLimited(taskSpec(state.spec, task.id))) {
+        task.waitingHead = 0;
+        for (const instance of task.instances) if (instance.state === "queued") hold(task, instance);
+      }
       task.startedAt = event.at;
       task.state = "running";
       settle(task, event.at);
+      return state;
+    }
+    case "InstancesQueued": {
+      if (!task?.instances) return state;
+      for (const mapIndex of event.mapIndexes) {
+        const instance = instanceOf(task, mapIndex);
+        if (instance?.state !== "scheduled") continue;
+        instance.state = "queued";
+        task.scheduled -= 1;
+      }
+      const waiting = task.waiting ?? [];
+      let head = task.waitingHead ?? 0;
+      while (head < waiting.length && task.instances[waiting[head]!]!.state !== "scheduled") head++;
+      task.waitingHead = head;
+      return state;
+    }
+    case "InstanceStarted": {
+      const instance = task && instanceOf(task, event.mapIndex);
+      if (!instance || instance.state !== "queued" || instance.try !== event.try) return state;
+      instance.state = "running";
+      instance.startedAt = event.startedAt;
+      instance.worker = event.worker;
       return state;
     }
     case "TaskSkipped":
@@ -95,7 +128,7 @@ export function evolve(state: RunState | undefined, event: RunEvent): RunState |
     case "InstanceFailed": {
       const instance = task && instanceOf(task, event.mapIndex);
       // A second outcome for the same try (finished, or already waiting for its retry) is a redelivery.
-      if (!task || !instance || instance.state !== "queued" || instance.try !== event.try) return state;
+      if (!task || !instance || (instance.state !== "queued" && instance.state !== "running") || instance.try !== event.try) return state;
       instance.startedAt = event.startedAt;
       instance.endedAt = event.at;
       instance.worker = event.worker;
@@ -121,10 +154,11 @@ export function evolve(state: RunState | undefined, event: RunEvent): RunState |
     case "InstanceRetried": {
       const instance = task && instanceOf(task, event.mapIndex);
       if (!task || !instance || instance.state !== "up_for_retry" || event.try !== instance.try + 1) return state;
-      instance.state = "queued";
       task.retrying -= 1;
       instance.try = event.try;
       instance.notBefore = event.notBefore;
+      if (isLimited(taskSpec(state.spec, task.id))) hold(task, instance);
+      else instance.state = "queued";
       return state;
     }
     case "RunFinished":

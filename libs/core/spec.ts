@@ -115,8 +115,12 @@ export const DEFAULT_TASK_OPTIONS: TaskOptions = {
   partialResults: false,
 };
 
-/** Settings of the deciding service that the pure core needs as input. */
-export type DecideSettings = { readonly maxMapLength: number };
+/** Settings and cross-run facts of the deciding service that the pure core needs as input. */
+export type DecideSettings = {
+  readonly maxMapLength: number;
+  /** Instances of a task holding a slot across every run of its DAG (for `maxActive`); absent: this run's only. */
+  readonly activeAcrossRuns?: (dagId: string, taskId: string) => number;
+};
 export const DEFAULT_DECIDE_SETTINGS: DecideSettings = { maxMapLength: DEFAULT_MAX_MAP_LENGTH };
 
 export function taskSpec(spec: DagSpec, taskId: string): TaskSpec {
@@ -134,6 +138,11 @@ export function groupSpec(spec: DagSpec, groupId: string): GroupSpec {
 /** Mapped: it has instances with map indexes 0…n-1, by its own mapping or its group's. */
 export function isMapped(task: TaskSpec): boolean {
   return task.mapping !== null || task.group !== null;
+}
+
+/** Its instances wait for a slot before their work goes out. */
+export function isLimited(task: TaskSpec): boolean {
+  return task.options.maxActivePerRun !== null || task.options.maxActive !== null;
 }
 
 /** The delay before try `nextTry` of an instance (tries count from 1). */

@@ -47,6 +47,11 @@ export type TaskRun = {
   open: number;
   /** Instances failed and waiting for their next try. */
   retrying: number;
+  /** Instances held back by `maxActive…`, waiting for a slot. */
+  scheduled: number;
+  /** Positions in `instances` of held-back instances, in the order they get slots; entries before `waitingHead` are done. */
+  waiting?: number[];
+  waitingHead?: number;
   error?: ErrorInfo;
   startedAt?: number;
   endedAt?: number;
@@ -66,6 +71,11 @@ export type RunState = {
 
 export const TERMINAL_TASK_STATES: ReadonlySet<TaskStateName> = new Set(["success", "failed", "skipped", "upstream_failed"]);
 export const FINISHED_INSTANCE_STATES: ReadonlySet<InstanceStateName> = new Set(["success", "failed", "skipped", "upstream_failed", "removed"]);
+/** Instances that hold a slot under `maxActive…`: their work is out. */
+export function activeInstances(task: TaskRun): number {
+  return task.open - task.scheduled - task.retrying;
+}
+
 export const FINISHED_RUN_STATES: ReadonlySet<RunStateName> = new Set(["success", "failed", "cancelled"]);
 
 /** A finished mapped task's state, from its instances: failed if any failed; skipped if none ran. */

@@ -98,8 +98,20 @@ export function workFor(state: RunState, event: CoordinatorEvent): WorkItem[] {
       const make = workOf(state, taskSpec(state.spec, event.taskId));
       return queued.map((i) => make(i.mapIndex, i.try, 0));
     }
-    case "InstanceRetried":
+    case "InstanceRetried": {
+      const task = state.tasks[event.taskId];
+      const instance = task?.instances?.[task.mapped ? event.mapIndex : 0];
+      if (instance?.state !== "queued") return []; // held back for a slot: its work goes out with InstancesQueued
       return [workOf(state, taskSpec(state.spec, event.taskId))(event.mapIndex, event.try, event.notBefore)];
+    }
+    case "InstancesQueued": {
+      const task = state.tasks[event.taskId];
+      const make = workOf(state, taskSpec(state.spec, event.taskId));
+      return event.mapIndexes.map((mapIndex) => {
+        const instance = task!.instances![task!.mapped ? mapIndex : 0]!;
+        return make(mapIndex, instance.try, instance.notBefore ?? 0);
+      });
+    }
     default:
       return [];
   }
@@ -115,10 +127,11 @@ export function pendingWork(state: RunState): WorkItem[] {
   const items: WorkItem[] = [];
   for (const task of state.spec.tasks) {
     const instances = state.tasks[task.id]?.instances;
-    if (!instances?.some((i) => i.state === "queued")) continue;
+    const out = (i: { state: string }) => i.state === "queued" || i.state === "running";
+    if (!instances?.some(out)) continue;
     const make = workOf(state, task);
     for (const i of instances) {
-      if (i.state === "queued") items.push(make(i.mapIndex, i.try, i.notBefore ?? 0));
+      if (out(i)) items.push(make(i.mapIndex, i.try, i.notBefore ?? 0));
     }
   }
   return items;

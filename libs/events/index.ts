@@ -97,6 +97,30 @@ export type InstanceFailed = InstanceOutcomeBase & {
   readonly error: ErrorInfo;
 };
 
+/**
+ * Instances held back by `maxActivePerRun` / `maxActive` get a free slot:
+ * their work is published. One event for every instance let go at once.
+ */
+export type InstancesQueued = {
+  readonly type: "InstancesQueued";
+  readonly runId: string;
+  readonly taskId: string;
+  readonly mapIndexes: readonly number[];
+  readonly at: number;
+};
+
+/** A worker has been running a try for a while (short tries go straight to their outcome). */
+export type InstanceStarted = {
+  readonly type: "InstanceStarted";
+  readonly runId: string;
+  readonly taskId: string;
+  readonly mapIndex: number;
+  readonly try: number;
+  readonly worker: string;
+  readonly startedAt: number;
+  readonly at: number;
+};
+
 /** A failed instance gets another try (its task's `retries`). */
 export type InstanceRetried = {
   readonly type: "InstanceRetried";
@@ -121,6 +145,8 @@ export type RunEvent =
   | TaskScheduled
   | TaskSkipped
   | TaskFailed
+  | InstancesQueued
+  | InstanceStarted
   | InstanceSucceeded
   | InstanceFailed
   | InstanceRetried
@@ -136,6 +162,8 @@ export const EVENT_TYPES: readonly EventType[] = [
   "TaskScheduled",
   "TaskSkipped",
   "TaskFailed",
+  "InstancesQueued",
+  "InstanceStarted",
   "InstanceSucceeded",
   "InstanceFailed",
   "InstanceRetried",
@@ -143,7 +171,9 @@ export const EVENT_TYPES: readonly EventType[] = [
 ];
 
 /** Events only the coordinator appends (fenced on the run's coordinator subject). */
-export type CoordinatorEvent = Exclude<RunEvent, RunRequested | InstanceSucceeded | InstanceFailed>;
+export type CoordinatorEvent = Exclude<RunEvent, RunRequested | InstanceStarted | InstanceSucceeded | InstanceFailed>;
+/** Events a worker appends about the work it was given. */
+export type WorkerEvent = InstanceStarted | InstanceSucceeded | InstanceFailed;
 
 export function isRunEvent(event: MapflowEvent): event is RunEvent {
   return event.type !== "DagRegistered";

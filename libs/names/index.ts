@@ -70,6 +70,8 @@ export const msgIds = {
   run: (runId: string) => `run/${runId}`,
   instance: (runId: string, taskId: string, mapIndex: number, tryNumber: number) =>
     `${runId}/${taskId}/${mapIndex}/${tryNumber}`,
+  started: (runId: string, taskId: string, mapIndex: number, tryNumber: number) =>
+    `started/${runId}/${taskId}/${mapIndex}/${tryNumber}`,
   work: (runId: string, taskId: string, mapIndex: number, tryNumber: number) =>
     `work/${runId}/${taskId}/${mapIndex}/${tryNumber}`,
 } as const;

@@ -14,6 +14,7 @@ export function subjectOf(event: MapflowEvent): string {
       return subjects.dagRegistered(event.dagId);
     case "RunRequested":
       return subjects.runRequested(event.runId);
+    case "InstanceStarted":
     case "InstanceSucceeded":
     case "InstanceFailed":
       return subjects.instanceOutcome(event.runId, event.taskId);

@@ -8,7 +8,7 @@
  * the log, and so still gets its work. Work message ids make repeats harmless.
  */
 import { JetStreamApiError } from "@nats-io/jetstream";
-import { decide, DEFAULT_MAX_MAP_LENGTH, evolve, FINISHED_RUN_STATES, pendingWork, workFor, type DecideSettings, type RunState, type WorkItem } from "../../libs/core/index.ts";
+import { activeInstances, decide, DEFAULT_MAX_MAP_LENGTH, evolve, FINISHED_RUN_STATES, pendingWork, taskSpec, workFor, type DecideSettings, type RunState, type WorkItem } from "../../libs/core/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
 import { isRunEvent, type CoordinatorEvent, type MapflowEvent } from "../../libs/events/index.ts";
 import { STREAMS, subjects } from "../../libs/names/index.ts";
@@ -50,7 +50,48 @@ const WRONG_LAST_SEQUENCE = 10071;
 export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
   const { nats, log } = options;
   const now = options.now ?? Date.now;
-  const settings: DecideSettings = { maxMapLength: globalMaxMapLength(options.maxMapLength) };
+  /** Slots given out by decisions not yet folded back, per run and `dag/task`: they count toward maxActive meanwhile. */
+  const reserved = new Map<string, Map<string, number>>();
+  const slotKey = (dagId: string, taskId: string) => `${dagId}/${taskId}`;
+  const settings: DecideSettings = {
+    maxMapLength: globalMaxMapLength(options.maxMapLength),
+    activeAcrossRuns(dagId, taskId) {
+      const key = slotKey(dagId, taskId);
+      let active = 0;
+      for (const book of books.values()) {
+        const task = book.state.dagId === dagId ? book.state.tasks[taskId] : undefined;
+        if (task) active += activeInstances(task);
+      }
+      for (const held of reserved.values()) active += held.get(key) ?? 0;
+      return active;
+    },
+  };
+
+  function reserve(book: Book, events: readonly CoordinatorEvent[]): void {
+    for (const event of events) {
+      if (event.type !== "InstancesQueued") continue;
+      const held = reserved.get(book.state.runId) ?? new Map<string, number>();
+      const key = slotKey(book.state.dagId, event.taskId);
+      held.set(key, (held.get(key) ?? 0) + event.mapIndexes.length);
+      reserved.set(book.state.runId, held);
+    }
+  }
+
+  /** A queued decision came back through the log: its instances now count in the run's state instead. */
+  function release(state: RunState, taskId: string, count: number): void {
+    const held = reserved.get(state.runId);
+    const key = slotKey(state.dagId, taskId);
+    const left = (held?.get(key) ?? 0) - count;
+    if (left > 0) held!.set(key, left);
+    else held?.delete(key);
+  }
+
+  /** A slot freed under maxActive may let another run of the same DAG go on. */
+  function wakeSiblings(state: RunState, event: MapflowEvent): void {
+    if (event.type !== "InstanceSucceeded" && event.type !== "InstanceFailed") return;
+    if (taskSpec(state.spec, event.taskId).options.maxActive === null) return;
+    for (const [runId, book] of books) if (book.state.dagId === state.dagId && runId !== state.runId) dirty.add(runId);
+  }
   const books = new Map<string, Book>();
   const dirty = new Set<string>();
   let caughtUp = false;
@@ -59,7 +100,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
 
   /** Appends one run's decisions, each fenced on the sequence the one before it got. */
   async function decideRun(runId: string, book: Book): Promise<void> {
-    for (const event of decide(book.state, now(), settings)) {
+    // Decided and reserved before the first await, so runs decided together see each other's slots.
+    const events = decide(book.state, now(), settings);
+    reserve(book, events);
+    for (const event of events) {
       const fence = Math.max(book.seenSeq, book.appendedSeq);
       try {
         const ack = await appendEvent(nats.js, event, { expectLastSubjectSeq: fence });
@@ -70,6 +114,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         } else {
           log.error({ runId, err }, "append failed; will decide this run again");
         }
+        reserved.delete(runId);
         dirty.add(runId);
         return;
       }
@@ -127,12 +172,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       book = { state, seenSeq: 0, appendedSeq: 0 };
       books.set(event.runId, book);
     }
+    wakeSiblings(book.state, event);
     if (subject === subjects.coordinator(event.runId)) {
       book.seenSeq = Math.max(book.seenSeq, seq);
+      if (event.type === "InstancesQueued") release(book.state, event.taskId, event.mapIndexes.length);
       if (caughtUp) for (const item of workFor(book.state, event as CoordinatorEvent)) outbox.push(item);
     }
     if (FINISHED_RUN_STATES.has(book.state.state)) {
       books.delete(event.runId);
+      reserved.delete(event.runId);
       dirty.delete(event.runId);
     } else {
       dirty.add(event.runId);

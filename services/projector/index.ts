@@ -64,11 +64,16 @@ function touch(touched: Touched, event: RunEvent): void {
     case "TaskFailed":
       tasks(event.taskId);
       return;
+    case "InstanceStarted":
     case "InstanceSucceeded":
     case "InstanceFailed":
     case "InstanceRetried":
       tasks(event.taskId);
       instances(event.taskId, event.mapIndex);
+      return;
+    case "InstancesQueued":
+      tasks(event.taskId);
+      for (const i of event.mapIndexes) instances(event.taskId, i);
       return;
     default: {
       const unknown: never = event;

@@ -10,7 +10,7 @@ import type { DagBag } from "../../libs/dags/index.ts";
 import { createLogger, type Logger } from "../../libs/log/index.ts";
 import { startCoordinator, type Coordinator } from "../coordinator/index.ts";
 import { startProjector, type Projector } from "../projector/index.ts";
-import { startWorker, type Worker } from "../worker/index.ts";
+import { startWorker, type Worker, type WorkerOptions } from "../worker/index.ts";
 
 export type StackOptions = {
   dataDir: string;
@@ -19,6 +19,8 @@ export type StackOptions = {
   workers?: number;
   port?: number;
   log?: Logger;
+  /** Passed to each worker (e.g. `startedEventAfterMs`). */
+  worker?: Partial<Omit<WorkerOptions, "nats" | "log" | "bag">>;
 };
 
 export type Stack = {
@@ -59,7 +61,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const projector = await startProjector({ nats: await connect("mapflow-projector"), log: log.child({ component: "projector" }), dbPath: join(options.dataDir, "mapflow.sqlite") });
   const workers: Worker[] = [];
   for (let i = 0; i < (options.workers ?? 1); i++) {
-    workers.push(await startWorker({ nats: await connect(`mapflow-worker-${i}`), log: log.child({ component: "worker" }), bag: options.bag }));
+    workers.push(await startWorker({ nats: await connect(`mapflow-worker-${i}`), log: log.child({ component: "worker" }), bag: options.bag, ...options.worker }));
   }
   return {
     url: server.url,

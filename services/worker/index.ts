@@ -30,6 +30,11 @@ export type WorkerOptions = {
   name?: string;
   /** Results larger than this fail their instance (they would not fit in one message). */
   maxResultBytes?: number;
+  /**
+   * A try still running after this long is recorded as `running` (InstanceStarted).
+   * Shorter tries go straight to their outcome: two messages per instance, not three.
+   */
+  startedEventAfterMs?: number;
 };
 
 /** Under nats.conf's max_payload (8 MB), leaving room for the event around the result. */
@@ -61,6 +66,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const concurrency = options.concurrency ?? 8;
   const ackWaitMs = options.ackWaitMs ?? 30_000;
   const maxResultBytes = options.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES;
+  const startedEventAfterMs = options.startedEventAfterMs ?? 500;
   const name = options.name ?? `${hostname()}:${process.pid}:${queue}`;
   const log = options.log.child({ worker: name });
 
@@ -133,6 +139,10 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     const startedAt = Date.now();
     // Tell JetStream we are alive, so a long task is not redelivered to another worker.
     const heartbeat = setInterval(() => msg.working(), Math.max(1000, ackWaitMs / 3));
+    const started = setTimeout(() => {
+      appendEvent(nats.js, { type: "InstanceStarted", ...base, startedAt, at: Date.now() }, { msgId: msgIds.started(item.runId, item.taskId, item.mapIndex, item.try) })
+        .catch((err) => ctx.log.warn({ err }, "could not record that the instance is running"));
+    }, startedEventAfterMs);
     let timer: NodeJS.Timeout | undefined;
     let label: string | undefined;
     try {
@@ -167,6 +177,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     } finally {
       clearInterval(heartbeat);
       clearTimeout(timer);
+      clearTimeout(started);
     }
   }
 
