@@ -55,7 +55,7 @@ const UPCASTERS: ReadonlyMap<number, Upcaster> = new Map([
   [1, (raw: Raw) => (typeof raw["spec"] === "object" && raw["spec"] !== null ? { ...raw, spec: specV1toV2(raw["spec"] as Raw) } : raw)],
 ]);
 
-const REQUIRED: Record<EventType, Record<string, "string" | "number" | "object">> = {
+const REQUIRED: Record<EventType, Record<string, "string" | "number" | "object" | "boolean">> = {
   DagRegistered: { dagId: "string", version: "string", spec: "object", at: "number" },
   RunRequested: { runId: "string", dagId: "string", dagVersion: "string", spec: "object", conf: "object", at: "number" },
   TaskExpanded: { runId: "string", taskId: "string", count: "number", at: "number" },
@@ -67,6 +67,11 @@ const REQUIRED: Record<EventType, Record<string, "string" | "number" | "object">
   InstanceSucceeded: { runId: "string", taskId: "string", mapIndex: "number", try: "number", worker: "string", startedAt: "number", at: "number" },
   InstanceFailed: { runId: "string", taskId: "string", mapIndex: "number", try: "number", worker: "string", startedAt: "number", error: "object", at: "number" },
   InstanceRetried: { runId: "string", taskId: "string", mapIndex: "number", try: "number", notBefore: "number", at: "number" },
+  InstancesRerun: { runId: "string", taskId: "string", mapIndexes: "object", at: "number" },
+  ClearRequested: { runId: "string", taskId: "string", downstream: "boolean", at: "number" },
+  InstanceMarked: { runId: "string", taskId: "string", mapIndex: "number", state: "string", at: "number" },
+  RunCancelRequested: { runId: "string", at: "number" },
+  RunTimedOut: { runId: "string", error: "object", at: "number" },
   RunFinished: { runId: "string", state: "string", at: "number" },
 };
 

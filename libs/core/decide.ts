@@ -8,7 +8,7 @@ import type { CoordinatorEvent, ErrorInfo } from "../events/index.ts";
 import type { RunState, TaskRun, TaskStateName } from "./state.ts";
 import { activeInstances, TERMINAL_TASK_STATES } from "./state.ts";
 import { DEFAULT_DECIDE_SETTINGS, retryDelay, taskSpec, type DecideSettings, type TaskSpec } from "./spec.ts";
-import { NotMappableError, resolveExpansion } from "./expand.ts";
+import { groupIndexVerdict, NotMappableError, resolveExpansion } from "./expand.ts";
 import { triggerVerdict, type Verdict } from "./trigger.ts";
 
 function errorInfo(name: string, message: string): ErrorInfo {
@@ -48,6 +48,8 @@ function stateAfter(event: CoordinatorEvent): TaskStateName | undefined {
     }
     case "TaskScheduled":
       return "running";
+    case "InstancesRerun":
+      return event.mapIndexes.length > 0 ? "running" : undefined;
     case "TaskSkipped":
       return event.state;
     case "TaskFailed":
@@ -93,6 +95,20 @@ function dispatch(state: RunState, spec: TaskSpec, task: TaskRun, settings: Deci
   return picked.size ? [...picked] : null;
 }
 
+/** Cleared instances whose upstreams have finished again: new tries, or settled by the trigger rule (per group index in a group). */
+function rerun(state: RunState, spec: TaskSpec, indexes: readonly number[], verdict: Verdict, now: number): CoordinatorEvent {
+  const settled: [number, "skipped" | "upstream_failed"][] = [];
+  const queued: number[] = [];
+  const instances = state.tasks[spec.id]!.instances!;
+  for (const mapIndex of indexes) {
+    let v = verdict;
+    if (v.kind === "run" && spec.group !== null) v = groupIndexVerdict(state, spec, instances[mapIndex]?.group ?? mapIndex);
+    if (v.kind === "skip") settled.push([mapIndex, v.state]);
+    else queued.push(mapIndex);
+  }
+  return { type: "InstancesRerun", runId: state.runId, taskId: spec.id, mapIndexes: queued, ...(settled.length ? { settled } : {}), at: now };
+}
+
 /** Tasks nothing else waits for: their states decide the run's, as in Airflow. */
 function leaves(state: RunState): string[] {
   const upstream = new Set(state.spec.tasks.flatMap((t) => t.upstream));
@@ -101,6 +117,13 @@ function leaves(state: RunState): string[] {
 
 export function decide(state: RunState, now: number, settings: DecideSettings = DEFAULT_DECIDE_SETTINGS): CoordinatorEvent[] {
   if (state.state !== "running" && state.state !== "queued") return [];
+  const runId = state.runId;
+  if (state.cancelRequested) return [{ type: "RunFinished", runId, state: "cancelled", at: now }];
+  const timeout = state.spec.runTimeoutMs;
+  if (timeout !== null && !state.timedOut && now >= state.startedAt + timeout) {
+    const message = `run ${runId} of DAG '${state.dagId}' passed its runTimeoutMs of ${timeout} ms; its unfinished instances failed`;
+    return [{ type: "RunTimedOut", runId, error: errorInfo("RunTimeout", message), at: now }];
+  }
   const events: CoordinatorEvent[] = [];
   const projected = new Map<string, TaskStateName>();
   const stateOf = (id: string): TaskStateName => projected.get(id) ?? state.tasks[id]!.state;
@@ -124,11 +147,14 @@ export function decide(state: RunState, now: number, settings: DecideSettings = 
     if (task.state !== "pending") continue;
     const verdict = verdictFor(state, spec, stateOf);
     if (verdict.kind === "wait") continue;
-    const event: CoordinatorEvent = verdict.kind === "skip"
-      ? { type: "TaskSkipped", runId: state.runId, taskId: spec.id, state: verdict.state, at: now }
-      : start(state, spec, now, settings);
+    const event: CoordinatorEvent = task.rerun
+      ? rerun(state, spec, task.rerun, verdict, now)
+      : verdict.kind === "skip"
+        ? { type: "TaskSkipped", runId: state.runId, taskId: spec.id, state: verdict.state, at: now }
+        : start(state, spec, now, settings);
     events.push(event);
-    projected.set(spec.id, stateAfter(event)!);
+    const after = stateAfter(event);
+    if (after) projected.set(spec.id, after);
   }
 
   if (state.spec.tasks.every((t) => TERMINAL_TASK_STATES.has(stateOf(t.id)))) {

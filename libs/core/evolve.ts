@@ -6,9 +6,10 @@
  * that repeats a known fact (a second result for a finished instance, an
  * expansion of a task already expanded) changes nothing.
  */
-import type { RunEvent, RunRequested } from "../events/index.ts";
+import type { ErrorInfo, RunEvent, RunRequested } from "../events/index.ts";
+import { clearPlan } from "./clear.ts";
 import type { Instance, RunState, TaskRun } from "./state.ts";
-import { taskStateOf } from "./state.ts";
+import { FINISHED_RUN_STATES, taskStateOf } from "./state.ts";
 import type { DagSpec } from "./spec.ts";
 import { isLimited, isMapped, taskSpec } from "./spec.ts";
 import { groupIndexes } from "./expand.ts";
@@ -51,6 +52,58 @@ function hold(task: TaskRun, instance: Instance): void {
   (task.waiting ??= []).push(task.mapped ? instance.mapIndex : 0);
 }
 
+const OPEN: ReadonlySet<string> = new Set(["scheduled", "queued", "running", "up_for_retry"]);
+
+/** Takes an unfinished instance out of the task's counters before it gets a final state. */
+function close(task: TaskRun, instance: Instance): void {
+  if (!OPEN.has(instance.state)) return;
+  task.open -= 1;
+  if (instance.state === "scheduled") task.scheduled -= 1;
+  if (instance.state === "up_for_retry") task.retrying -= 1;
+}
+
+/** A new try of a finished instance: its last outcome stays in the log, not in the state. */
+function again(task: TaskRun, instance: Instance, limited: boolean): void {
+  instance.try += 1;
+  delete instance.result;
+  delete instance.error;
+  delete instance.endedAt;
+  delete instance.notBefore;
+  task.open += 1;
+  if (limited) hold(task, instance);
+  else instance.state = "queued";
+}
+
+/** Forgets a task's run so it expands again; its old instances carry the try count and the removed ones. */
+function reset(task: TaskRun): void {
+  if (task.instances) task.previous = task.instances;
+  task.instances = null;
+  task.state = "pending";
+  task.open = task.retrying = task.scheduled = 0;
+  for (const key of ["groupCounts", "groupSettled", "waiting", "waitingHead", "error", "startedAt", "endedAt", "rerun"] as const) delete task[key];
+}
+
+/** Ends every unfinished instance and task of a run that is stopped (cancel or run timeout). */
+function stopAll(state: RunState, at: number, running: "failed", waiting: "failed" | "skipped", error: ErrorInfo): void {
+  for (const task of Object.values(state.tasks)) {
+    if (task.state === "pending") {
+      task.state = waiting;
+      if (waiting === "failed") task.error = error;
+      task.endedAt = at;
+      continue;
+    }
+    for (const instance of task.instances ?? []) {
+      if (!OPEN.has(instance.state)) continue;
+      const started = instance.state === "running";
+      close(task, instance);
+      instance.state = started ? running : waiting;
+      if (instance.state === "failed") instance.error = error;
+      instance.endedAt = at;
+    }
+    settle(task, at);
+  }
+}
+
 /** A task is done when its last open instance is; its state follows from its instances'. */
 function settle(task: TaskRun, at: number): void {
   if (task.open > 0 || task.instances === null) return;
@@ -73,6 +126,13 @@ export function evolve(state: RunState | undefined, event: RunEvent): RunState |
       task.instances = queuedInstances(count, task.mapped, expanded?.groupCounts);
       if (expanded?.groupCounts) task.groupCounts = [...expanded.groupCounts];
       task.open = task.instances.length;
+      if (task.previous) {
+        // A cleared task expands again: tries continue, and instances past the new length are removed.
+        const previous = task.previous;
+        task.instances.forEach((i, n) => previous[n] && (i.try = previous[n]!.try + 1));
+        for (let n = task.instances.length; task.mapped && n < previous.length; n++) task.instances.push({ ...previous[n]!, state: "removed" });
+        delete task.previous;
+      }
       if (expanded?.groupCounts && expanded.settled) task.groupSettled = Object.fromEntries(expanded.settled);
       else for (const [mapIndex, settled] of expanded?.settled ?? []) {
         const instance = task.instances[mapIndex];
@@ -161,11 +221,74 @@ export function evolve(state: RunState | undefined, event: RunEvent): RunState |
       else instance.state = "queued";
       return state;
     }
-    case "RunFinished":
-      if (state.state === "running") {
-        state.state = event.state;
-        state.endedAt = event.at;
+    case "InstancesRerun": {
+      if (!task?.instances || task.state !== "pending") return state;
+      const limited = isLimited(taskSpec(state.spec, task.id));
+      for (const mapIndex of event.mapIndexes) {
+        const instance = instanceOf(task, mapIndex);
+        if (instance && !OPEN.has(instance.state)) again(task, instance, limited);
       }
+      for (const [mapIndex, settled] of event.settled ?? []) {
+        const instance = instanceOf(task, mapIndex);
+        if (instance && !OPEN.has(instance.state)) instance.state = settled;
+      }
+      delete task.rerun;
+      task.state = "running";
+      settle(task, event.at);
+      return state;
+    }
+    case "ClearRequested": {
+      if (!FINISHED_RUN_STATES.has(state.state) || !task) return state;
+      for (const [id, indexes] of clearPlan(state, event.taskId, event.mapIndexes, event.downstream)) {
+        const cleared = state.tasks[id]!;
+        if (indexes === null || cleared.instances === null) {
+          reset(cleared);
+        } else if (id === event.taskId) {
+          // The chosen instances' own inputs are finished: they run again at once.
+          const limited = isLimited(taskSpec(state.spec, id));
+          for (const mapIndex of indexes) {
+            const instance = instanceOf(cleared, mapIndex);
+            if (instance && !OPEN.has(instance.state)) again(cleared, instance, limited);
+          }
+          cleared.state = "running";
+          if (limited) cleared.waitingHead ??= 0;
+        } else if (indexes.length > 0) {
+          cleared.rerun = [...indexes];
+          cleared.state = "pending";
+        }
+        delete cleared.endedAt;
+      }
+      state.state = "running";
+      delete state.endedAt;
+      delete state.timedOut;
+      delete state.cancelRequested;
+      return state;
+    }
+    case "InstanceMarked": {
+      const instance = task && instanceOf(task, event.mapIndex);
+      if (!task || !instance || instance.state === event.state || instance.state === "removed") return state;
+      close(task, instance);
+      instance.state = event.state;
+      instance.endedAt = event.at;
+      if (event.state === "failed") instance.error ??= { name: "MarkedFailed", message: "marked failed by an operator" };
+      settle(task, event.at);
+      return state;
+    }
+    case "RunCancelRequested":
+      if (!FINISHED_RUN_STATES.has(state.state)) state.cancelRequested = true;
+      return state;
+    case "RunTimedOut":
+      if (FINISHED_RUN_STATES.has(state.state) || state.timedOut) return state;
+      state.timedOut = true;
+      stopAll(state, event.at, "failed", "failed", event.error);
+      return state;
+    case "RunFinished":
+      if (FINISHED_RUN_STATES.has(state.state)) return state;
+      if (event.state === "cancelled") {
+        stopAll(state, event.at, "failed", "skipped", { name: "Cancelled", message: "the run was cancelled" });
+      }
+      state.state = event.state;
+      state.endedAt = event.at;
       return state;
     default: {
       const unknown: never = event;

@@ -201,6 +201,13 @@ function alignedState(state: RunState, upstream: TaskSpec, g: number): TaskState
   return run.groupSettled?.[g] ?? taskStateOf(slice);
 }
 
+/** The trigger rule of a task inside a mapped group, judged for one group index. */
+export function groupIndexVerdict(state: RunState, task: TaskSpec, g: number) {
+  const inGroup = task.upstream.map((id) => taskSpec(state.spec, id)).filter((u) => u.group === task.group);
+  const outside = task.upstream.filter((id) => taskSpec(state.spec, id).group !== task.group).map((id) => state.tasks[id]!.state);
+  return triggerVerdict(task.options.triggerRule, [...outside, ...inGroup.map((u) => alignedState(state, u, g))]);
+}
+
 /** A whole task's expansion: its count, which instances must not run, and each one's input. */
 export type Expansion = {
   readonly count: number;
@@ -223,12 +230,10 @@ export function resolveExpansion(state: RunState, task: TaskSpec): Expansion {
   }
   const groupArgs = resolveGroup(state, groupSpec(state.spec, task.group));
   const groups = groupArgs.count;
-  const inGroup = task.upstream.map((id) => taskSpec(state.spec, id)).filter((u) => u.group === task.group);
-  const outside = task.upstream.filter((id) => taskSpec(state.spec, id).group !== task.group).map((id) => state.tasks[id]!.state);
   const settled: [number, "skipped" | "upstream_failed"][] = [];
   const perGroup: (Resolved | null)[] = [];
   for (let g = 0; g < groups; g++) {
-    const verdict = triggerVerdict(task.options.triggerRule, [...outside, ...inGroup.map((u) => alignedState(state, u, g))]);
+    const verdict = groupIndexVerdict(state, task, g);
     if (verdict.kind === "skip") {
       settled.push([g, verdict.state]);
       perGroup.push(null);

@@ -55,6 +55,10 @@ export type TaskRun = {
   error?: ErrorInfo;
   startedAt?: number;
   endedAt?: number;
+  /** Its instances before a clear of the whole task: the next expansion continues their tries, and marks the surplus `removed`. */
+  previous?: Instance[];
+  /** Cleared instances waiting for their upstreams to finish again. */
+  rerun?: number[];
 };
 
 export type RunState = {
@@ -66,6 +70,10 @@ export type RunState = {
   state: RunStateName;
   startedAt: number;
   endedAt?: number;
+  /** An operator asked to cancel; the coordinator ends the run. */
+  cancelRequested?: boolean;
+  /** The run passed its runTimeoutMs. */
+  timedOut?: boolean;
   tasks: Record<string, TaskRun>;
 };
 

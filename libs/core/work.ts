@@ -3,7 +3,7 @@
  * coordinator derives them from the run's state and the event that made
  * the instances runnable; it never runs user code itself.
  */
-import type { CoordinatorEvent } from "../events/index.ts";
+import type { RunEvent } from "../events/index.ts";
 import { FINISHED_RUN_STATES, type RunState, type TaskStateName } from "./state.ts";
 import type { DagSpec, Operator, TaskSpec, ValueSource } from "./spec.ts";
 import { groupSpec, taskSpec } from "./spec.ts";
@@ -87,9 +87,22 @@ function workOf(state: RunState, task: TaskSpec): (mapIndex: number, tryNumber: 
   };
 }
 
-/** The work an appended coordinator event calls for. */
-export function workFor(state: RunState, event: CoordinatorEvent): WorkItem[] {
+/** The work of the chosen instances that are queued now. */
+function queuedWork(state: RunState, taskId: string, mapIndexes: readonly number[]): WorkItem[] {
+  const task = state.tasks[taskId];
+  const instances = mapIndexes.map((i) => task?.instances?.[task.mapped ? i : 0]).filter((i) => i?.state === "queued");
+  if (instances.length === 0) return [];
+  const make = workOf(state, taskSpec(state.spec, taskId));
+  return instances.map((i) => make(i!.mapIndex, i!.try, i!.notBefore ?? 0));
+}
+
+/** The work an event calls for, once it is folded: a coordinator decision, or an operator's clear. */
+export function workFor(state: RunState, event: RunEvent): WorkItem[] {
   switch (event.type) {
+    case "InstancesRerun":
+      return queuedWork(state, event.taskId, event.mapIndexes);
+    case "ClearRequested":
+      return event.mapIndexes ? queuedWork(state, event.taskId, event.mapIndexes) : [];
     case "TaskExpanded":
     case "TaskScheduled": {
       const instances = state.tasks[event.taskId]?.instances ?? [];

@@ -132,6 +132,57 @@ export type InstanceRetried = {
   readonly at: number;
 };
 
+/**
+ * An operator re-runs a task of a finished run: all of it (`mapIndexes`
+ * null: it expands again, and instances past its new length become
+ * `removed`) or chosen instances (new tries; old tries stay in the log).
+ * With `downstream`, tasks after it are cleared too, down to the instances
+ * that derive from the chosen ones.
+ */
+export type ClearRequested = {
+  readonly type: "ClearRequested";
+  readonly runId: string;
+  readonly taskId: string;
+  readonly mapIndexes: readonly number[] | null;
+  readonly downstream: boolean;
+  readonly at: number;
+};
+
+/** An operator sets one instance's state by hand. */
+export type InstanceMarked = {
+  readonly type: "InstanceMarked";
+  readonly runId: string;
+  readonly taskId: string;
+  readonly mapIndex: number;
+  readonly state: "success" | "failed";
+  readonly at: number;
+};
+
+/** An operator asks to stop a run; the coordinator ends it `cancelled`. */
+export type RunCancelRequested = {
+  readonly type: "RunCancelRequested";
+  readonly runId: string;
+  readonly at: number;
+};
+
+/** Cleared instances of a task get their next try (or are settled when their upstreams failed again). */
+export type InstancesRerun = {
+  readonly type: "InstancesRerun";
+  readonly runId: string;
+  readonly taskId: string;
+  readonly mapIndexes: readonly number[];
+  readonly settled?: readonly (readonly [number, "skipped" | "upstream_failed"])[];
+  readonly at: number;
+};
+
+/** The run passed its `runTimeoutMs`: every unfinished instance and task fails with a timeout error. */
+export type RunTimedOut = {
+  readonly type: "RunTimedOut";
+  readonly runId: string;
+  readonly error: ErrorInfo;
+  readonly at: number;
+};
+
 export type RunFinished = {
   readonly type: "RunFinished";
   readonly runId: string;
@@ -150,6 +201,11 @@ export type RunEvent =
   | InstanceSucceeded
   | InstanceFailed
   | InstanceRetried
+  | InstancesRerun
+  | ClearRequested
+  | InstanceMarked
+  | RunCancelRequested
+  | RunTimedOut
   | RunFinished;
 
 export type MapflowEvent = DagRegistered | RunEvent;
@@ -167,14 +223,27 @@ export const EVENT_TYPES: readonly EventType[] = [
   "InstanceSucceeded",
   "InstanceFailed",
   "InstanceRetried",
+  "InstancesRerun",
+  "ClearRequested",
+  "InstanceMarked",
+  "RunCancelRequested",
+  "RunTimedOut",
   "RunFinished",
 ];
 
 /** Events only the coordinator appends (fenced on the run's coordinator subject). */
-export type CoordinatorEvent = Exclude<RunEvent, RunRequested | InstanceStarted | InstanceSucceeded | InstanceFailed>;
+export type CoordinatorEvent = Exclude<RunEvent, OperatorEvent | InstanceStarted | InstanceSucceeded | InstanceFailed>;
+/** Requests from people and their tools (CLI, UI), appended on the run's request subject. */
+export type OperatorEvent = RunRequested | ClearRequested | InstanceMarked | RunCancelRequested;
 /** Events a worker appends about the work it was given. */
 export type WorkerEvent = InstanceStarted | InstanceSucceeded | InstanceFailed;
 
 export function isRunEvent(event: MapflowEvent): event is RunEvent {
   return event.type !== "DagRegistered";
+}
+
+const OPERATOR_EVENTS: ReadonlySet<EventType> = new Set(["RunRequested", "ClearRequested", "InstanceMarked", "RunCancelRequested"]);
+
+export function isOperatorEvent(event: MapflowEvent): event is OperatorEvent {
+  return OPERATOR_EVENTS.has(event.type);
 }

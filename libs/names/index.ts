@@ -50,6 +50,12 @@ export const subjects = {
   coordinator: (runId: string) => `mf.evt.run.${runId}.coord`,
   instanceOutcome: (runId: string, taskId: string) => `mf.evt.run.${runId}.inst.${taskToken(taskId)}`,
   allWork: "mf.work.>",
+  /** Every work message of one run, whatever its queue and task (to drop a stopped run's work). */
+  runWork: (runId: string) => `mf.work.*.${runId}.*`,
+  /** Core NATS (not stored): workers stop a run's running tries when told here. */
+  runStop: (runId: string) => `mf.ctl.run.${runId}.stop`,
+  allRunStops: "mf.ctl.run.*.stop",
+  runOfStop: (subject: string) => subject.split(".")[3],
   queueWork: (queue: string) => `mf.work.${queue}.>`,
   work: (queue: string, runId: string, taskId: string) => `mf.work.${queue}.${runId}.${taskToken(taskId)}`,
   /** The run id of a coordinator subject, or undefined for any other subject. */

@@ -2,7 +2,9 @@
 import { headers } from "@nats-io/transport-node";
 import { DeliverPolicy, type JetStreamClient, type JsMsg, type PubAck } from "@nats-io/jetstream";
 import { decodeEvent, encodeEvent } from "../codec/index.ts";
-import type { MapflowEvent } from "../events/index.ts";
+import { isRunEvent, type MapflowEvent } from "../events/index.ts";
+import { evolve, type RunState } from "../core/index.ts";
+import type { Nats } from "./connect.ts";
 import { HEADERS, STREAMS, subjects } from "../names/index.ts";
 import { CodecError, SchemaTooNewError } from "../errors.ts";
 import type { Logger } from "../log/index.ts";
@@ -13,6 +15,9 @@ export function subjectOf(event: MapflowEvent): string {
     case "DagRegistered":
       return subjects.dagRegistered(event.dagId);
     case "RunRequested":
+    case "ClearRequested":
+    case "InstanceMarked":
+    case "RunCancelRequested":
       return subjects.runRequested(event.runId);
     case "InstanceStarted":
     case "InstanceSucceeded":
@@ -107,4 +112,20 @@ export async function followEvents(
       await messages.close();
     },
   };
+}
+
+/** Folds one run's events that precede `beforeSeq`, for a reader that no longer holds the run's state. */
+export async function foldRunBefore(nats: Nats, runId: string, beforeSeq: number, log: Logger): Promise<RunState | undefined> {
+  const follow = await followEvents(nats.js, subjects.run(runId), 1, logBadEvent(log));
+  let state: RunState | undefined;
+  try {
+    for await (const { seq, event, caughtUp } of follow) {
+      if (seq >= beforeSeq) break;
+      if (event && isRunEvent(event)) state = evolve(state, event);
+      if (caughtUp) break;
+    }
+  } finally {
+    await follow.stop();
+  }
+  return state;
 }

@@ -6,7 +6,7 @@ import { Command, Option } from "commander";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { runReport } from "../../libs/core/index.ts";
+import { confFor, runReport } from "../../libs/core/index.ts";
 import { loadDags, pickDag, type DagBag } from "../../libs/dags/index.ts";
 import { BadInputError, UnreachableError } from "../../libs/errors.ts";
 import { createLogger } from "../../libs/log/index.ts";
@@ -18,6 +18,7 @@ import { startProjector } from "../projector/index.ts";
 import { startWorker } from "../worker/index.ts";
 import { parseConf, registeredDag, requestRun, waitForRun } from "./runs.ts";
 import { renderRun } from "./render.ts";
+import { cancelRun, clearRun, currentRun, markInstance } from "./operate.ts";
 
 const EXIT = { ok: 0, runFailed: 1, badInput: 2, unreachable: 3 } as const;
 const DEFAULT_DATA = ".mapflow";
@@ -94,6 +95,7 @@ program
     const log = createLogger("mapflow", process.env.MAPFLOW_LOG_LEVEL ?? "warn");
     const bag = await loadBag(opts.dags, log);
     const loaded = pickDag(bag, dagId);
+    confFor(loaded.dag.spec, conf); // a bad --conf fails before a stack starts
     const request = { dagId, version: loaded.version, spec: loaded.dag.spec, conf };
     const runOn = async (nats: Nats) => {
       const state = await waitForRun(nats, await requestRun(nats, request));
@@ -179,6 +181,66 @@ program
     } finally {
       await nats.nc.close();
     }
+  });
+
+/** Runs an operator request, then prints the run (waiting for it to end with --wait). */
+async function operate(opts: { nats?: string; data: string; wait?: boolean; json?: boolean }, runId: string, act: (nats: Nats) => Promise<number>): Promise<void> {
+  const nats = await connectTo(opts, "mapflow-operate");
+  try {
+    const seq = await act(nats);
+    const state = opts.wait ? await waitForRun(nats, runId, undefined, seq) : await currentRun(nats, runId);
+    const report = runReport(state);
+    print(Boolean(opts.json), report, renderRun(report));
+    if (opts.wait) process.exitCode = state.state === "success" ? EXIT.ok : EXIT.runFailed;
+  } finally {
+    await nats.nc.close();
+  }
+}
+
+const mapIndexes = (value: string, previous: number[] = []): number[] => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < -1) throw new BadInputError(`--map-index takes a whole number ≥ -1, got '${value}'`);
+  return [...previous, n];
+};
+
+program
+  .command("clear <runId> <taskId>")
+  .description("re-run a task of a finished run (all of it, or chosen instances); old tries stay in the log")
+  .option("--map-index <n>", "an instance to re-run (repeat for several); default: the whole task", mapIndexes)
+  .option("--downstream", "also re-run what derives from it downstream")
+  .option("--wait", "wait for the run to end again; exit 0 / 1 on success / failure")
+  .option("--json", "print the run as JSON")
+  .addOption(natsOption())
+  .addOption(dataOption())
+  .addHelpText("after", "\nExample:\n  npx mapflow clear 01J… add --map-index 2 --downstream --wait")
+  .action(async (runId: string, taskId: string, opts: { mapIndex?: number[]; downstream?: boolean; wait?: boolean; json?: boolean; nats?: string; data: string }) => {
+    await operate(opts, runId, (nats) => clearRun(nats, runId, taskId, opts.mapIndex ?? null, Boolean(opts.downstream)));
+  });
+
+program
+  .command("cancel <runId>")
+  .description("stop a run: running instances are told to stop, queued work is dropped, the run ends cancelled")
+  .option("--wait", "wait until the run has ended")
+  .option("--json", "print the run as JSON")
+  .addOption(natsOption())
+  .addOption(dataOption())
+  .addHelpText("after", "\nExample:\n  npx mapflow cancel 01J… --wait")
+  .action(async (runId: string, opts: { wait?: boolean; json?: boolean; nats?: string; data: string }) => {
+    await operate(opts, runId, (nats) => cancelRun(nats, runId));
+    if (opts.wait) process.exitCode = EXIT.ok;
+  });
+
+program
+  .command("mark <runId> <taskId>")
+  .description("set one instance's state by hand (success or failed)")
+  .requiredOption("--map-index <n>", "the instance (-1 for an unmapped task)", (v) => mapIndexes(v)[0]!)
+  .requiredOption("--state <state>", "success or failed")
+  .option("--json", "print the run as JSON")
+  .addOption(natsOption())
+  .addOption(dataOption())
+  .addHelpText("after", "\nExample:\n  npx mapflow mark 01J… add --map-index 3 --state success")
+  .action(async (runId: string, taskId: string, opts: { mapIndex: number; state: string; json?: boolean; nats?: string; data: string }) => {
+    await operate(opts, runId, (nats) => markInstance(nats, runId, taskId, opts.mapIndex, opts.state));
   });
 
 /** Starts one service against an existing NATS and keeps it running. */

@@ -1,6 +1,6 @@
 /** Starting a run and waiting for its end: shared by `run`, `trigger` and the tests. */
 import { ulid } from "ulid";
-import { evolve, FINISHED_RUN_STATES, type RunState } from "../../libs/core/index.ts";
+import { confFor, evolve, FINISHED_RUN_STATES, type RunState } from "../../libs/core/index.ts";
 import { decodeEvent } from "../../libs/codec/index.ts";
 import type { DagRegistered, RunEvent } from "../../libs/events/index.ts";
 import type { DagSpec } from "../../libs/core/spec.ts";
@@ -11,27 +11,29 @@ import { BadInputError } from "../../libs/errors.ts";
 
 export type RunRequest = { dagId: string; version: string; spec: DagSpec; conf: Record<string, unknown> };
 
+/** Appends a RunRequested; the conf is checked against the DAG's params first (BadInputError). */
 export async function requestRun(nats: Nats, request: RunRequest, now = Date.now): Promise<string> {
+  const conf = confFor(request.spec, request.conf);
   const runId = ulid();
   await appendEvent(
     nats.js,
-    { type: "RunRequested", runId, dagId: request.dagId, dagVersion: request.version, spec: request.spec, conf: request.conf, at: now() },
+    { type: "RunRequested", runId, dagId: request.dagId, dagVersion: request.version, spec: request.spec, conf, at: now() },
     { msgId: msgIds.run(runId), expectLastSubjectSeq: 0 },
   );
   return runId;
 }
 
-/** Folds the run's events from the log until it finishes. */
-export async function waitForRun(nats: Nats, runId: string, log?: Logger): Promise<RunState> {
+/** Folds the run's events from the log until it finishes (after `afterSeq`: a cleared run finishes again). */
+export async function waitForRun(nats: Nats, runId: string, log?: Logger, afterSeq = 0): Promise<RunState> {
   // A logger is made only if a bad message ever shows up: on a TTY each one starts a thread.
   const onBad: Parameters<typeof followEvents>[3] = (seq, err) => logBadEvent(log ?? createLogger("cli", "warn"))(seq, err);
   const follow = await followEvents(nats.js, subjects.run(runId), 1, onBad);
   let state: RunState | undefined;
   try {
-    for await (const { event } of follow) {
+    for await (const { seq, event } of follow) {
       if (!event) continue;
       state = evolve(state, event as RunEvent);
-      if (state && FINISHED_RUN_STATES.has(state.state)) return state;
+      if (state && seq > afterSeq && FINISHED_RUN_STATES.has(state.state)) return state;
     }
   } finally {
     await follow.stop();

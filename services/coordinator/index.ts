@@ -10,9 +10,9 @@
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { activeInstances, decide, DEFAULT_MAX_MAP_LENGTH, evolve, FINISHED_RUN_STATES, pendingWork, taskSpec, workFor, type DecideSettings, type RunState, type WorkItem } from "../../libs/core/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
-import { isRunEvent, type CoordinatorEvent, type MapflowEvent } from "../../libs/events/index.ts";
+import { isOperatorEvent, isRunEvent, type CoordinatorEvent, type MapflowEvent } from "../../libs/events/index.ts";
 import { STREAMS, subjects } from "../../libs/names/index.ts";
-import { appendEvent, followEvents, logBadEvent, publishWork, type Nats } from "../../libs/nats/index.ts";
+import { appendEvent, foldRunBefore, followEvents, logBadEvent, publishWork, type Nats } from "../../libs/nats/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
 
 export type CoordinatorOptions = {
@@ -156,6 +156,29 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     await publish(work);
   }
 
+  /**
+   * An operator's request for a run this coordinator no longer holds (a
+   * clear of a finished run): fold the run again from the log first.
+   */
+  async function recall(seq: number, event: MapflowEvent | null): Promise<void> {
+    if (!event || !isOperatorEvent(event) || event.type === "RunRequested" || books.has(event.runId)) return;
+    const state = await foldRunBefore(nats, event.runId, seq, log);
+    if (!state) return;
+    const last = await nats.jsm.streams.getMessage(STREAMS.events, { last_by_subj: subjects.coordinator(event.runId) });
+    const fence = Math.min(last?.seq ?? 0, seq);
+    books.set(event.runId, { state, seenSeq: fence, appendedSeq: 0 });
+  }
+
+  /** A run that ends with work still out: drop its queued work and tell workers to stop its running tries. */
+  async function stopWork(runId: string): Promise<void> {
+    try {
+      await nats.jsm.streams.purge(STREAMS.work, { filter: subjects.runWork(runId) });
+      nats.nc.publish(subjects.runStop(runId));
+    } catch (err) {
+      log.warn({ err, runId }, "could not drop the stopped run's work; workers will still not record it");
+    }
+  }
+
   /** Folds one delivered message; once the history is folded, a decision's work goes to `outbox`. */
   function fold(seq: number, subject: string, event: MapflowEvent | null, outbox: WorkItem[]): void {
     if (!event) {
@@ -176,8 +199,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     if (subject === subjects.coordinator(event.runId)) {
       book.seenSeq = Math.max(book.seenSeq, seq);
       if (event.type === "InstancesQueued") release(book.state, event.taskId, event.mapIndexes.length);
-      if (caughtUp) for (const item of workFor(book.state, event as CoordinatorEvent)) outbox.push(item);
+      if (caughtUp) for (const item of workFor(book.state, event)) outbox.push(item);
+    } else if (caughtUp && event.type === "ClearRequested") {
+      for (const item of workFor(book.state, event)) outbox.push(item);
     }
+    if (caughtUp && (event.type === "RunTimedOut" || (event.type === "RunFinished" && event.state !== "success"))) void stopWork(event.runId);
     if (FINISHED_RUN_STATES.has(book.state.state)) {
       books.delete(event.runId);
       reserved.delete(event.runId);
@@ -197,6 +223,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     // Work of the decisions folded in this batch, published together at its end.
     let outbox: WorkItem[] = [];
     for await (const { seq, subject, event, caughtUp: noneNewer } of follow) {
+      await recall(seq, event);
       fold(seq, subject, event, outbox);
       if (!caughtUp && seq >= target) {
         caughtUp = true;
@@ -216,6 +243,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
 
   // Decides again for runs whose append failed, while nothing else arrives.
   const tick = setInterval(() => {
+    // A run past its runTimeoutMs is decided again even if nothing arrives for it.
+    for (const [runId, book] of books) {
+      const timeout = book.state.spec.runTimeoutMs;
+      if (timeout !== null && !book.state.timedOut && now() >= book.state.startedAt + timeout) dirty.add(runId);
+    }
     if (dirty.size) void schedule(flush);
   }, options.tickMs ?? 1000);
 

@@ -5,9 +5,9 @@
  * states it no longer holds are folded again from that run's own events.
  */
 import { evolve, FINISHED_RUN_STATES, type RunState } from "../../libs/core/index.ts";
-import type { RunEvent } from "../../libs/events/index.ts";
+import { isOperatorEvent, type RunEvent } from "../../libs/events/index.ts";
 import { subjects } from "../../libs/names/index.ts";
-import { followEvents, logBadEvent, type Nats } from "../../libs/nats/index.ts";
+import { foldRunBefore, followEvents, logBadEvent, type Nats } from "../../libs/nats/index.ts";
 import { emptyTouched, ReadModel, type Touched } from "../../libs/store/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
 
@@ -19,23 +19,7 @@ export type Projector = {
   stop(): Promise<void>;
 };
 
-/** Folds one run's events that precede `beforeSeq`, for a run whose state this process lost. */
-async function foldRunBefore(nats: Nats, log: Logger, runId: string, beforeSeq: number): Promise<RunState | undefined> {
-  const follow = await followEvents(nats.js, subjects.run(runId), 1, logBadEvent(log));
-  let state: RunState | undefined;
-  try {
-    for await (const { seq, event, caughtUp } of follow) {
-      if (seq >= beforeSeq) break;
-      if (event) state = evolve(state, event as RunEvent);
-      if (caughtUp) break;
-    }
-  } finally {
-    await follow.stop();
-  }
-  return state;
-}
-
-function touch(touched: Touched, event: RunEvent): void {
+function touch(touched: Touched, event: RunEvent, runState: (runId: string) => RunState | undefined): void {
   const runId = event.runId;
   const tasks = (id: string) => {
     const set = touched.tasks.get(runId) ?? new Set<string>();
@@ -52,8 +36,27 @@ function touch(touched: Touched, event: RunEvent): void {
       touched.runs.add(runId);
       for (const t of event.spec.tasks) tasks(t.id);
       return;
-    case "RunFinished":
+    case "RunCancelRequested":
       touched.runs.add(runId);
+      return;
+    case "RunFinished":
+    case "RunTimedOut":
+    case "ClearRequested":
+      // These can change every unfinished (or, for a clear, finished) task of the run.
+      touched.runs.add(runId);
+      for (const id of Object.keys(runState(runId)?.tasks ?? {})) {
+        tasks(id);
+        instances(id, "all");
+      }
+      return;
+    case "InstanceMarked":
+      touched.runs.add(runId);
+      tasks(event.taskId);
+      instances(event.taskId, event.mapIndex);
+      return;
+    case "InstancesRerun":
+      tasks(event.taskId);
+      for (const i of [...event.mapIndexes, ...(event.settled ?? []).map(([i]) => i)]) instances(event.taskId, i);
       return;
     case "TaskExpanded":
     case "TaskScheduled":
@@ -105,13 +108,14 @@ export async function startProjector(options: ProjectorOptions): Promise<Project
       } else {
         let state = runs.get(event.runId);
         // A late duplicate for a run already written as finished changes nothing: skip the refold.
-        if (!state && event.type !== "RunRequested" && !model.isFinished(event.runId)) {
-          state = await foldRunBefore(nats, log, event.runId, seq);
+        // A late duplicate for a run already written as finished changes nothing; an operator's request (a clear) does.
+        if (!state && event.type !== "RunRequested" && (isOperatorEvent(event) || !model.isFinished(event.runId))) {
+          state = await foldRunBefore(nats, event.runId, seq, log);
         }
         state = evolve(state, event);
         if (state) {
           runs.set(event.runId, state);
-          touch(touched, event);
+          touch(touched, event, (id) => runs.get(id));
         }
       }
       if (caughtUp || pending >= batchSize) {

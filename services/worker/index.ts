@@ -90,6 +90,20 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const messages = await consumer.consume({ max_messages: concurrency });
 
   const running = new Set<Promise<void>>();
+  /** Tries in progress per run, so a stopped run's can be aborted. */
+  const tries = new Map<string, Set<AbortController>>();
+  /** Runs told to stop (bounded): their work still waiting in this worker's buffer is dropped. */
+  const stopped = new Set<string>();
+  const stops = nats.nc.subscribe(subjects.allRunStops, {
+    callback: (err, msg) => {
+      if (err) return;
+      const runId = subjects.runOfStop(msg.subject);
+      if (!runId) return;
+      stopped.add(runId);
+      if (stopped.size > 10_000) stopped.delete(stopped.values().next().value!);
+      for (const c of tries.get(runId) ?? []) c.abort(new Error(`run ${runId} was stopped (cancelled or timed out)`));
+    },
+  });
 
   async function outcome(msg: JsMsg, event: InstanceSucceeded | InstanceFailed): Promise<void> {
     try {
@@ -128,7 +142,15 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       msg.nak(wait); // a retry's delay: JetStream redelivers it then
       return;
     }
+    if (stopped.has(item.runId)) {
+      msg.term(); // the run ended; nothing would record this try
+      return;
+    }
     const controller = new AbortController();
+    const runTries = tries.get(item.runId) ?? new Set<AbortController>();
+    tries.set(item.runId, runTries.add(controller));
+    const aborted = new Promise<never>((_, reject) => controller.signal.addEventListener("abort", () => reject(controller.signal.reason), { once: true }));
+    aborted.catch(() => {});
     const ctx: TaskContext = {
       log: log.child({ runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, try: item.try }),
       dagId: item.dagId, runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, tryNumber: item.try,
@@ -149,8 +171,9 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       const timeout = item.timeoutMs
         ? new Promise<never>((_, reject) => {
             timer = setTimeout(() => {
-              controller.abort();
-              reject(new Error(`task '${item.taskId}' timed out after ${item.timeoutMs} ms`));
+              const err = new Error(`task '${item.taskId}' timed out after ${item.timeoutMs} ms`);
+              controller.abort(err);
+              reject(err);
             }, item.timeoutMs!);
           })
         : null;
@@ -160,7 +183,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
         label = renderLabel(taskSpec(dag.spec, item.taskId).options.mapIndexLabel, args, dag.functions);
         return operator.kind === "shell" ? runShell(args, operator, ctx) : operator.fn(args, ctx);
       });
-      const result = await (timeout ? Promise.race([run, timeout]) : run);
+      const result = await Promise.race(timeout ? [run, timeout, aborted] : [run, aborted]);
       let size: number;
       try {
         size = encodeValue(result).byteLength;
@@ -178,6 +201,8 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       clearInterval(heartbeat);
       clearTimeout(timer);
       clearTimeout(started);
+      runTries.delete(controller);
+      if (runTries.size === 0) tries.delete(item.runId);
     }
   }
 
@@ -195,6 +220,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   return {
     name,
     async stop() {
+      stops.unsubscribe();
       await messages.close();
       await loop;
       await Promise.allSettled(running);

@@ -14,27 +14,36 @@ const log = pino({ level: "silent" });
 
 export type Simulation = { state: RunState; events: RunEvent[]; work: WorkItem[] };
 
-export async function simulate(dag: Dag, options: { conf?: Record<string, unknown>; settings?: DecideSettings; order?: "forward" | "reverse" } = {}): Promise<Simulation> {
-  let now = 1;
-  const events: RunEvent[] = [{ type: "RunRequested", runId: "R", dagId: dag.spec.id, dagVersion: "v", spec: dag.spec, conf: options.conf ?? {}, at: now }];
-  const state = fold(events)!;
-  const all: WorkItem[] = [];
-  for (let round = 0; round < 1000 && (state.state === "running" || state.state === "queued"); round++) {
-    const work: WorkItem[] = [];
-    for (const event of decide(state, ++now, options.settings)) {
-      events.push(event);
-      evolve(state, event);
-      work.push(...workFor(state, event));
-    }
+type Options = { conf?: Record<string, unknown>; settings?: DecideSettings; order?: "forward" | "reverse"; fail?: (item: WorkItem) => boolean };
+
+export async function simulate(dag: Dag, options: Options = {}): Promise<Simulation> {
+  const events: RunEvent[] = [{ type: "RunRequested", runId: "R", dagId: dag.spec.id, dagVersion: "v", spec: dag.spec, conf: options.conf ?? {}, at: 1 }];
+  const sim: Simulation = { state: fold(events)!, events, work: [] };
+  return drive(dag, sim, [], options);
+}
+
+/** Appends an operator's event to a simulated run and drives it to its end again. */
+export async function operate(dag: Dag, sim: Simulation, event: RunEvent, options: Options = {}): Promise<Simulation> {
+  sim.events.push(event);
+  evolve(sim.state, event);
+  return drive(dag, sim, workFor(sim.state, event), options);
+}
+
+async function drive(dag: Dag, sim: Simulation, initial: WorkItem[], options: Options): Promise<Simulation> {
+  const { state, events } = sim;
+  let now = events[events.length - 1]!.at;
+  let work = initial;
+  for (let round = 0; round < 1000; round++) {
     if (options.order === "reverse") work.reverse();
     for (const item of work) {
-      all.push(item);
+      sim.work.push(item);
       const operator = dag.operators.get(item.taskId)!;
       const base = { runId: "R", taskId: item.taskId, mapIndex: item.mapIndex, try: item.try, worker: "sim", startedAt: now, at: ++now };
       let label: string | undefined;
       let event: RunEvent;
       try {
         if (operator.kind !== "function") throw new Error("the simulator runs function tasks only");
+        if (options.fail?.(item)) throw new Error("failed by the test");
         const args = await taskArgs(item, dag.functions);
         label = renderLabel(taskSpec(dag.spec, item.taskId).options.mapIndexLabel, args, dag.functions);
         const ctx: TaskContext = {
@@ -49,8 +58,15 @@ export async function simulate(dag: Dag, options: { conf?: Record<string, unknow
       events.push(event);
       evolve(state, event);
     }
+    if (state.state !== "running" && state.state !== "queued") break;
+    work = [];
+    for (const event of decide(state, ++now, options.settings)) {
+      events.push(event);
+      evolve(state, event);
+      work.push(...workFor(state, event));
+    }
   }
-  return { state, events, work: all };
+  return sim;
 }
 
 /** The results of a task's successful instances, in map-index order. */

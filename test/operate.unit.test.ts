@@ -1,0 +1,160 @@
+// Clear, cancel, mark, run timeouts and params on the pure core (no server).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { dag, task, taskGroup } from "../libs/sdk/index.ts";
+import { confFor, decide, evolve, fold, runReport, workFor, type RunState } from "../libs/core/index.ts";
+import type { RunEvent } from "../libs/events/index.ts";
+import { BadInputError } from "../libs/errors.ts";
+import type { Ref } from "../libs/sdk/types.ts";
+import { operate, resultsOf, simulate } from "./helpers/simulate.ts";
+
+const clear = (taskId: string, mapIndexes: number[] | null, downstream: boolean, at = 1000): RunEvent =>
+  ({ type: "ClearRequested", runId: "R", taskId, mapIndexes, downstream, at });
+const tries = (state: RunState, taskId: string) => state.tasks[taskId]!.instances!.map((i) => i.try);
+
+test("clearing a whole task re-runs it with its next try; the run finishes again", async () => {
+  const d = dag({ id: "c1" }, () => {
+    task("t", ({ v }: { v: number }) => v).expand({ v: [1, 2] });
+  });
+  const sim = await simulate(d);
+  await operate(d, sim, clear("t", null, false));
+  assert.equal(sim.state.state, "success");
+  assert.deepEqual(tries(sim.state, "t"), [2, 2]);
+  assert.equal(sim.events.filter((e) => e.type === "InstanceSucceeded").length, 4, "the first tries stay in the log");
+  assert.equal(sim.events.filter((e) => e.type === "RunFinished").length, 2);
+});
+
+test("an upstream that re-runs shorter marks the surplus downstream instances removed", async () => {
+  let calls = 0;
+  const d = dag({ id: "c2" }, () => {
+    const list = task("list", () => (++calls === 1 ? [1, 2, 3, 4] : [1, 2]))({});
+    task("each", ({ v }: { v: number }) => v * 10).expand({ v: list });
+  });
+  const sim = await simulate(d);
+  await operate(d, sim, clear("list", null, true));
+  const each = runReport(sim.state).tasks.each!;
+  assert.deepEqual(each.instances.map((i) => [i.mapIndex, i.state, i.tries]), [[0, "success", 2], [1, "success", 2], [2, "removed", 1], [3, "removed", 1]]);
+  assert.equal(each.state, "success");
+  assert.equal(sim.state.state, "success");
+});
+
+test("clearing instance i with downstream re-runs only what derives from i in an aligned chain, and the reduce", async () => {
+  const d = dag({ id: "c3" }, () => {
+    const a = task("a", ({ v }: { v: number }) => (v === 2 ? null : v)).expand({ v: [0, 1, 2, 3] });
+    const b = task("b", ({ v }: { v: number }) => v + 100).expand({ v: a });
+    task("sum", ({ xs }: { xs: number[] }) => xs.reduce((x, y) => x + y, 0))({ xs: b });
+  });
+  const sim = await simulate(d);
+  // a[3] is b[2] (a[2] returned null and was dropped from b's expansion).
+  await operate(d, sim, clear("a", [3], true));
+  assert.deepEqual(tries(sim.state, "a"), [1, 1, 1, 2]);
+  assert.deepEqual(tries(sim.state, "b"), [1, 1, 2]);
+  assert.deepEqual(tries(sim.state, "sum"), [2]);
+  assert.deepEqual(resultsOf(sim.state, "sum"), [304]);
+});
+
+test("clearing one group index re-runs only that index of the group's downstream tasks", async () => {
+  const d = dag({ id: "c4" }, () => {
+    taskGroup("g", ({ v }: { v: Ref<number> }) => {
+      const fit = task("fit", ({ v }: { v: number }) => v)({ v });
+      task("score", ({ m }: { m: number }) => m * 2)({ m: fit });
+    }).expand({ v: [1, 2, 3] });
+  });
+  const sim = await simulate(d);
+  await operate(d, sim, clear("g.fit", [1], true));
+  assert.deepEqual(tries(sim.state, "g.fit"), [1, 2, 1]);
+  assert.deepEqual(tries(sim.state, "g.score"), [1, 2, 1]);
+  assert.equal(sim.state.state, "success");
+});
+
+test("a cleared instance that fails again leaves its derived downstream instance upstream_failed", async () => {
+  const d = dag({ id: "c5" }, () => {
+    taskGroup("g", ({ v }: { v: Ref<number> }) => {
+      const fit = task("fit", ({ v }: { v: number }) => v)({ v });
+      task("score", ({ m }: { m: number }) => m * 2)({ m: fit });
+    }).expand({ v: [1, 2] });
+  });
+  const sim = await simulate(d);
+  await operate(d, sim, clear("g.fit", [0], true), { fail: (w) => w.taskId === "g.fit" });
+  assert.deepEqual(sim.state.tasks["g.score"]!.instances!.map((i) => [i.state, i.try]), [["upstream_failed", 1], ["success", 1]]);
+  assert.equal(sim.state.state, "failed");
+});
+
+function running(d: ReturnType<typeof dag>, at = 1): RunState {
+  const state = fold([{ type: "RunRequested", runId: "R", dagId: d.spec.id, dagVersion: "v", spec: d.spec, conf: {}, at }])!;
+  for (const e of decide(state, at + 1)) evolve(state, e);
+  return state;
+}
+
+const chain = () => dag({ id: "stop", runTimeoutMs: 1000 }, () => {
+  const t = task("t", ({ v }: { v: number }) => v).expand({ v: [0, 1, 2] });
+  task("after", ({ xs }: { xs: number[] }) => xs)({ xs: t });
+});
+
+test("cancel: the coordinator ends the run cancelled; running tries fail, unstarted ones and pending tasks are skipped", () => {
+  const state = running(chain());
+  evolve(state, { type: "InstanceStarted", runId: "R", taskId: "t", mapIndex: 1, try: 1, worker: "w", startedAt: 3, at: 4 });
+  evolve(state, { type: "InstanceSucceeded", runId: "R", taskId: "t", mapIndex: 0, try: 1, result: 0, worker: "w", startedAt: 3, at: 4 });
+  evolve(state, { type: "RunCancelRequested", runId: "R", at: 5 });
+  const events = decide(state, 6);
+  assert.deepEqual(events, [{ type: "RunFinished", runId: "R", state: "cancelled", at: 6 }]);
+  evolve(state, events[0]!);
+  assert.equal(state.state, "cancelled");
+  assert.deepEqual(state.tasks.t!.instances!.map((i) => i.state), ["success", "failed", "skipped"]);
+  assert.equal(state.tasks.t!.instances![1]!.error!.name, "Cancelled");
+  assert.equal(state.tasks.after!.state, "skipped");
+  assert.deepEqual(decide(state, 7), []);
+});
+
+test("a run timeout fails the unfinished instances and tasks with a timeout error, never skips them", () => {
+  const state = running(chain());
+  assert.deepEqual(decide(state, 500), [], "before the deadline nothing happens");
+  const [timedOut] = decide(state, 1001);
+  assert.equal(timedOut!.type, "RunTimedOut");
+  evolve(state, timedOut!);
+  assert.deepEqual(state.tasks.t!.instances!.map((i) => i.state), ["failed", "failed", "failed"]);
+  assert.match(state.tasks.t!.instances![0]!.error!.message, /passed its runTimeoutMs of 1000 ms/);
+  assert.equal(state.tasks.after!.state, "failed");
+  const [finished] = decide(state, 1002);
+  assert.deepEqual(finished, { type: "RunFinished", runId: "R", state: "failed", at: 1002 });
+});
+
+test("mark sets one instance's state; the task's state follows", async () => {
+  const d = dag({ id: "mark" }, () => {
+    task("t", ({ v }: { v: number }) => {
+      if (v === 1) throw new Error("no");
+      return v;
+    }).expand({ v: [0, 1] });
+  });
+  const sim = await simulate(d);
+  assert.equal(sim.state.tasks.t!.state, "failed");
+  evolve(sim.state, { type: "InstanceMarked", runId: "R", taskId: "t", mapIndex: 1, state: "success", at: 99 });
+  assert.equal(sim.state.tasks.t!.instances![1]!.state, "success");
+  assert.equal(sim.state.tasks.t!.state, "success");
+});
+
+test("a clear's work is the chosen instances' new tries; a clear of a running run changes nothing", async () => {
+  const d = dag({ id: "w" }, () => {
+    task("t", ({ v }: { v: number }) => v).expand({ v: [0, 1, 2] });
+  });
+  const live = running(d);
+  evolve(live, clear("t", [1], false));
+  assert.deepEqual(tries(live, "t"), [1, 1, 1], "ignored while the run is running");
+  const sim = await simulate(d);
+  const event = clear("t", [2], false);
+  evolve(sim.state, event);
+  assert.deepEqual(workFor(sim.state, event).map((w) => [w.mapIndex, w.try]), [[2, 2]]);
+});
+
+test("params: defaults fill in; an undeclared key or a value of another type is refused before the run", () => {
+  const d = dag({ id: "p", params: { count: 3, tags: ["a"], anything: null } }, () => {
+    task("t", () => 1)({});
+  });
+  assert.deepEqual(confFor(d.spec, { count: 5 }), { count: 5, tags: ["a"], anything: null });
+  assert.deepEqual(confFor(d.spec, { anything: { x: 1 } }).anything, { x: 1 });
+  assert.throws(() => confFor(d.spec, { cuont: 5 }), (e: unknown) => e instanceof BadInputError && /key 'cuont' is not a param of DAG 'p' \(it declares: count, tags, anything\)/.test(e.message));
+  assert.throws(() => confFor(d.spec, { count: "5" }), /key 'count' of DAG 'p' must be a number \(its default is 3\), got a string/);
+  assert.throws(() => confFor(d.spec, { tags: "a" }), /must be a list/);
+  const open = dag({ id: "open" }, () => task("t", () => 1)({}));
+  assert.deepEqual(confFor(open.spec, { any: 1 }), { any: 1 }, "a DAG without params takes any conf");
+});
