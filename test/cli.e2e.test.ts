@@ -14,7 +14,7 @@ test("a failed run exits 1 and says which instance failed and why", async () => 
   const { code, stdout } = await cli(["run", "failing", "--dags", FIXTURE_DAGS]);
   assert.equal(code, 1);
   assert.match(stdout, /failing: failed/);
-  assert.match(stdout, /check \[3\]\s+failed\s+1 failed: n=2 is not allowed/);
+  assert.match(stdout, /check \[3\]\s+failed\s+2 success, 1 failed  first failure: n=2 is not allowed/);
 });
 
 test("bad input exits 2 with a message saying what was wrong and what to do", async () => {

@@ -98,3 +98,17 @@ test("--conf fills declared params and feeds the list a mapped task expands over
   assert.equal(wrong.code, 2);
   assert.match(wrong.stderr, /--conf key 'items' of DAG 'with_params' must be a list/);
 });
+
+test("queue routes a task's work to the workers started with --queue", async () => {
+  const special = await startCli(["worker", "--queue", "special", "--dags", DAGS, "--data", dir.path], /worker started/);
+  try {
+    const { code, report, stderr } = await mapflow(["trigger", "queues", "--wait", "--json"]);
+    assert.equal(code, 0, stderr);
+    const workers = (id: string) => report.tasks[id]!.instances.map((i) => (i as { worker?: string }).worker ?? "");
+    assert.ok(workers("special").every((w) => w.endsWith(":special")), workers("special").join(","));
+    assert.ok(workers("plain").every((w) => w.endsWith(":default")), workers("plain").join(","));
+    assert.deepEqual(report.tasks.special!.instances.map((i) => i.result), [2, 4]);
+  } finally {
+    await stopProcess(special);
+  }
+});

@@ -10,6 +10,8 @@ export type InstanceReport = {
   result: unknown;
   startedAt: number | null;
   endedAt: number | null;
+  /** The worker that ran the last try. */
+  worker?: string;
   error?: string;
 };
 
@@ -39,6 +41,7 @@ export function runReport(state: RunState): RunReport {
         result: i.result ?? null,
         startedAt: i.startedAt ?? null,
         endedAt: i.endedAt ?? null,
+        ...(i.worker ? { worker: i.worker } : {}),
         ...(i.error ? { error: i.error.message } : {}),
       })),
     };

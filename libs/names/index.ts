@@ -46,7 +46,8 @@ export const subjects = {
   dagRegistered: (dagId: string) => `mf.evt.dag.${dagId}`,
   allRuns: "mf.evt.run.>",
   run: (runId: string) => `mf.evt.run.${runId}.>`,
-  runRequested: (runId: string) => `mf.evt.run.${runId}.req`,
+  /** Operators' requests: RunRequested, ClearRequested, InstanceMarked, RunCancelRequested. */
+  requests: (runId: string) => `mf.evt.run.${runId}.req`,
   coordinator: (runId: string) => `mf.evt.run.${runId}.coord`,
   instanceOutcome: (runId: string, taskId: string) => `mf.evt.run.${runId}.inst.${taskToken(taskId)}`,
   allWork: "mf.work.>",

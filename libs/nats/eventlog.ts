@@ -18,7 +18,7 @@ export function subjectOf(event: MapflowEvent): string {
     case "ClearRequested":
     case "InstanceMarked":
     case "RunCancelRequested":
-      return subjects.runRequested(event.runId);
+      return subjects.requests(event.runId);
     case "InstanceStarted":
     case "InstanceSucceeded":
     case "InstanceFailed":

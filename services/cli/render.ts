@@ -11,6 +11,14 @@ export function taskLabel(taskId: string, mapped: boolean, count: number | null)
   return mapped ? `${taskId} [${count ?? " "}]` : taskId;
 }
 
+/** `3 success, 1 removed` when a mapped task's instances are not all in one state. */
+function stateCounts(instances: readonly { state: string }[]): string {
+  const counts = new Map<string, number>();
+  for (const i of instances) counts.set(i.state, (counts.get(i.state) ?? 0) + 1);
+  if (counts.size < 2) return "";
+  return [...counts].map(([state, n]) => `${n} ${state}`).join(", ");
+}
+
 export function renderRun(report: RunReport): string {
   const took = report.endedAt ? ` in ${report.endedAt - report.startedAt} ms` : "";
   const lines = [`run ${report.runId} of ${report.dagId}: ${report.state}${took}`];
@@ -20,11 +28,17 @@ export function renderRun(report: RunReport): string {
     const failed = t.instances.filter((i) => i.state === "failed");
     let detail = t.mapped ? short(results) : results.length ? short(results[0]) : "";
     if (t.error) detail = t.error;
-    else if (failed.length) detail = `${failed.length} failed: ${failed[0]!.error ?? ""}`;
-    return [label, t.state, detail] as const;
+    const counts = t.mapped ? stateCounts(t.instances) : "";
+    if (!t.error && failed.length) detail = counts ? `first failure: ${failed[0]!.error ?? ""}` : `failed: ${failed[0]!.error ?? ""}`;
+    if (counts) detail = `${counts}  ${detail}`;
+    const labelled = t.instances.filter((i) => i.label !== undefined).slice(0, 20).map((i) => `[${i.mapIndex}] ${i.label}: ${i.state}`);
+    return [label, t.state, detail, labelled] as const;
   });
   const w0 = Math.max(...rows.map((r) => r[0].length));
   const w1 = Math.max(...rows.map((r) => r[1].length));
-  for (const [label, state, detail] of rows) lines.push(`  ${label.padEnd(w0)}  ${state.padEnd(w1)}  ${detail}`);
+  for (const [label, state, detail, labelled] of rows) {
+    lines.push(`  ${label.padEnd(w0)}  ${state.padEnd(w1)}  ${detail}`);
+    for (const l of labelled) lines.push(`      ${l}`);
+  }
   return lines.join("\n");
 }
