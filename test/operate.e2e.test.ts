@@ -75,6 +75,12 @@ test("cancel stops the running instances and ends the run cancelled", async () =
   const again = await cli(["cancel", runId, "--data", dir.path]);
   assert.equal(again.code, 2);
   assert.match(again.stderr, /already ended \(cancelled\)/);
+
+  // Workers were told to stop this run; a clear afterwards must still get its new tries run.
+  const rerun = await mapflow(["clear", runId, "slow", "--downstream", "--wait", "--json"]);
+  assert.equal(rerun.code, 0, rerun.stderr);
+  assert.equal(rerun.report.state, "success");
+  assert.deepEqual(rerun.report.tasks.after!.instances[0]!.result, 3);
 });
 
 test("a run timeout fails the unfinished instances with a timeout error", async () => {

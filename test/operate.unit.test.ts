@@ -158,3 +158,53 @@ test("params: defaults fill in; an undeclared key or a value of another type is 
   const open = dag({ id: "open" }, () => task("t", () => 1)({}));
   assert.deepEqual(confFor(open.spec, { any: 1 }), { any: 1 }, "a DAG without params takes any conf");
 });
+
+test("a cleared run's timeout counts from the clear, not from the first start", async () => {
+  const d = dag({ id: "t2", runTimeoutMs: 1000 }, () => {
+    task("t", () => 1)({});
+  });
+  const sim = await simulate(d);
+  const event = clear("t", null, false, 50_000);
+  evolve(sim.state, event);
+  assert.deepEqual(decide(sim.state, 50_001).map((e) => e.type), ["TaskScheduled"]);
+});
+
+test("removed instances are not re-run by a clear; a clear that requeues nothing finishes at once", async () => {
+  let calls = 0;
+  const d = dag({ id: "rm" }, () => {
+    const list = task("list", () => (++calls === 1 ? [1, 2, 3] : [1]))({});
+    task("each", ({ v }: { v: number }) => v).expand({ v: list });
+  });
+  const sim = await simulate(d);
+  await operate(d, sim, clear("list", null, true));
+  await operate(d, sim, clear("each", [2], false, 2000));
+  assert.deepEqual(runReport(sim.state).tasks.each!.instances.map((i) => [i.state, i.tries]), [["success", 2], ["removed", 1], ["removed", 1]]);
+  assert.equal(sim.state.state, "success");
+});
+
+test("clearing a failed upstream instance with downstream re-runs the whole downstream map (its items shift)", async () => {
+  let attempt = 0;
+  const d = dag({ id: "shift" }, () => {
+    const a = task("a", ({ v }: { v: number }) => {
+      if (v === 2 && attempt++ === 0) throw new Error("first time");
+      return v;
+    }).expand({ v: [0, 1, 2, 3] });
+    task("b", ({ v }: { v: number }) => v * 10, { triggerRule: "all_done" }).expand({ v: a });
+  });
+  const sim = await simulate(d);
+  assert.deepEqual(resultsOf(sim.state, "b"), [0, 10, 30]);
+  await operate(d, sim, clear("a", [2], true));
+  assert.deepEqual(resultsOf(sim.state, "b"), [0, 10, 20, 30]);
+});
+
+test("work for InstancesQueued covers only the instances the fold queued", () => {
+  const d = dag({ id: "q" }, () => {
+    task("t", ({ v }: { v: number }) => v, { maxActivePerRun: 1 }).expand({ v: [0, 1] });
+  });
+  const state = running(d);
+  const [queued] = decide(state, 3);
+  assert.equal(queued!.type, "InstancesQueued");
+  evolve(state, { type: "InstanceMarked", runId: "R", taskId: "t", mapIndex: 0, state: "success", at: 4 });
+  evolve(state, queued!);
+  assert.deepEqual(workFor(state, queued!), []);
+});

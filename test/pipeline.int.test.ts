@@ -11,6 +11,7 @@ import { createLogger } from "../libs/log/index.ts";
 import { startStack, type Stack } from "../services/stack/index.ts";
 import { startProjector } from "../services/projector/index.ts";
 import { requestRun, waitForRun } from "../services/cli/runs.ts";
+import { cancelRun } from "../services/cli/operate.ts";
 import { ACCEPTANCE, FIXTURE_DAGS, tempDir } from "./helpers/index.ts";
 import { VALUES } from "./fixtures/dags/shell_env.ts";
 
@@ -173,4 +174,17 @@ test("maxActivePerRun and maxActive hold instances back (scheduled) and let them
   const queued = events.filter((e) => e.type === "InstancesQueued" && e.taskId === "per_run");
   assert.ok(queued.length >= 3, "the six held instances went out in several InstancesQueued events");
   assert.ok(events.some((e) => e.type === "InstanceStarted"), "tries running longer than startedEventAfterMs are recorded as running");
+});
+
+test("a run waiting for a maxActive slot goes on when the run holding it is cancelled", async () => {
+  const holder = pickDag(bag, "hold_slot");
+  const request = (ms: number) => requestRun(stack.nats, { dagId: "hold_slot", version: holder.version, spec: holder.dag.spec, conf: { ms } });
+  const a = await request(60_000);
+  await new Promise((r) => setTimeout(r, 500));
+  const b = await request(10);
+  await new Promise((r) => setTimeout(r, 500));
+  await cancelRun(stack.nats, a);
+  const [stateA, stateB] = await Promise.all([waitForRun(stack.nats, a), waitForRun(stack.nats, b)]);
+  assert.equal(stateA.state, "cancelled");
+  assert.equal(stateB.state, "success");
 });

@@ -53,12 +53,19 @@ function derived(state: RunState, task: TaskSpec, upstreamId: string, chosen: re
     const groups = new Set(upstream.mapping === null ? chosen : chosen.map((i) => upInstances[i]?.group ?? -1));
     const mine = state.tasks[task.id]?.instances ?? [];
     if (task.mapping === null) return [...groups].filter((g) => g < mine.length).sort((a, b) => a - b);
-    return mine.filter((i) => groups.has(i.group ?? -1)).map((i) => i.mapIndex);
+    return mine.filter((i) => i.state !== "removed" && groups.has(i.group ?? -1)).map((i) => i.mapIndex);
   }
   if (task.group !== null || task.mapping === null) return null;
   const sources = task.mapping.kind === "kwargs" ? [task.mapping.source] : Object.values(task.mapping.kwargs);
   if (sources.length !== 1 || itemSource(sources[0]!) !== upstreamId) return null;
   if (Object.values(task.args).some((s) => mentions(s, upstreamId))) return null; // every instance also reads it whole
+  // A chosen instance with no item in the output now (failed, null) may gain one: positions shift, so all re-run.
+  const upInstances = state.tasks[upstreamId]?.instances ?? [];
+  const itemless = chosen.some((i) => {
+    const instance = upInstances[i];
+    return instance?.state !== "success" || instance.result === undefined || instance.result === null;
+  });
+  if (itemless) return null;
   return outputPositions(state, upstreamId, set);
 }
 

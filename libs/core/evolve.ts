@@ -226,7 +226,7 @@ export function evolve(state: RunState | undefined, event: RunEvent): RunState |
       const limited = isLimited(taskSpec(state.spec, task.id));
       for (const mapIndex of event.mapIndexes) {
         const instance = instanceOf(task, mapIndex);
-        if (instance && !OPEN.has(instance.state)) again(task, instance, limited);
+        if (instance && !OPEN.has(instance.state) && instance.state !== "removed") again(task, instance, limited);
       }
       for (const [mapIndex, settled] of event.settled ?? []) {
         const instance = instanceOf(task, mapIndex);
@@ -248,10 +248,11 @@ export function evolve(state: RunState | undefined, event: RunEvent): RunState |
           const limited = isLimited(taskSpec(state.spec, id));
           for (const mapIndex of indexes) {
             const instance = instanceOf(cleared, mapIndex);
-            if (instance && !OPEN.has(instance.state)) again(cleared, instance, limited);
+            if (instance && !OPEN.has(instance.state) && instance.state !== "removed") again(cleared, instance, limited);
           }
           cleared.state = "running";
           if (limited) cleared.waitingHead ??= 0;
+          settle(cleared, event.at); // nothing requeued: it is as finished as before
         } else if (indexes.length > 0) {
           cleared.rerun = [...indexes];
           cleared.state = "pending";
@@ -259,6 +260,7 @@ export function evolve(state: RunState | undefined, event: RunEvent): RunState |
         delete cleared.endedAt;
       }
       state.state = "running";
+      state.startedAt = event.at; // as Airflow restarts a cleared run's clock: a run timeout counts from here
       delete state.endedAt;
       delete state.timedOut;
       delete state.cancelRequested;

@@ -117,14 +117,8 @@ export function workFor(state: RunState, event: RunEvent): WorkItem[] {
       if (instance?.state !== "queued") return []; // held back for a slot: its work goes out with InstancesQueued
       return [workOf(state, taskSpec(state.spec, event.taskId))(event.mapIndex, event.try, event.notBefore)];
     }
-    case "InstancesQueued": {
-      const task = state.tasks[event.taskId];
-      const make = workOf(state, taskSpec(state.spec, event.taskId));
-      return event.mapIndexes.map((mapIndex) => {
-        const instance = task!.instances![task!.mapped ? mapIndex : 0]!;
-        return make(mapIndex, instance.try, instance.notBefore ?? 0);
-      });
-    }
+    case "InstancesQueued":
+      return queuedWork(state, event.taskId, event.mapIndexes);
     default:
       return [];
   }

@@ -26,11 +26,12 @@ function checkTask(state: RunState, taskId: string): void {
 
 function checkIndexes(state: RunState, taskId: string, mapIndexes: readonly number[]): void {
   const task = state.tasks[taskId]!;
-  const known = new Set((task.instances ?? []).map((i) => i.mapIndex));
+  const known = new Set((task.instances ?? []).filter((i) => i.state !== "removed").map((i) => i.mapIndex));
   for (const i of mapIndexes) {
     if (!known.has(i)) {
       const range = task.mapped ? `0…${(task.instances?.length ?? 0) - 1}` : "-1 (it is not mapped)";
-      throw new BadInputError(`task '${taskId}' of run ${state.runId} has no instance with map index ${i}; its map indexes: ${range}`);
+      const removed = task.instances?.[i]?.state === "removed" ? " (that instance was removed when its upstream re-ran shorter)" : "";
+      throw new BadInputError(`task '${taskId}' of run ${state.runId} has no instance with map index ${i}${removed}; its map indexes: ${range}`);
     }
   }
 }

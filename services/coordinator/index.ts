@@ -88,8 +88,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
 
   /** A slot freed under maxActive may let another run of the same DAG go on. */
   function wakeSiblings(state: RunState, event: MapflowEvent): void {
-    if (event.type !== "InstanceSucceeded" && event.type !== "InstanceFailed") return;
-    if (taskSpec(state.spec, event.taskId).options.maxActive === null) return;
+    const frees = event.type === "InstanceSucceeded" || event.type === "InstanceFailed" || event.type === "InstanceMarked"
+      ? taskSpec(state.spec, event.taskId).options.maxActive !== null
+      : (event.type === "RunFinished" || event.type === "RunTimedOut") && state.spec.tasks.some((t) => t.options.maxActive !== null);
+    if (!frees) return;
     for (const [runId, book] of books) if (book.state.dagId === state.dagId && runId !== state.runId) dirty.add(runId);
   }
   const books = new Map<string, Book>();
@@ -103,7 +105,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     // Decided and reserved before the first await, so runs decided together see each other's slots.
     const events = decide(book.state, now(), settings);
     reserve(book, events);
-    for (const event of events) {
+    for (const [n, event] of events.entries()) {
       const fence = Math.max(book.seenSeq, book.appendedSeq);
       try {
         const ack = await appendEvent(nats.js, event, { expectLastSubjectSeq: fence });
@@ -114,7 +116,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         } else {
           log.error({ runId, err }, "append failed; will decide this run again");
         }
-        reserved.delete(runId);
+        // This decision and the ones after it were not appended: their slots were never taken.
+        for (const unsent of events.slice(n)) if (unsent.type === "InstancesQueued") release(book.state, unsent.taskId, unsent.mapIndexes.length);
         dirty.add(runId);
         return;
       }
@@ -203,7 +206,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     } else if (caughtUp && event.type === "ClearRequested") {
       for (const item of workFor(book.state, event)) outbox.push(item);
     }
-    if (caughtUp && (event.type === "RunTimedOut" || (event.type === "RunFinished" && event.state !== "success"))) void stopWork(event.runId);
+    // Only these end a run with work still out (a failed run's tasks had all finished).
+    if (caughtUp && (event.type === "RunTimedOut" || (event.type === "RunFinished" && event.state === "cancelled"))) void stopWork(event.runId);
     if (FINISHED_RUN_STATES.has(book.state.state)) {
       books.delete(event.runId);
       reserved.delete(event.runId);

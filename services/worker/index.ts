@@ -92,15 +92,15 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const running = new Set<Promise<void>>();
   /** Tries in progress per run, so a stopped run's can be aborted. */
   const tries = new Map<string, Set<AbortController>>();
-  /** Runs told to stop (bounded): their work still waiting in this worker's buffer is dropped. */
-  const stopped = new Set<string>();
+  /** Runs told to stop, and when (bounded): their work published before then is dropped; a later clear's is not. */
+  const stopped = new Map<string, number>();
   const stops = nats.nc.subscribe(subjects.allRunStops, {
     callback: (err, msg) => {
       if (err) return;
       const runId = subjects.runOfStop(msg.subject);
       if (!runId) return;
-      stopped.add(runId);
-      if (stopped.size > 10_000) stopped.delete(stopped.values().next().value!);
+      stopped.set(runId, Date.now());
+      if (stopped.size > 10_000) stopped.delete(stopped.keys().next().value!);
       for (const c of tries.get(runId) ?? []) c.abort(new Error(`run ${runId} was stopped (cancelled or timed out)`));
     },
   });
@@ -142,8 +142,9 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       msg.nak(wait); // a retry's delay: JetStream redelivers it then
       return;
     }
-    if (stopped.has(item.runId)) {
-      msg.term(); // the run ended; nothing would record this try
+    const stoppedAt = stopped.get(item.runId);
+    if (stoppedAt !== undefined && msg.info.timestampNanos / 1e6 <= stoppedAt) {
+      msg.term(); // the run ended after this was queued; nothing would record this try
       return;
     }
     const controller = new AbortController();
