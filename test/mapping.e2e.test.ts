@@ -47,7 +47,9 @@ test("a mapped task group: per-index failure, mapping inside the group, a partia
   assert.deepEqual(states("model.score"), ["success", "upstream_failed", "skipped"]);
   assert.deepEqual(results(report, "model.score"), [23]);
   assert.deepEqual(results(report, "best"), [{ all: [23], failed: [1] }]);
-  assert.equal(report.state, "success", "the leaf, best, succeeded");
+  assert.deepEqual(results(report, "each_score"), [46], "mapping over a mapped group's output");
+  assert.equal(report.tasks.each_score!.state, "success");
+  assert.equal(report.state, "success", "the leaves, best and each_score, succeeded");
 });
 
 test("bad inputs fail their task with the reason: not mappable, over maxMapLength, over the global limit", async () => {
@@ -70,4 +72,14 @@ test("retries with backoff report their tries; a timeout fails its instance only
   assert.equal(report.tasks.if_all_good!.state, "success");
   assert.equal(report.tasks.only_if_skipped!.state, "skipped");
   assert.equal(report.state, "success", "every leaf succeeded or was skipped");
+});
+
+test("maxActivePerRun holds a run's instances to the limit, through npx mapflow run", async () => {
+  const { code, stdout, stderr } = await cli(["run", "limits", "--dags", join(FIXTURES, "dags"), "--json"]);
+  assert.equal(code, 0, stderr);
+  const report = JSON.parse(stdout) as Report;
+  const peak = (id: string) => Math.max(...results(report, id).map(Number));
+  assert.ok(peak("per_run") <= 2, `saw ${peak("per_run")} at once`);
+  assert.ok(peak("global") <= 3, `saw ${peak("global")} at once`);
+  assert.ok(peak("free") > 2, "the unlimited task overlaps, so the checks above can fail");
 });

@@ -61,6 +61,18 @@ test("clear --downstream re-runs a finished run; a shorter upstream marks surplu
   assert.match(bad.stderr, /task 'each' of run .* has no instance with map index 9/);
 });
 
+test("clearing one instance --downstream re-runs only the instances that derive from it, and the reduce", async () => {
+  const first = await mapflow(["trigger", "lineage", "--wait", "--json"]);
+  assert.equal(first.code, 0, first.stderr);
+  const cleared = await mapflow(["clear", first.report.runId, "a", "--map-index", "1", "--downstream", "--wait", "--json"]);
+  assert.equal(cleared.code, 0, cleared.stderr);
+  const tries = (id: string) => cleared.report.tasks[id]!.instances.map((i) => i.tries);
+  assert.deepEqual(tries("a"), [1, 2, 1]);
+  assert.deepEqual(tries("b"), [1, 2, 1]);
+  assert.deepEqual(tries("total"), [2]);
+  assert.deepEqual(cleared.report.tasks.total!.instances[0]!.result, 60);
+});
+
 test("cancel stops the running instances and ends the run cancelled", async () => {
   const { stdout } = await cli(["trigger", "sleepy", "--json", "--data", dir.path]);
   const { runId } = JSON.parse(stdout) as { runId: string };
@@ -106,7 +118,7 @@ test("--conf fills declared params and feeds the list a mapped task expands over
 });
 
 test("queue routes a task's work to the workers started with --queue", async () => {
-  const special = await startCli(["worker", "--queue", "special", "--dags", DAGS, "--data", dir.path], /worker started/);
+  const special = await startCli(["worker", "--queue", "special", "--dags", DAGS, "--data", dir.path], /worker \S+ ready/);
   try {
     const { code, report, stderr } = await mapflow(["trigger", "queues", "--wait", "--json"]);
     assert.equal(code, 0, stderr);
