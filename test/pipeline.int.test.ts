@@ -6,13 +6,13 @@ import { JetStreamApiError } from "@nats-io/jetstream";
 import { loadDags, pickDag, type DagBag } from "../libs/dags/index.ts";
 import { runReport, type RunState } from "../libs/core/index.ts";
 import { appendEvent, followEvents } from "../libs/nats/index.ts";
-import { subjects } from "../libs/names/index.ts";
+import { STREAMS, subjects } from "../libs/names/index.ts";
 import { createLogger } from "../libs/log/index.ts";
 import { startStack, type Stack } from "../services/stack/index.ts";
 import { startProjector } from "../services/projector/index.ts";
 import { requestRun, waitForRun } from "../services/cli/runs.ts";
-import { cancelRun } from "../services/cli/operate.ts";
-import { ACCEPTANCE, FIXTURE_DAGS, tempDir } from "./helpers/index.ts";
+import { cancelRun, clearRun, markInstance } from "../services/cli/operate.ts";
+import { ACCEPTANCE, FIXTURE_DAGS, FIXTURES, tempDir } from "./helpers/index.ts";
 import { VALUES } from "./fixtures/dags/shell_env.ts";
 
 const dir = tempDir();
@@ -23,7 +23,8 @@ const log = createLogger("test", "warn");
 before(async () => {
   const acceptance = await loadDags(ACCEPTANCE);
   const fixtures = await loadDags(FIXTURE_DAGS);
-  bag = { dir: FIXTURE_DAGS, dags: new Map([...acceptance.dags, ...fixtures.dags]), errors: [] };
+  const operate = await loadDags(join(FIXTURES, "operate"));
+  bag = { dir: FIXTURE_DAGS, dags: new Map([...acceptance.dags, ...fixtures.dags, ...operate.dags]), errors: [] };
   stack = await startStack({ dataDir: dir.path, bag, log, worker: { startedEventAfterMs: 50 } });
 });
 
@@ -187,4 +188,32 @@ test("a run waiting for a maxActive slot goes on when the run holding it is canc
   const [stateA, stateB] = await Promise.all([waitForRun(stack.nats, a), waitForRun(stack.nats, b)]);
   assert.equal(stateA.state, "cancelled");
   assert.equal(stateB.state, "success");
+});
+
+test("after clears (with removed instances), marks and cancels, the read model still equals a rebuild from the log", async () => {
+  const shrunk = await run("shrink");
+  const seq = await clearRun(stack.nats, shrunk.runId, "list", null, true);
+  const again = await waitForRun(stack.nats, shrunk.runId, undefined, seq);
+  assert.deepEqual(again.tasks.each!.instances!.map((i) => i.state), ["success", "success", "removed", "removed"]);
+  await markInstance(stack.nats, shrunk.runId, "each", 0, "failed");
+
+  const all = (db: import("better-sqlite3").Database) => ({
+    runs: db.prepare("SELECT * FROM dag_runs ORDER BY run_id").all(),
+    tasks: db.prepare("SELECT * FROM tasks ORDER BY run_id, task_id").all(),
+    instances: db.prepare("SELECT * FROM task_instances ORDER BY run_id, task_id, map_index").all(),
+  });
+  const last = (await stack.nats.jsm.streams.info(STREAMS.events)).state.last_seq;
+  await stack.projector.waitFor(last);
+  const live = all(stack.projector.model.db);
+  const removed = (live.instances as { run_id: string; task_id: string; state: string }[]).filter((r) => r.run_id === shrunk.runId && r.task_id === "each");
+  assert.deepEqual(removed.map((r) => r.state), ["failed", "success", "removed", "removed"]);
+  const rebuildDir = tempDir();
+  const rebuilt = await startProjector({ nats: stack.nats, log, dbPath: join(rebuildDir.path, "rebuilt.sqlite") });
+  try {
+    await rebuilt.waitFor(last);
+    assert.deepEqual(all(rebuilt.model.db), live);
+  } finally {
+    await rebuilt.stop();
+    rebuildDir.remove();
+  }
 });

@@ -8,7 +8,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { DagRegistered } from "../events/index.ts";
 import { FINISHED_RUN_STATES, type Instance, type RunState, type RunStateName } from "../core/state.ts";
-import { SCHEMA } from "./schema.ts";
+import { SCHEMA, STORE_VERSION, TABLES } from "./schema.ts";
 
 /** Rows to rewrite from state after a batch, named by what the batch touched. */
 export type Touched = {
@@ -37,6 +37,11 @@ export class ReadModel {
     this.db = new Database(path);
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
+    if (this.db.pragma("user_version", { simple: true }) !== STORE_VERSION) {
+      // An older read model: drop it; the projector refills it from the log, which is the truth.
+      for (const table of TABLES) this.db.exec(`DROP TABLE IF EXISTS ${table}`);
+      this.db.pragma(`user_version = ${STORE_VERSION}`);
+    }
     this.db.exec(SCHEMA);
     this.stmts = {
       lastSeq: this.db.prepare<[], { last_seq: number }>("SELECT last_seq FROM projection WHERE id = 1"),
@@ -46,8 +51,9 @@ export class ReadModel {
       run: this.db.prepare("INSERT OR REPLACE INTO dag_runs (run_id, dag_id, dag_version, state, conf, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
       task: this.db.prepare("INSERT OR REPLACE INTO tasks (run_id, task_id, state, mapped, map_count, error, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
       instance: this.db.prepare(
-        "INSERT OR REPLACE INTO task_instances (run_id, task_id, map_index, state, tries, result, error, worker, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO task_instances (run_id, task_id, map_index, state, tries, result, error, worker, label, group_index, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
+      dropInstances: this.db.prepare("DELETE FROM task_instances WHERE run_id = ? AND task_id = ?"),
     };
   }
 
@@ -74,15 +80,21 @@ export class ReadModel {
         for (const taskId of taskIds) {
           const t = r.tasks[taskId];
           if (!t) continue;
-          this.stmts.task.run(runId, taskId, t.state, t.mapped ? 1 : 0, t.instances?.length ?? null, t.error?.message ?? null, t.startedAt ?? null, t.endedAt ?? null);
+          const count = t.instances ? t.instances.filter((i) => i.state !== "removed").length : null;
+          this.stmts.task.run(runId, taskId, t.state, t.mapped ? 1 : 0, count, t.error?.message ?? null, t.startedAt ?? null, t.endedAt ?? null);
         }
       }
       for (const [key, which] of touched.instances) {
         const [runId, taskId] = key.split("\0") as [string, string];
         const instances = runs.get(runId)?.tasks[taskId]?.instances;
+        // A whole task written again (expanded, cleared, stopped) replaces its rows, so none outlive the state.
+        if (which === "all") this.stmts.dropInstances.run(runId, taskId);
         if (!instances) continue;
         const write = (i: Instance) =>
-          this.stmts.instance.run(runId, taskId, i.mapIndex, i.state, i.try, json(i.result), i.error ? JSON.stringify(i.error) : null, i.worker ?? null, i.startedAt ?? null, i.endedAt ?? null);
+          this.stmts.instance.run(
+            runId, taskId, i.mapIndex, i.state, i.try, json(i.result), i.error ? JSON.stringify(i.error) : null, i.worker ?? null,
+            i.label ?? null, i.group ?? null, i.startedAt ?? null, i.endedAt ?? null,
+          );
         if (which === "all") instances.forEach(write);
         else for (const mapIndex of which) {
           const i = instances[mapIndex < 0 ? 0 : mapIndex];

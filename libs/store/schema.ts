@@ -1,4 +1,10 @@
 /** The SQLite read model's tables. Rebuildable at any time from the log. */
+
+/** Bump when a table changes: a read model of another version is dropped and rebuilt from the log. */
+export const STORE_VERSION = 2;
+
+export const TABLES = ["projection", "dags", "dag_runs", "tasks", "task_instances"] as const;
+
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS projection (
   id        INTEGER PRIMARY KEY CHECK (id = 1),
@@ -40,6 +46,8 @@ CREATE TABLE IF NOT EXISTS task_instances (
   result      TEXT,
   error       TEXT,
   worker      TEXT,
+  label       TEXT,
+  group_index INTEGER,
   started_at  INTEGER,
   ended_at    INTEGER,
   PRIMARY KEY (run_id, task_id, map_index)
