@@ -80,7 +80,7 @@ function reset(task: TaskRun): void {
   task.instances = null;
   task.state = "pending";
   task.open = task.retrying = task.scheduled = 0;
-  for (const key of ["groupCounts", "groupSettled", "waiting", "waitingHead", "error", "startedAt", "endedAt", "rerun"] as const) delete task[key];
+  for (const key of ["groupCounts", "groupSettled", "waiting", "waitingHead", "error", "startedAt", "endedAt", "rerun", "removed"] as const) delete task[key];
 }
 
 /** Ends every unfinished instance and task of a run that is stopped (cancel or run timeout). */
@@ -130,7 +130,9 @@ export function evolve(state: RunState | undefined, event: RunEvent): RunState |
         // A cleared task expands again: tries continue, and instances past the new length are removed.
         const previous = task.previous;
         task.instances.forEach((i, n) => previous[n] && (i.try = previous[n]!.try + 1));
-        for (let n = task.instances.length; task.mapped && n < previous.length; n++) task.instances.push({ ...previous[n]!, state: "removed" });
+        const length = task.instances.length;
+        for (let n = length; task.mapped && n < previous.length; n++) task.instances.push({ ...previous[n]!, state: "removed" });
+        if (task.instances.length > length) task.removed = task.instances.length - length;
         delete task.previous;
       }
       if (expanded?.groupCounts && expanded.settled) task.groupSettled = Object.fromEntries(expanded.settled);

@@ -59,6 +59,8 @@ export type TaskRun = {
   previous?: Instance[];
   /** Cleared instances waiting for their upstreams to finish again. */
   rerun?: number[];
+  /** How many of `instances` are `removed` (left over from a longer expansion before a clear). */
+  removed?: number;
 };
 
 export type RunState = {

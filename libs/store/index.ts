@@ -80,7 +80,7 @@ export class ReadModel {
         for (const taskId of taskIds) {
           const t = r.tasks[taskId];
           if (!t) continue;
-          const count = t.instances ? t.instances.filter((i) => i.state !== "removed").length : null;
+          const count = t.instances ? t.instances.length - (t.removed ?? 0) : null;
           this.stmts.task.run(runId, taskId, t.state, t.mapped ? 1 : 0, count, t.error?.message ?? null, t.startedAt ?? null, t.endedAt ?? null);
         }
       }
