@@ -40,6 +40,9 @@ function touch(touched: Touched, event: RunEvent, runState: (runId: string) => R
       touched.runs.add(runId);
       return;
     case "RunFinished":
+      touched.runs.add(runId);
+      if (event.state !== "cancelled") return; // a run that finished by itself changed no task on the way
+    // falls through: a cancel stops every unfinished task
     case "RunTimedOut":
     case "ClearRequested":
       // These can change every unfinished (or, for a clear, finished) task of the run.
