@@ -295,3 +295,25 @@ test("definition errors for the new inputs say what was wrong", () => {
   rejects(() => task("t", () => 1, { mapIndexLabel: "x" as never }), /mapIndexLabel' must be a function/);
   assert.throws(() => zip([1]), /zip\(\) is used outside a dag/);
 });
+
+test("expandKwargs over an upstream's objects: an object that sets a task option fails the task at expansion", async () => {
+  const d = dag({ id: "kwopt" }, () => {
+    const pairs = task("pairs", () => [{ x: 1, y: 2 }, { x: 1, y: 2, queue: "gpu" }])({});
+    add().expandKwargs(pairs);
+  });
+  const { state } = await simulate(d);
+  assert.equal(state.tasks.add!.state, "failed");
+  assert.equal(state.tasks.add!.error!.message, "task 'add': expandKwargs item 1 sets 'queue', a task option that cannot be mapped; set it in the task's options instead");
+});
+
+test("a mapped group over an output that cannot be mapped fails its tasks with an error naming the group", async () => {
+  const d = dag({ id: "badgroup" }, () => {
+    const up = task("up", () => "text")({});
+    taskGroup("g", ({ v }: { v: Ref<string> }) => {
+      task("inner", ({ v }: { v: string }) => v)({ v });
+    }).expand({ v: up });
+  });
+  const { state } = await simulate(d);
+  assert.equal(state.tasks["g.inner"]!.state, "failed");
+  assert.match(state.tasks["g.inner"]!.error!.message, /^task group 'g' cannot map over 'v': upstream task 'up' returned a string/);
+});

@@ -11,7 +11,7 @@
  */
 import type { Instance, RunState, TaskStateName } from "./state.ts";
 import { taskStateOf } from "./state.ts";
-import { groupSpec, taskSpec, type GroupSpec, type Mapping, type TaskSpec, type ValueSource } from "./spec.ts";
+import { groupSpec, OPTION_NAMES, taskSpec, type GroupSpec, type Mapping, type TaskSpec, type ValueSource } from "./spec.ts";
 import { triggerVerdict } from "./trigger.ts";
 
 /** A value that cannot be mapped over; the message says what mapping needs. */
@@ -100,16 +100,16 @@ export function resolveSource(state: RunState, source: ValueSource, scope: Scope
       return scope.groupArgs.input(scope.group).args[source.name];
     }
     case "map":
-      return itemsOf(state, source.source, scope, scope.task.id).map((item) => new Deferred(source.fn, item));
+      return itemsOf(state, source.source, scope, `task '${scope.task.id}'`).map((item) => new Deferred(source.fn, item));
     case "zip": {
-      const lists = source.sources.map((s) => itemsOf(state, s, scope, scope.task.id));
+      const lists = source.sources.map((s) => itemsOf(state, s, scope, `task '${scope.task.id}'`));
       const lengths = lists.map((l) => l.length);
       const length = lists.length === 0 ? 0 : source.fill ? Math.max(...lengths) : Math.min(...lengths);
       const fill = source.fill?.value;
       return Array.from({ length }, (_, i) => lists.map((l) => (i < l.length ? l[i] : fill)));
     }
     case "concat":
-      return source.sources.flatMap((s) => itemsOf(state, s, scope, scope.task.id));
+      return source.sources.flatMap((s) => itemsOf(state, s, scope, `task '${scope.task.id}'`));
     default: {
       const unknown: never = source;
       throw new Error(`unknown value source ${JSON.stringify(unknown)}`);
@@ -117,14 +117,14 @@ export function resolveSource(state: RunState, source: ValueSource, scope: Scope
   }
 }
 
-/** The items a source maps over; `what` names the consumer in the error. */
-function itemsOf(state: RunState, source: ValueSource, scope: Scope, what: string, kwarg?: string): readonly unknown[] {
+/** The items a source maps over; `who` names the consumer in the error ("task 'm'", "task group 'g'"). */
+function itemsOf(state: RunState, source: ValueSource, scope: Scope, who: string, kwarg?: string): readonly unknown[] {
   const value = resolveSource(state, source, scope);
   if (Array.isArray(value)) return value;
   if (typeof value === "object" && value !== null && !(value instanceof Deferred)) return Object.entries(value);
   const over = kwarg === undefined ? "" : ` over '${kwarg}'`;
   throw new NotMappableError(
-    `task '${what}' cannot map${over}: ${origin(source)} ${describe(value)}, but mapping needs a list (one instance per item) or an object (one per [key, value] entry)`,
+    `${who} cannot map${over}: ${origin(source)} ${describe(value)}, but mapping needs a list (one instance per item) or an object (one per [key, value] entry)`,
   );
 }
 
@@ -146,8 +146,10 @@ function resolveMapping(state: RunState, mapping: Mapping, constant: Record<stri
     items.forEach((item, i) => {
       if (item instanceof Deferred) return; // checked by the worker once the transform has run
       if (typeof item !== "object" || item === null || Array.isArray(item)) {
-        throw new NotMappableError(`'${owner}' expandKwargs needs a list of objects, but item ${i} is ${describe(item)}`);
+        throw new NotMappableError(`${owner}: expandKwargs needs a list of objects, but item ${i} is ${describe(item)}`);
       }
+      const option = Object.keys(item).find((k) => OPTION_NAMES.has(k));
+      if (option) throw new NotMappableError(`${owner}: expandKwargs item ${i} sets '${option}', a task option that cannot be mapped; set it in the task's options instead`);
     });
     return {
       count: items.length,
@@ -179,7 +181,7 @@ function resolveMapping(state: RunState, mapping: Mapping, constant: Record<stri
 /** A mapped group's arguments per group index; its inputs are finished before any of its tasks start. */
 function resolveGroup(state: RunState, group: GroupSpec): Resolved {
   const scope: Scope = { task: { id: group.id, group: null } as TaskSpec, group: null, groupArgs: null };
-  const resolved = resolveMapping(state, group.mapping, constantArgs(state, group.args, scope), scope, `group ${group.id}`);
+  const resolved = resolveMapping(state, group.mapping, constantArgs(state, group.args, scope), scope, `task group '${group.id}'`);
   for (let g = 0; g < resolved.count; g++) {
     if (resolved.input(g).spread) throw new NotMappableError(`task group '${group.id}' cannot expandKwargs over out.map(fn); build the objects in an upstream task instead`);
   }
@@ -226,7 +228,7 @@ export function resolveExpansion(state: RunState, task: TaskSpec): Expansion {
     const scope: Scope = { task, group: null, groupArgs: null };
     const constant = constantArgs(state, task.args, scope);
     if (task.mapping === null) return { count: 1, settled: [], input: () => ({ args: constant }) };
-    return { ...resolveMapping(state, task.mapping, constant, scope, task.id), settled: [] };
+    return { ...resolveMapping(state, task.mapping, constant, scope, `task '${task.id}'`), settled: [] };
   }
   const groupArgs = resolveGroup(state, groupSpec(state.spec, task.group));
   const groups = groupArgs.count;
@@ -241,7 +243,7 @@ export function resolveExpansion(state: RunState, task: TaskSpec): Expansion {
     }
     const scope: Scope = { task, group: g, groupArgs };
     const constant = constantArgs(state, task.args, scope);
-    perGroup.push(task.mapping === null ? { count: 1, input: () => ({ args: constant }) } : resolveMapping(state, task.mapping, constant, scope, task.id));
+    perGroup.push(task.mapping === null ? { count: 1, input: () => ({ args: constant }) } : resolveMapping(state, task.mapping, constant, scope, `task '${task.id}'`));
   }
   if (task.mapping === null) {
     return { count: groups, settled, input: (g) => perGroup[g]?.input(0) ?? { args: {} } };

@@ -35,6 +35,12 @@ export const TRIGGER_RULES = [
 ] as const;
 export type TriggerRule = (typeof TRIGGER_RULES)[number];
 
+/** Names that configure a task and so can never be mapped (Airflow forbids mapping task_id, queue, pool, retries…). */
+export const OPTION_NAMES: ReadonlySet<string> = new Set([
+  "taskId", "task_id", "queue", "pool", "retries", "retryDelayMs", "retryExponentialBackoff", "maxRetryDelayMs",
+  "timeoutMs", "triggerRule", "maxActivePerRun", "maxActive", "maxMapLength", "mapIndexLabel", "partialResults",
+]);
+
 export const OPERATORS = ["function", "shell"] as const;
 export type Operator = (typeof OPERATORS)[number];
 

@@ -5,17 +5,11 @@
  */
 import { DagDefinitionError } from "../errors.ts";
 import {
-  DEFAULT_TASK_OPTIONS, TRIGGER_RULES,
+  DEFAULT_TASK_OPTIONS, OPTION_NAMES, TRIGGER_RULES,
   type DagSpec, type GroupSpec, type Mapping, type TaskOptions, type TaskSpec, type ValueSource,
 } from "../core/spec.ts";
 import { isToken } from "../names/index.ts";
 import type { Dag, DagOptions, Operator, Output, Ref, TaskOptionsInput } from "./types.ts";
-
-/** Names that configure a task and so can never be mapped (Airflow forbids mapping task_id, queue, pool, retries…). */
-export const OPTION_NAMES: ReadonlySet<string> = new Set([
-  "taskId", "task_id", "queue", "pool", "retries", "retryDelayMs", "retryExponentialBackoff", "maxRetryDelayMs",
-  "timeoutMs", "triggerRule", "maxActivePerRun", "maxActive", "maxMapLength", "mapIndexLabel", "partialResults",
-]);
 
 type Node = {
   readonly id: string;

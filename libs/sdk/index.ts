@@ -4,7 +4,8 @@
  */
 import { DagDefinitionError } from "../errors.ts";
 import { isToken } from "../names/index.ts";
-import { activeBuilder, DagBuilder, isRef, OPTION_NAMES, taskOptions, type MappingInput } from "./builder.ts";
+import { activeBuilder, DagBuilder, isRef, taskOptions, type MappingInput } from "./builder.ts";
+import { OPTION_NAMES } from "../core/spec.ts";
 import type {
   Args, Dag, DagOptions, KwargsList, MappedArgs, Operator, Output, Ref, ShellOptions, TaskDef, TaskFn, TaskGroupDef, TaskOptionsInput,
 } from "./types.ts";
