@@ -49,7 +49,8 @@ export const subjects = {
   /** Operators' requests: RunRequested, ClearRequested, InstanceMarked, RunCancelRequested. */
   requests: (runId: string) => `mf.evt.run.${runId}.req`,
   coordinator: (runId: string) => `mf.evt.run.${runId}.coord`,
-  instanceOutcome: (runId: string, taskId: string) => `mf.evt.run.${runId}.inst.${taskToken(taskId)}`,
+  /** One subject per instance, so "has this instance an outcome?" is one last-by-subject lookup. */
+  instanceOutcome: (runId: string, taskId: string, mapIndex: number) => `mf.evt.run.${runId}.inst.${taskToken(taskId)}.${mapIndex}`,
   allWork: "mf.work.>",
   /** Every work message of one run, whatever its queue and task (to drop a stopped run's work). */
   runWork: (runId: string) => `mf.work.*.${runId}.*`,
@@ -81,4 +82,10 @@ export const msgIds = {
     `started/${runId}/${taskId}/${mapIndex}/${tryNumber}`,
   work: (runId: string, taskId: string, mapIndex: number, tryNumber: number) =>
     `work/${runId}/${taskId}/${mapIndex}/${tryNumber}`,
+  /** The instance a work message id names, to fail it when its body cannot be read. */
+  parseWork: (id: string) => {
+    const [kind, runId, taskId, mapIndex, tryNumber] = id.split("/");
+    if (kind !== "work" || !runId || !taskId || !Number.isInteger(Number(mapIndex)) || !Number.isInteger(Number(tryNumber))) return undefined;
+    return { runId, taskId, mapIndex: Number(mapIndex), try: Number(tryNumber) };
+  },
 } as const;

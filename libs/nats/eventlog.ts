@@ -22,7 +22,7 @@ export function subjectOf(event: MapflowEvent): string {
     case "InstanceStarted":
     case "InstanceSucceeded":
     case "InstanceFailed":
-      return subjects.instanceOutcome(event.runId, event.taskId);
+      return subjects.instanceOutcome(event.runId, event.taskId, event.mapIndex);
     default:
       return subjects.coordinator(event.runId);
   }

@@ -4,12 +4,11 @@
  * (so a redelivered item cannot record a second result), then acks.
  */
 import { hostname } from "node:os";
-import { AckPolicy, JetStreamApiError, type JsMsg } from "@nats-io/jetstream";
-import { nanos } from "@nats-io/transport-node";
+import type { JsMsg } from "@nats-io/jetstream";
 import { decodeEvent, decodeWork, encodeValue } from "../../libs/codec/index.ts";
 import type { WorkItem } from "../../libs/core/work.ts";
 import type { ErrorInfo, InstanceFailed, InstanceSucceeded } from "../../libs/events/index.ts";
-import { consumers, DEFAULT_QUEUE, HEADERS, msgIds, STREAMS, subjects } from "../../libs/names/index.ts";
+import { DEFAULT_QUEUE, HEADERS, msgIds, STREAMS, subjects } from "../../libs/names/index.ts";
 import { appendEvent, type Nats } from "../../libs/nats/index.ts";
 import type { DagBag } from "../../libs/dags/index.ts";
 import type { TaskContext } from "../../libs/sdk/types.ts";
@@ -17,6 +16,7 @@ import type { Logger } from "../../libs/log/index.ts";
 import { runShell } from "./shell.ts";
 import { renderLabel, taskArgs } from "./inputs.ts";
 import { taskSpec } from "../../libs/core/spec.ts";
+import { ensureWorkConsumer, pullWork, type PullSettings } from "./pull.ts";
 
 export type WorkerOptions = {
   nats: Nats;
@@ -25,8 +25,14 @@ export type WorkerOptions = {
   queue?: string;
   /** Instances run at once by this process. */
   concurrency?: number;
-  /** Redelivery deadline for an item whose worker went silent; running items heartbeat well inside it. */
+  /** Redelivery deadline for an item whose worker went silent (default 30 s); running items heartbeat well inside it. */
   ackWaitMs?: number;
+  /** How often a running item tells JetStream it is alive (default a third of ackWaitMs). */
+  heartbeatMs?: number;
+  /** Deliveries of one work message before it is given up as failed (default 5). */
+  maxDeliver?: number;
+  /** Work messages handed out at once across the queue's workers (default 10,000). */
+  maxAckPending?: number;
   name?: string;
   /** Results larger than this fail their instance (they would not fit in one message). */
   maxResultBytes?: number;
@@ -70,26 +76,11 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const name = options.name ?? `${hostname()}:${process.pid}:${queue}`;
   const log = options.log.child({ worker: name });
 
-  const durable = consumers.workers(queue);
-  const config = {
-    durable_name: durable,
-    ack_policy: AckPolicy.Explicit,
-    filter_subject: subjects.queueWork(queue),
-    ack_wait: nanos(ackWaitMs),
-    max_ack_pending: 10_000,
-  };
-  try {
-    await nats.jsm.consumers.add(STREAMS.work, config);
-  } catch (err) {
-    // Another worker made it first with the same config; anything else is real.
-    if (!(err instanceof JetStreamApiError)) throw err;
-    await nats.jsm.consumers.info(STREAMS.work, durable);
-  }
+  const heartbeatMs = options.heartbeatMs ?? Math.max(500, Math.floor(ackWaitMs / 3));
+  const settings: PullSettings = { queue, concurrency, ackWaitMs, maxDeliver: options.maxDeliver ?? 5, maxAckPending: options.maxAckPending ?? 10_000 };
+  await ensureWorkConsumer(nats, settings);
   await registerDags(nats, bag);
-  const consumer = await nats.js.consumers.get(STREAMS.work, durable);
-  const messages = await consumer.consume({ max_messages: concurrency });
 
-  const running = new Set<Promise<void>>();
   /** Tries in progress per run, so a stopped run's can be aborted. */
   const tries = new Map<string, Set<AbortController>>();
   /** Runs told to stop, and when (bounded): their work published before then is dropped; a later clear's is not. */
@@ -128,13 +119,48 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     return { dag: loaded.dag, operator };
   }
 
+  /** Records a failure for work that cannot run (unreadable, or for a DAG this worker lacks), then drops it. */
+  async function poisoned(msg: JsMsg, instance: { runId: string; taskId: string; mapIndex: number; try: number } | undefined, error: ErrorInfo): Promise<void> {
+    log.error({ subject: msg.subject, ...instance, error: error.message }, "work cannot run; recording the failure");
+    if (!instance) {
+      msg.term(); // nothing names its instance: nothing to fail
+      return;
+    }
+    const now = Date.now();
+    await outcome(msg, { type: "InstanceFailed", ...instance, worker: name, error, startedAt: now, at: now });
+  }
+
+  /** A redelivered item whose try already has an outcome in the log (its worker died before the ack) is not run again. */
+  async function alreadyDone(item: WorkItem): Promise<boolean> {
+    const last = await nats.jsm.streams.getMessage(STREAMS.events, { last_by_subj: subjects.instanceOutcome(item.runId, item.taskId, item.mapIndex) });
+    if (!last) return false;
+    const event = decodeEvent(last.data, last.header.get(HEADERS.eventType) || undefined);
+    return (event.type === "InstanceSucceeded" || event.type === "InstanceFailed") && event.try >= item.try;
+  }
+
   async function handle(msg: JsMsg): Promise<void> {
     let item: WorkItem;
     try {
       item = decodeWork(msg.data);
     } catch (err) {
-      log.error({ err, subject: msg.subject }, "dropping a work message that cannot be decoded");
-      msg.term();
+      const named = msgIds.parseWork(msg.headers?.get("Nats-Msg-Id") ?? "");
+      await poisoned(msg, named, { name: "UnreadableWork", message: `the work message for this instance cannot be decoded (${(err as Error).message}); it was dropped` });
+      return;
+    }
+    try {
+      dagFor(item);
+    } catch (err) {
+      // Another worker may have this DAG version (a rolling deploy): hand it back, and fail it on the last delivery.
+      if (msg.info.deliveryCount < settings.maxDeliver) {
+        log.warn({ runId: item.runId, taskId: item.taskId, err: (err as Error).message }, "cannot run this work here; handing it back");
+        msg.nak(1000);
+        return;
+      }
+      await poisoned(msg, item, errorInfo(err));
+      return;
+    }
+    if (msg.info.redelivered && (await alreadyDone(item))) {
+      msg.ack();
       return;
     }
     const wait = item.notBefore - Date.now();
@@ -161,7 +187,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     const base = { runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, try: item.try, worker: name };
     const startedAt = Date.now();
     // Tell JetStream we are alive, so a long task is not redelivered to another worker.
-    const heartbeat = setInterval(() => msg.working(), Math.max(1000, ackWaitMs / 3));
+    const heartbeat = setInterval(() => msg.working(), heartbeatMs);
     const started = setTimeout(() => {
       appendEvent(nats.js, { type: "InstanceStarted", ...base, startedAt, at: Date.now() }, { msgId: msgIds.started(item.runId, item.taskId, item.mapIndex, item.try) })
         .catch((err) => ctx.log.warn({ err }, "could not record that the instance is running"));
@@ -207,24 +233,14 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     }
   }
 
-  const loop = (async () => {
-    for await (const msg of messages) {
-      const job = handle(msg)
-        .catch((err) => log.error({ err, subject: msg.subject }, "work item could not be handled; it will be redelivered"))
-        .finally(() => running.delete(job));
-      running.add(job);
-      if (running.size >= concurrency) await Promise.race(running);
-    }
-  })().catch((err) => log.error({ err }, "worker stopped pulling work"));
+  const puller = pullWork(nats, log, settings, handle);
 
   log.info({ queue, concurrency, dags: [...bag.dags.keys()] }, "worker started");
   return {
     name,
     async stop() {
       stops.unsubscribe();
-      await messages.close();
-      await loop;
-      await Promise.allSettled(running);
+      await puller.stop();
     },
   };
 }
