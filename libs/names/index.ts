@@ -58,6 +58,8 @@ export const subjects = {
   runStop: (runId: string) => `mf.ctl.run.${runId}.stop`,
   allRunStops: "mf.ctl.run.*.stop",
   runOfStop: (subject: string) => subject.split(".")[3],
+  /** JetStream's advisory when a work message used up its deliveries (MaxDeliver) without an ack. */
+  workMaxDeliveries: `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${STREAMS.work}.*`,
   queueWork: (queue: string) => `mf.work.${queue}.>`,
   work: (queue: string, runId: string, taskId: string) => `mf.work.${queue}.${runId}.${taskToken(taskId)}`,
   /** The run id of a coordinator subject, or undefined for any other subject. */

@@ -91,7 +91,9 @@ export async function followEvents(
     deliver_policy: DeliverPolicy.StartSequence,
     opt_start_seq: Math.max(1, fromSeq),
   });
-  const messages = await consumer.consume({ max_messages: 2048 });
+  // Short pulls: after a server restart the client notices the lost pull by missing heartbeats
+  // (half of `expires`), so 5 s here means a reader resumes within seconds, not half a minute.
+  const messages = await consumer.consume({ max_messages: 2048, expires: 5000 });
   return {
     async *[Symbol.asyncIterator]() {
       for await (const msg of messages) {

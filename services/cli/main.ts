@@ -197,6 +197,15 @@ async function operate(opts: { nats?: string; data: string; wait?: boolean; json
   }
 }
 
+/** A commander parser for a whole number ≥ 1, with an error that names the flag. */
+function positiveInt(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new BadInputError(`${flag} takes a whole number ≥ 1, got '${value}'`);
+    return n;
+  };
+}
+
 const mapIndexes = (value: string, previous: number[] = []): number[] => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < -1) throw new BadInputError(`--map-index takes a whole number ≥ -1, got '${value}'`);
@@ -253,6 +262,7 @@ serviceCommand("coordinator", "run the coordinator (folds the log, appends decis
   .action(async (opts: { nats?: string; data: string; maxMapLength?: number }) => {
     const nats = await connectTo(opts, "mapflow-coordinator");
     const service = await startCoordinator({ nats, log: createLogger("coordinator"), maxMapLength: opts.maxMapLength });
+    process.stdout.write("coordinator ready\n");
     await untilSignal();
     await service.stop();
     await nats.nc.close();
@@ -263,6 +273,7 @@ serviceCommand("projector", "run a projector (folds the log into SQLite at <data
   .action(async (opts: { nats?: string; data: string; db?: string }) => {
     const nats = await connectTo(opts, "mapflow-projector");
     const service = await startProjector({ nats, log: createLogger("projector"), dbPath: resolve(opts.db ?? join(opts.data, "mapflow.sqlite")) });
+    process.stdout.write("projector ready\n");
     await untilSignal();
     await service.stop();
     await nats.nc.close();
@@ -273,13 +284,19 @@ serviceCommand("worker", "run a worker: pulls work from a queue and runs task co
   .option("--queue <name>", "queue to serve", "default")
   .option("--concurrency <n>", "instances at once", (v) => Number.parseInt(v, 10), 8)
   .option("--name <name>", "worker name recorded on each result")
+  .option("--ack-wait-ms <ms>", "redeliver an item whose worker is silent this long (default 30000)", positiveInt("--ack-wait-ms"))
+  .option("--heartbeat-ms <ms>", "how often a running item reports it is alive (default a third of --ack-wait-ms)", positiveInt("--heartbeat-ms"))
+  .option("--max-deliver <n>", "deliveries of one item before it is recorded as failed (default 5)", positiveInt("--max-deliver"))
   .addHelpText("after", "\nExample:\n  npx mapflow worker --nats nats://10.0.0.5:4222 --dags ./dags --queue default")
-  .action(async (opts: { nats?: string; data: string; dags: string; queue: string; concurrency: number; name?: string }) => {
+  .action(async (opts: { nats?: string; data: string; dags: string; queue: string; concurrency: number; name?: string; ackWaitMs?: number; heartbeatMs?: number; maxDeliver?: number }) => {
     if (!isToken(opts.queue)) throw new BadInputError(`queue '${opts.queue}' may hold only letters, digits, '_' and '-'`);
     const log = createLogger("worker");
     const bag = await loadBag(opts.dags, log);
     const nats = await connectTo(opts, "mapflow-worker");
-    const service = await startWorker({ nats, log, bag, queue: opts.queue, concurrency: opts.concurrency, name: opts.name });
+    const service = await startWorker({
+      nats, log, bag, queue: opts.queue, concurrency: opts.concurrency, name: opts.name,
+      ackWaitMs: opts.ackWaitMs, heartbeatMs: opts.heartbeatMs, maxDeliver: opts.maxDeliver,
+    });
     process.stdout.write(`worker ${service.name} ready\n`);
     await untilSignal();
     await service.stop();

@@ -14,6 +14,7 @@ import { isOperatorEvent, isRunEvent, type CoordinatorEvent, type MapflowEvent }
 import { STREAMS, subjects } from "../../libs/names/index.ts";
 import { appendEvent, foldRunBefore, followEvents, logBadEvent, publishWork, type Nats } from "../../libs/nats/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
+import { watchDeadLetters } from "./deadletter.ts";
 
 export type CoordinatorOptions = {
   nats: Nats;
@@ -255,10 +256,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     if (dirty.size) void schedule(flush);
   }, options.tickMs ?? 1000);
 
+  const deadLetters = watchDeadLetters(nats, log, () => !stopping, now);
   log.info("coordinator started");
   return {
     async stop() {
       stopping = true;
+      deadLetters.stop();
       clearInterval(tick);
       await follow.stop();
       await loop;

@@ -99,6 +99,8 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   async function outcome(msg: JsMsg, event: InstanceSucceeded | InstanceFailed): Promise<void> {
     try {
       await appendEvent(nats.js, event, { msgId: msgIds.instance(event.runId, event.taskId, event.mapIndex, event.try) });
+      // Fault injection for the tests that prove a crash between the append and the ack records nothing twice.
+      if (process.env["MAPFLOW_TEST_CRASH"] === "after-append") process.kill(process.pid, "SIGKILL");
       msg.ack();
     } catch (err) {
       // Not recorded: hand the item back so this or another worker tries again.

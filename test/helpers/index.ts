@@ -38,9 +38,9 @@ export function cli(args: string[], options: { cwd?: string; env?: NodeJS.Proces
 }
 
 /** Starts a long-running `mapflow` command and resolves once its stdout shows `ready`. */
-export function startCli(args: string[], ready: RegExp, timeoutMs = 30_000): Promise<ChildProcess & { output: () => string }> {
+export function startCli(args: string[], ready: RegExp, timeoutMs = 30_000, env: NodeJS.ProcessEnv = {}): Promise<ChildProcess & { output: () => string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
     let out = "";
     const timer = setTimeout(() => {
       child.kill("SIGKILL");

@@ -1,0 +1,193 @@
+// Faults with real processes: workers killed (-9) or paused mid-task, a crash between append and ack,
+// poison work, work that kills every worker, and the coordinator, projector and nats-server dying mid-run.
+// Each test checks the run's end state, exactly one outcome per instance and try, and projection == replay.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { encodeWork } from "../libs/codec/index.ts";
+import { msgIds, subjects } from "../libs/names/index.ts";
+import { appendEvent } from "../libs/nats/index.ts";
+import { fold, type WorkItem } from "../libs/core/index.ts";
+import { loadDags, pickDag } from "../libs/dags/index.ts";
+import { waitForRun } from "../services/cli/runs.ts";
+import { stopProcess } from "./helpers/index.ts";
+import { executions, FAULT_DAGS, outcomeCounts, projectionAndReplay, rig, runEvents, trigger, waitForEvent } from "./helpers/faults.ts";
+
+const FAST = ["--ack-wait-ms", "1500", "--heartbeat-ms", "300"];
+
+function assertOnce(counts: Map<string, number>): void {
+  for (const [key, n] of counts) assert.equal(n, 1, `${key} has ${n} outcome events`);
+}
+
+test("a worker killed (-9) mid-task: its work is redelivered and finished by another worker, recorded once", async () => {
+  const r = await rig();
+  try {
+    await r.start("coordinator");
+    await r.start("projector");
+    const a = await r.start("worker", [...FAST, "--concurrency", "4"]);
+    const runId = await trigger(r.nats, "slow", { ms: 2000 });
+    await waitForEvent(r.nats, runId, (e) => e.type === "InstanceStarted");
+    await stopProcess(a, "SIGKILL");
+    const b = await r.start("worker", FAST);
+    const state = await waitForRun(r.nats, runId);
+    assert.equal(state.state, "success");
+    assert.deepEqual(state.tasks.sum!.instances![0]!.result, 30);
+    assertOnce(await outcomeCounts(r.nats, runId));
+    const ran = executions(r.execLog);
+    assert.ok(ran.some((e) => e.pid === a.pid) && ran.some((e) => e.pid === b.pid), "A started the work, B finished it");
+    assert.ok(state.tasks.work!.instances!.every((i) => i.worker?.includes(`:${b.pid}:`)));
+    const { live, replay } = await projectionAndReplay(r.nats, r.db);
+    assert.deepEqual(live, replay);
+  } finally {
+    await r.close();
+  }
+});
+
+test("a worker that dies after appending its result but before the ack: the redelivered item is not run or recorded again", async () => {
+  const r = await rig();
+  try {
+    await r.start("coordinator");
+    const a = await r.start("worker", [...FAST, "--concurrency", "1"], { MAPFLOW_TEST_CRASH: "after-append" });
+    const runId = await trigger(r.nats, "slow", { ms: 50 });
+    await new Promise<void>((resolve) => (a.exitCode !== null ? resolve() : a.once("exit", () => resolve())));
+    await r.start("worker", FAST);
+    const state = await waitForRun(r.nats, runId);
+    assert.equal(state.state, "success");
+    assertOnce(await outcomeCounts(r.nats, runId));
+    const ran = executions(r.execLog);
+    for (const i of [0, 1, 2]) assert.equal(ran.filter((e) => e.mapIndex === i).length, 1, `instance ${i} ran once`);
+  } finally {
+    await r.close();
+  }
+});
+
+test("a paused worker (SIGSTOP past the ack deadline, then SIGCONT): both copies finish, one result is recorded, the late ack does no harm", async () => {
+  const r = await rig();
+  try {
+    await r.start("coordinator");
+    const a = await r.start("worker", [...FAST, "--concurrency", "1"]);
+    const runId = await trigger(r.nats, "slow", { ms: 2500 });
+    const started = await waitForEvent(r.nats, runId, (e) => e.type === "InstanceStarted");
+    a.kill("SIGSTOP");
+    await r.start("worker", [...FAST, "--concurrency", "3"]);
+    const state = await waitForRun(r.nats, runId);
+    assert.equal(state.state, "success");
+    a.kill("SIGCONT");
+    const paused = (started as { mapIndex: number }).mapIndex;
+    const deadline = Date.now() + 15_000;
+    while (executions(r.execLog).filter((e) => e.mapIndex === paused).length < 2 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 200));
+    await new Promise((res) => setTimeout(res, 3000)); // A finishes its copy and acks late
+    assert.equal(executions(r.execLog).filter((e) => e.mapIndex === paused).length, 2, "the paused copy and the redelivered copy both ran");
+    assertOnce(await outcomeCounts(r.nats, runId));
+    assert.equal((await runEvents(r.nats, runId)).filter((e) => e.event.type === "RunFinished").length, 1);
+  } finally {
+    await r.close();
+  }
+});
+
+test("poison work fails its instance with the reason: an unreadable message, a DAG version the workers do not have", async () => {
+  const r = await rig();
+  try {
+    await r.start("worker", [...FAST, "--max-deliver", "3"]);
+    const bag = await loadDags(FAULT_DAGS);
+    const { dag, version } = pickDag(bag, "slow");
+    const runId = "01POISONRUN00000000000000A";
+    await appendEvent(r.nats.js, { type: "RunRequested", runId, dagId: "slow", dagVersion: version, spec: dag.spec, conf: {}, at: 1 });
+    await appendEvent(r.nats.js, { type: "TaskExpanded", runId, taskId: "work", count: 3, at: 2 });
+    await r.nats.js.publish(subjects.work("default", runId, "work"), new Uint8Array([0xc1, 0xff, 0x00]), { msgID: msgIds.work(runId, "work", 0, 1) });
+    const stale: WorkItem = {
+      runId, dagId: "slow", dagVersion: "0000stale0000000", taskId: "work", operator: "function", queue: "default", mapIndex: 1, try: 1,
+      args: { i: 1 }, transforms: false, conf: {}, timeoutMs: null, notBefore: 0,
+    };
+    await r.nats.js.publish(subjects.work("default", runId, "work"), encodeWork(stale), { msgID: msgIds.work(runId, "work", 1, 1) });
+    await waitForEvent(r.nats, runId, (e) => e.type === "InstanceFailed" && e.mapIndex === 1, 30_000);
+    const state = fold((await runEvents(r.nats, runId)).map((e) => e.event))!;
+    const [unreadable, wrongVersion] = state.tasks.work!.instances!;
+    assert.equal(unreadable!.state, "failed");
+    assert.match(unreadable!.error!.message, /the work message for this instance cannot be decoded/);
+    assert.equal(wrongVersion!.state, "failed");
+    assert.match(wrongVersion!.error!.message, /the run uses version 0000stale0000000 of DAG 'slow', but worker .* loaded version [0-9a-f]{16}/);
+    assertOnce(await outcomeCounts(r.nats, runId));
+  } finally {
+    await r.close();
+  }
+});
+
+test("work that kills every worker that takes it is dead-lettered after MaxDeliver into a failed instance", async () => {
+  const r = await rig();
+  try {
+    await r.start("coordinator");
+    let worker = await r.start("worker", ["--ack-wait-ms", "1000", "--max-deliver", "2"]);
+    const runId = await trigger(r.nats, "crasher");
+    const finished = waitForRun(r.nats, runId);
+    let done = false;
+    void finished.then(() => (done = true));
+    while (!done) {
+      if (worker.exitCode !== null || worker.signalCode !== null) worker = await r.start("worker", ["--ack-wait-ms", "1000", "--max-deliver", "2"]);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    const state = await finished;
+    assert.equal(state.state, "failed");
+    const instance = state.tasks.crash!.instances![0]!;
+    assert.equal(instance.error!.name, "MaxDeliveriesExceeded");
+    assert.match(instance.error!.message, /delivered 2 times without an outcome/);
+    const work = await r.nats.jsm.streams.info("MF_WORK");
+    assert.equal(work.state.messages, 0, "the dead-lettered message left the work queue");
+  } finally {
+    await r.close();
+  }
+});
+
+test("the coordinator and the projector killed (-9) mid-run: restarted, they lose and duplicate nothing", async () => {
+  const r = await rig();
+  try {
+    let coordinator = await r.start("coordinator");
+    let projector = await r.start("projector");
+    await r.start("worker", ["--concurrency", "16"]);
+    const n = 3000;
+    const runId = await trigger(r.nats, "wide_faults", { n });
+    await waitForEvent(r.nats, runId, (e) => e.type === "TaskExpanded" && e.taskId === "each");
+    await stopProcess(coordinator, "SIGKILL"); // mid-dispatch: its work publishes were in flight
+    await stopProcess(projector, "SIGKILL");
+    coordinator = await r.start("coordinator");
+    await waitForEvent(r.nats, runId, (e) => e.type === "InstanceSucceeded" && e.taskId === "each");
+    projector = await r.start("projector");
+    await stopProcess(projector, "SIGKILL"); // mid-batch, right after its restart
+    projector = await r.start("projector");
+    const state = await waitForRun(r.nats, runId, undefined, 0);
+    assert.equal(state.state, "success");
+    assert.equal(state.tasks.total!.instances![0]!.result, n * (n - 1));
+    const events = (await runEvents(r.nats, runId)).map((e) => e.event);
+    assert.equal(events.filter((e) => e.type === "TaskExpanded").length, 1);
+    assert.equal(events.filter((e) => e.type === "RunFinished").length, 1);
+    const counts = await outcomeCounts(r.nats, runId);
+    assert.equal([...counts.keys()].filter((k) => k.startsWith("each/")).length, n);
+    assertOnce(counts);
+    const { live, replay } = await projectionAndReplay(r.nats, r.db);
+    assert.deepEqual(live, replay);
+  } finally {
+    await r.close();
+  }
+});
+
+test("nats-server killed (-9) and restarted mid-run: every service reconnects and the run completes with nothing lost", async () => {
+  const r = await rig();
+  try {
+    await r.start("coordinator");
+    await r.start("projector");
+    await r.start("worker", [...FAST, "--concurrency", "16"]); // work in flight at the kill comes back after the ack wait
+    const n = 2000;
+    const runId = await trigger(r.nats, "wide_faults", { n });
+    await waitForEvent(r.nats, runId, (e) => e.type === "InstanceSucceeded" && e.taskId === "each");
+    await r.restartServer("SIGKILL");
+    const state = await waitForRun(r.nats, runId);
+    assert.equal(state.state, "success");
+    assert.equal(state.tasks.total!.instances![0]!.result, n * (n - 1));
+    const counts = await outcomeCounts(r.nats, runId);
+    assert.equal([...counts.keys()].filter((k) => k.startsWith("each/")).length, n);
+    assertOnce(counts);
+    const { live, replay } = await projectionAndReplay(r.nats, r.db);
+    assert.deepEqual(live, replay);
+  } finally {
+    await r.close();
+  }
+});

@@ -1,0 +1,177 @@
+/**
+ * Helpers for fault tests: a real nats-server and mapflow services as real
+ * processes that the tests kill, pause and restart.
+ */
+import { join } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import Database from "better-sqlite3";
+import type { ChildProcess } from "node:child_process";
+import { startNatsServer, connectNats, ensureStreams, followEvents, type Nats, type NatsServer } from "../../libs/nats/index.ts";
+import { STREAMS } from "../../libs/names/index.ts";
+import type { RunEvent } from "../../libs/events/index.ts";
+import { startProjector } from "../../services/projector/index.ts";
+import { createLogger } from "../../libs/log/index.ts";
+import { registeredDag, requestRun } from "../../services/cli/runs.ts";
+import { FIXTURES, startCli, stopProcess, tempDir } from "./index.ts";
+
+export const FAULT_DAGS = join(FIXTURES, "faults");
+const log = createLogger("test", "warn");
+
+export type Proc = ChildProcess & { output: () => string };
+
+export type Rig = {
+  readonly server: NatsServer;
+  readonly nats: Nats;
+  readonly dir: string;
+  readonly db: string;
+  readonly execLog: string;
+  /** Starts a service process; `extra` are more CLI flags, `env` more environment. */
+  start(kind: "coordinator" | "projector" | "worker", extra?: string[], env?: NodeJS.ProcessEnv): Promise<Proc>;
+  /** Stops the server and starts it again on the same port and store. */
+  restartServer(signal?: NodeJS.Signals): Promise<void>;
+  close(): Promise<void>;
+};
+
+const READY = { coordinator: /coordinator ready/, projector: /projector ready/, worker: /worker \S+ ready/ };
+
+export async function rig(): Promise<Rig> {
+  const dir = tempDir("mapflow-faults-");
+  let server = await startNatsServer({ storeDir: join(dir.path, "nats") });
+  const nats = await connectNats(server.url, "fault-test");
+  await ensureStreams(nats.jsm);
+  const procs = new Set<Proc>();
+  const db = join(dir.path, "mapflow.sqlite");
+  const execLog = join(dir.path, "exec.log");
+  return {
+    get server() {
+      return server;
+    },
+    nats,
+    dir: dir.path,
+    db,
+    execLog,
+    async start(kind, extra = [], env = {}) {
+      const args = [kind, "--nats", server.url, ...(kind === "worker" ? ["--dags", FAULT_DAGS] : []), ...(kind === "projector" ? ["--db", db] : []), ...extra];
+      const proc = await startCli(args, READY[kind], 30_000, { MAPFLOW_TEST_EXEC_LOG: execLog, ...env });
+      procs.add(proc);
+      proc.once("exit", () => procs.delete(proc));
+      return proc;
+    },
+    async restartServer(signal = "SIGKILL") {
+      const { port, storeDir } = server;
+      await server.stop(signal);
+      server = await startNatsServer({ storeDir, port });
+      // The test's own client reconnects by itself; wait until JetStream has recovered its streams.
+      for (let tries = 0; ; tries++) {
+        try {
+          await nats.jsm.streams.info(STREAMS.events);
+          break;
+        } catch (err) {
+          if (tries > 100) throw err;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    },
+    async close() {
+      await Promise.all([...procs].map((p) => stopProcess(p, "SIGKILL")));
+      await nats.nc.close();
+      await server.stop();
+      dir.remove();
+    },
+  };
+}
+
+export async function trigger(nats: Nats, dagId: string, conf: Record<string, unknown> = {}): Promise<string> {
+  const dag = await registeredDag(nats, dagId);
+  return requestRun(nats, { dagId, version: dag.version, spec: dag.spec, conf });
+}
+
+/** Every event of a run, with sequences, as the log has it now. */
+export async function runEvents(nats: Nats, runId: string): Promise<{ seq: number; event: RunEvent }[]> {
+  const follow = await followEvents(nats.js, `mf.evt.run.${runId}.>`);
+  const out: { seq: number; event: RunEvent }[] = [];
+  try {
+    for await (const d of follow) {
+      if (d.event) out.push({ seq: d.seq, event: d.event as RunEvent });
+      if (d.caughtUp) break;
+    }
+  } finally {
+    await follow.stop();
+  }
+  return out;
+}
+
+/** Waits until the run's log holds an event that matches. */
+export async function waitForEvent(nats: Nats, runId: string, match: (e: RunEvent) => boolean, timeoutMs = 20_000): Promise<RunEvent> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const found = (await runEvents(nats, runId)).find((e) => match(e.event));
+    if (found) return found.event;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no matching event in run ${runId} within ${timeoutMs} ms`);
+}
+
+/** Outcome events per `task/mapIndex/try`: the proof that nothing was recorded twice. */
+export async function outcomeCounts(nats: Nats, runId: string): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const { event } of await runEvents(nats, runId)) {
+    if (event.type !== "InstanceSucceeded" && event.type !== "InstanceFailed") continue;
+    const key = `${event.taskId}/${event.mapIndex}/${event.try}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/** Executions per map index, from the DAGs' exec log: `mapIndex try pid` lines. */
+export function executions(execLog: string): { mapIndex: number; try: number; pid: number }[] {
+  if (!existsSync(execLog)) return [];
+  return readFileSync(execLog, "utf8").trim().split("\n").filter(Boolean).map((line) => {
+    const [mapIndex, tryNumber, pid] = line.split(" ").map(Number);
+    return { mapIndex: mapIndex!, try: tryNumber!, pid: pid! };
+  });
+}
+
+function dumpAll(path: string) {
+  const db = new Database(path, { readonly: true });
+  try {
+    return {
+      runs: db.prepare("SELECT * FROM dag_runs ORDER BY run_id").all(),
+      tasks: db.prepare("SELECT * FROM tasks ORDER BY run_id, task_id").all(),
+      instances: db.prepare("SELECT * FROM task_instances ORDER BY run_id, task_id, map_index").all(),
+    };
+  } finally {
+    db.close();
+  }
+}
+
+function appliedSeq(path: string): number {
+  if (!existsSync(path)) return 0;
+  const db = new Database(path, { readonly: true });
+  try {
+    return (db.prepare("SELECT last_seq FROM projection WHERE id = 1").get() as { last_seq: number } | undefined)?.last_seq ?? 0;
+  } catch {
+    return 0;
+  } finally {
+    db.close();
+  }
+}
+
+/** The projector process's SQLite file, once it has applied the whole log, next to a fresh replay of that log. */
+export async function projectionAndReplay(nats: Nats, dbPath: string, timeoutMs = 30_000): Promise<{ live: unknown; replay: unknown }> {
+  const last = (await nats.jsm.streams.info(STREAMS.events)).state.last_seq;
+  const deadline = Date.now() + timeoutMs;
+  while (appliedSeq(dbPath) < last) {
+    if (Date.now() > deadline) throw new Error(`the projector applied ${appliedSeq(dbPath)} of ${last} events in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const dir = tempDir("mapflow-replay-");
+  const replay = await startProjector({ nats, log, dbPath: join(dir.path, "replay.sqlite") });
+  try {
+    await replay.waitFor(last);
+    return { live: dumpAll(dbPath), replay: dumpAll(join(dir.path, "replay.sqlite")) };
+  } finally {
+    await replay.stop();
+    dir.remove();
+  }
+}
