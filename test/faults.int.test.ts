@@ -10,7 +10,9 @@ import { fold, type WorkItem } from "../libs/core/index.ts";
 import { loadDags, pickDag } from "../libs/dags/index.ts";
 import { waitForRun } from "../services/cli/runs.ts";
 import { stopProcess } from "./helpers/index.ts";
-import { executions, FAULT_DAGS, outcomeCounts, projectionAndReplay, rig, runEvents, trigger, waitForEvent } from "./helpers/faults.ts";
+import { executions, FAULT_DAGS, outcomeCounts, projectionAndReplay, rig, runEvents, trigger, waitForEvent, type Proc } from "./helpers/faults.ts";
+import { startCoordinator } from "../services/coordinator/index.ts";
+import { createLogger } from "../libs/log/index.ts";
 
 const FAST = ["--ack-wait-ms", "1500", "--heartbeat-ms", "300"];
 
@@ -187,6 +189,107 @@ test("nats-server killed (-9) and restarted mid-run: every service reconnects an
     assertOnce(counts);
     const { live, replay } = await projectionAndReplay(r.nats, r.db);
     assert.deepEqual(live, replay);
+  } finally {
+    await r.close();
+  }
+});
+
+function leaderOf(procs: Proc[]): Proc | undefined {
+  return procs.find((p) => /took the coordinator lease/.test(p.output()));
+}
+
+async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test("a standby coordinator takes over when the leader is killed (-9); nothing is decided twice", async () => {
+  const r = await rig();
+  try {
+    const coordinators = [await r.start("coordinator", ["--lease-ms", "2000"]), await r.start("coordinator", ["--lease-ms", "2000"])];
+    await r.start("worker", ["--concurrency", "16"]);
+    await until(() => leaderOf(coordinators) !== undefined, 10_000, "a leader");
+    const leader = leaderOf(coordinators)!;
+    const standby = coordinators.find((c) => c !== leader)!;
+    const n = 2000;
+    const runId = await trigger(r.nats, "wide_faults", { n });
+    await waitForEvent(r.nats, runId, (e) => e.type === "TaskExpanded" && e.taskId === "each");
+    await stopProcess(leader, "SIGKILL");
+    const state = await waitForRun(r.nats, runId);
+    assert.equal(state.state, "success");
+    assert.equal(state.tasks.total!.instances![0]!.result, n * (n - 1));
+    assert.match(standby.output(), /took the coordinator lease/);
+    const events = (await runEvents(r.nats, runId)).map((e) => e.event);
+    for (const taskId of ["n", "each", "total"]) {
+      assert.equal(events.filter((e) => (e.type === "TaskExpanded" || e.type === "TaskScheduled") && e.taskId === taskId).length, 1, taskId);
+    }
+    assert.equal(events.filter((e) => e.type === "RunFinished").length, 1);
+    assertOnce(await outcomeCounts(r.nats, runId));
+  } finally {
+    await r.close();
+  }
+});
+
+test("a paused leader (SIGSTOP past its lease) loses it; the new leader decides; the stale one steps down and nothing is decided twice", async () => {
+  const r = await rig();
+  try {
+    const a = await r.start("coordinator", ["--lease-ms", "1500"]);
+    await until(() => /took the coordinator lease/.test(a.output()), 10_000, "A to lead");
+    const b = await r.start("coordinator", ["--lease-ms", "1500"]);
+    await r.start("worker", ["--concurrency", "8"]);
+    a.kill("SIGSTOP");
+    const runId = await trigger(r.nats, "slow", { ms: 300 });
+    const state = await waitForRun(r.nats, runId);
+    assert.equal(state.state, "success");
+    assert.match(b.output(), /took the coordinator lease/);
+    a.kill("SIGCONT");
+    await until(() => /lost the coordinator lease/.test(a.output()), 10_000, "A to step down");
+    const second = await trigger(r.nats, "slow", { ms: 50 });
+    assert.equal((await waitForRun(r.nats, second)).state, "success");
+    for (const id of [runId, second]) {
+      const events = (await runEvents(r.nats, id)).map((e) => e.event);
+      assert.equal(events.filter((e) => e.type === "TaskExpanded").length, 1);
+      assert.equal(events.filter((e) => e.type === "RunFinished").length, 1);
+      assertOnce(await outcomeCounts(r.nats, id));
+    }
+  } finally {
+    await r.close();
+  }
+});
+
+test("a restart reads the active runs' events from the snapshot, not the whole history", async () => {
+  const r = await rig();
+  const log = createLogger("test", "warn");
+  try {
+    const bag = await loadDags(FAULT_DAGS);
+    const { dag, version } = pickDag(bag, "slow");
+    const old = 1500;
+    const appends: Promise<unknown>[] = [];
+    for (let i = 0; i < old; i++) {
+      const runId = `01OLDRUN${String(i).padStart(18, "0")}`;
+      appends.push(appendEvent(r.nats.js, { type: "RunRequested", runId, dagId: "slow", dagVersion: version, spec: dag.spec, conf: {}, at: i }));
+      appends.push(appendEvent(r.nats.js, { type: "RunFinished", runId, state: "success", at: i + 1 }));
+    }
+    await Promise.all(appends);
+    const active = "01ACTIVERUN000000000000000";
+    await appendEvent(r.nats.js, { type: "RunRequested", runId: active, dagId: "slow", dagVersion: version, spec: dag.spec, conf: {}, at: 1 });
+
+    const first = await startCoordinator({ nats: r.nats, log });
+    await waitForEvent(r.nats, active, (e) => e.type === "TaskExpanded");
+    await first.stop();
+    assert.ok(first.foldedAtStart() >= 2 * old, `without a snapshot the first start reads the whole log (${first.foldedAtStart()})`);
+
+    const second = await startCoordinator({ nats: r.nats, log });
+    try {
+      assert.ok(second.foldedAtStart() <= 5, `the second start read ${second.foldedAtStart()} events: only the active run's`);
+      const events = (await runEvents(r.nats, active)).map((e) => e.event);
+      assert.equal(events.filter((e) => e.type === "TaskExpanded").length, 1, "and it does not decide the active run twice");
+    } finally {
+      await second.stop();
+    }
   } finally {
     await r.close();
   }

@@ -69,6 +69,16 @@ export const subjects = {
   },
 } as const;
 
+/** Key-value buckets (JetStream KV). */
+export const BUCKETS = {
+  /** Leadership leases; a key expires unless its holder renews it. */
+  leases: "mf-leases",
+  /** The coordinator's snapshot: the log position and the runs active there. */
+  coordinator: "mf-coordinator",
+} as const;
+
+export const KEYS = { coordinatorLease: "coordinator", coordinatorSnapshot: "snapshot" } as const;
+
 export const consumers = {
   /** One durable per queue, shared by every worker serving that queue. */
   workers: (queue: string) => `mf-workers-${queue}`,

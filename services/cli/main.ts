@@ -14,6 +14,8 @@ import { connectNats, ensureStreams, type Nats } from "../../libs/nats/index.ts"
 import { isToken } from "../../libs/names/index.ts";
 import { recordStack, runningStackUrl, startStack } from "../stack/index.ts";
 import { startCoordinator } from "../coordinator/index.ts";
+import { DEFAULT_LEASE_MS, whileLeader } from "../coordinator/lease.ts";
+import { hostname } from "node:os";
 import { startProjector } from "../projector/index.ts";
 import { startWorker } from "../worker/index.ts";
 import { parseConf, registeredDag, requestRun, waitForRun } from "./runs.ts";
@@ -259,9 +261,13 @@ function serviceCommand(name: string, description: string) {
 
 serviceCommand("coordinator", "run the coordinator (folds the log, appends decisions, publishes work)")
   .option("--max-map-length <n>", "instances one task may expand to, unless it sets maxMapLength (env MAPFLOW_MAX_MAP_LENGTH; default 100000)", Number)
-  .action(async (opts: { nats?: string; data: string; maxMapLength?: number }) => {
+  .option("--lease-ms <ms>", "leadership lease: a standby takes over this long after the leader dies (default 5000)", positiveInt("--lease-ms"))
+  .addHelpText("after", "\nRun two or more for a standby: one leads (a lease in JetStream KV), the others wait.\nExample:\n  npx mapflow coordinator --nats nats://10.0.0.5:4222,nats://10.0.0.6:4222")
+  .action(async (opts: { nats?: string; data: string; maxMapLength?: number; leaseMs?: number }) => {
     const nats = await connectTo(opts, "mapflow-coordinator");
-    const service = await startCoordinator({ nats, log: createLogger("coordinator"), maxMapLength: opts.maxMapLength });
+    const log = createLogger("coordinator");
+    const service = await whileLeader(nats, log, `${hostname()}:${process.pid}`, opts.leaseMs ?? DEFAULT_LEASE_MS, () =>
+      startCoordinator({ nats, log, maxMapLength: opts.maxMapLength }));
     process.stdout.write("coordinator ready\n");
     await untilSignal();
     await service.stop();

@@ -15,6 +15,7 @@ import { STREAMS, subjects } from "../../libs/names/index.ts";
 import { appendEvent, foldRunBefore, followEvents, logBadEvent, publishWork, type Nats } from "../../libs/nats/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
 import { watchDeadLetters } from "./deadletter.ts";
+import { restore, saveSnapshot, snapshotBucket } from "./snapshot.ts";
 
 export type CoordinatorOptions = {
   nats: Nats;
@@ -23,8 +24,14 @@ export type CoordinatorOptions = {
   tickMs?: number;
   /** Global limit on one task's instances, for tasks that set none; default MAPFLOW_MAX_MAP_LENGTH, else 100,000. */
   maxMapLength?: number;
+  /** How often the snapshot (log position and active runs) is written, so a restart reads only active runs. */
+  snapshotEveryMs?: number;
 };
-export type Coordinator = { stop(): Promise<void> };
+export type Coordinator = {
+  /** Events read before the coordinator caught up: the active runs' (from a snapshot) plus the log after it. */
+  foldedAtStart(): number;
+  stop(): Promise<void>;
+};
 
 /** What the coordinator keeps per active run. */
 type Book = {
@@ -218,11 +225,30 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     }
   }
 
+  // Start from the snapshot: its active runs, folded from their own subjects, then the log after it.
+  const snapshots = await snapshotBucket(nats);
+  const restored = await restore(nats, snapshots, log);
+  for (const [runId, { state, coordSeq }] of restored.runs) {
+    if (FINISHED_RUN_STATES.has(state.state)) continue;
+    books.set(runId, { state, seenSeq: coordSeq, appendedSeq: 0 });
+    dirty.add(runId);
+  }
+  let folded = restored.folded;
+  let position = restored.seq;
   // Caught up once the log's last run event (as it stood at start) has been folded.
   const last = await nats.jsm.streams.getMessage(STREAMS.events, { last_by_subj: subjects.allRuns });
   const target = last?.seq ?? 0;
-  caughtUp = target === 0;
-  const follow = await followEvents(nats.js, subjects.allRuns, 1, logBadEvent(log));
+  caughtUp = target <= position;
+  if (caughtUp) await schedule(resume);
+  const snapshotEveryMs = options.snapshotEveryMs ?? 2000;
+  let snapshotAt = Date.now();
+  async function snapshot(): Promise<void> {
+    if (Date.now() - snapshotAt < snapshotEveryMs) return;
+    snapshotAt = Date.now();
+    await saveSnapshot(snapshots, { seq: position, runs: [...books.keys()] }).catch((err) => log.warn({ err }, "could not save the coordinator snapshot"));
+  }
+
+  const follow = await followEvents(nats.js, subjects.allRuns, position + 1, logBadEvent(log));
   const loop = (async () => {
     let sinceFlush = 0;
     // Work of the decisions folded in this batch, published together at its end.
@@ -230,9 +256,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     for await (const { seq, subject, event, caughtUp: noneNewer } of follow) {
       await recall(seq, event);
       fold(seq, subject, event, outbox);
-      if (!caughtUp && seq >= target) {
-        caughtUp = true;
-        await schedule(resume);
+      position = seq;
+      if (!caughtUp) {
+        folded++;
+        if (seq >= target) {
+          caughtUp = true;
+          log.info({ folded, activeRuns: books.size }, "caught up with the log");
+          await schedule(resume);
+        }
       }
       if (noneNewer || ++sinceFlush >= BATCH) {
         sinceFlush = 0;
@@ -240,6 +271,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         outbox = [];
         await publish(work);
         await schedule(flush);
+        if (caughtUp) await snapshot();
       }
     }
   })().catch((err) => {
@@ -259,6 +291,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const deadLetters = watchDeadLetters(nats, log, () => !stopping, now);
   log.info("coordinator started");
   return {
+    foldedAtStart: () => folded,
     async stop() {
       stopping = true;
       deadLetters.stop();
@@ -266,6 +299,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       await follow.stop();
       await loop;
       await chain;
+      if (caughtUp) {
+        snapshotAt = 0; // a clean stop leaves a fresh snapshot for the next start
+        await snapshot();
+      }
     },
   };
 }

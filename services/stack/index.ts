@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { connectNats, ensureStreams, startNatsServer, type Nats, type NatsServer } from "../../libs/nats/index.ts";
 import type { DagBag } from "../../libs/dags/index.ts";
 import { createLogger, type Logger } from "../../libs/log/index.ts";
-import { startCoordinator, type Coordinator } from "../coordinator/index.ts";
+import { startCoordinator } from "../coordinator/index.ts";
+import { DEFAULT_LEASE_MS, whileLeader } from "../coordinator/lease.ts";
 import { startProjector, type Projector } from "../projector/index.ts";
 import { startWorker, type Worker, type WorkerOptions } from "../worker/index.ts";
 
@@ -57,7 +58,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   };
   const nats = await connect("mapflow-cli");
   await ensureStreams(nats.jsm);
-  const coordinator: Coordinator = await startCoordinator({ nats: await connect("mapflow-coordinator"), log: log.child({ component: "coordinator" }) });
+  const coordinatorNats = await connect("mapflow-coordinator");
+  const coordinatorLog = log.child({ component: "coordinator" });
+  // The same lease as a cluster's coordinators: a second stack on this data dir stands by instead of deciding twice.
+  const coordinator = await whileLeader(coordinatorNats, coordinatorLog, `standalone:${process.pid}`, DEFAULT_LEASE_MS, () =>
+    startCoordinator({ nats: coordinatorNats, log: coordinatorLog }));
   const projector = await startProjector({ nats: await connect("mapflow-projector"), log: log.child({ component: "projector" }), dbPath: join(options.dataDir, "mapflow.sqlite") });
   const workers: Worker[] = [];
   for (let i = 0; i < (options.workers ?? 1); i++) {
