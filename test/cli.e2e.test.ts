@@ -90,7 +90,7 @@ test("two worker processes share the instances of one mapped task", async () => 
   const dir = tempDir();
   const server = await startNatsServer({ storeDir: join(dir.path, "nats") });
   const nats = await connectNats(server.url, "test");
-  await ensureStreams(nats.jsm);
+  await ensureStreams(nats);
   const coordinator = await startCoordinator({ nats, log: createLogger("test", "warn") });
   const workers = await Promise.all(["wA", "wB"].map((name) =>
     startCli(["worker", "--nats", server.url, "--dags", FIXTURE_DAGS, "--name", name, "--concurrency", "2"], /worker \S+ ready/)));

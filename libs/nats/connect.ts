@@ -12,20 +12,31 @@ export type Nats = { readonly nc: NatsConnection; readonly js: JetStreamClient; 
 /** How long JetStream remembers message ids to drop duplicates (results, work, run requests). */
 export const DUPLICATE_WINDOW_MS = 2 * 60_000;
 
-export async function connectNats(servers: string | string[], name: string): Promise<Nats> {
+/** `a,b,c` or a list: every server of a cluster, so the client can fail over between them. */
+function serverList(servers: string | readonly string[]): string[] {
+  return (typeof servers === "string" ? servers.split(",") : [...servers]).map((s) => s.trim()).filter(Boolean);
+}
+
+export async function connectNats(servers: string | readonly string[], name: string): Promise<Nats> {
   let nc: NatsConnection;
+  const list = serverList(servers);
   try {
     // Reconnect forever: the client's default gives up after about 20 s, and a
     // service should ride out a nats-server restart of any length.
-    nc = await connect({ servers, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, waitOnFirstConnect: false, timeout: 5000 });
+    nc = await connect({ servers: list, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, waitOnFirstConnect: false, timeout: 5000 });
   } catch (cause) {
-    const list = Array.isArray(servers) ? servers.join(", ") : servers;
     throw new UnreachableError(
-      `cannot reach NATS at ${list}: ${(cause as Error).message}. Check that the stack is running (mapflow standalone) and that --nats or --data points at it`,
+      `cannot reach NATS at ${list.join(", ")}: ${(cause as Error).message}. Check that the stack is running (mapflow standalone) and that --nats or --data points at it`,
       { cause },
     );
   }
-  return { nc, js: jetstream(nc), jsm: await jetstreamManager(nc) };
+  // No API check here: a cluster's JetStream may still be electing its leader; ensureStreams waits for it.
+  return { nc, js: jetstream(nc), jsm: await jetstreamManager(nc, { checkAPI: false }) };
+}
+
+/** Stream replicas: 3 on a cluster of three or more servers, else 1. */
+export function replicasFor(nc: NatsConnection): number {
+  return Math.min(3, Math.max(1, nc.info?.connect_urls?.length ?? 1));
 }
 
 const STREAM_CONFIGS: readonly (Partial<StreamConfig> & { name: string })[] = [
@@ -47,18 +58,48 @@ const STREAM_CONFIGS: readonly (Partial<StreamConfig> & { name: string })[] = [
   },
 ];
 
-export async function ensureStreams(jsm: JetStreamManager): Promise<void> {
-  for (const config of STREAM_CONFIGS) {
+/** Waits until JetStream answers (a cluster elects its leader first), with a clear error if it never does. */
+async function jetStreamReady(nats: Nats, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
     try {
-      await jsm.streams.info(config.name);
+      await nats.jsm.getAccountInfo();
+      return;
     } catch (err) {
-      if (!(err instanceof JetStreamApiError)) throw err;
+      if (Date.now() > deadline) {
+        throw new UnreachableError(
+          `JetStream does not answer at ${nats.nc.getServer()} (${(err as Error).message}); the server needs JetStream enabled, and a cluster needs a majority of its nodes up`,
+          { cause: err },
+        );
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+export async function ensureStreams(nats: Nats, timeoutMs = 30_000): Promise<void> {
+  const jsm = nats.jsm;
+  await jetStreamReady(nats, timeoutMs);
+  const replicas = replicasFor(nats.nc);
+  const deadline = Date.now() + timeoutMs;
+  for (const config of STREAM_CONFIGS) {
+    // A cluster that is still forming refuses an R3 stream ("insufficient resources"): try again until it has its peers.
+    for (;;) {
       try {
-        await jsm.streams.add(config);
-      } catch (addErr) {
-        // Another service created it between our look and our add.
-        if (!(addErr instanceof JetStreamApiError)) throw addErr;
         await jsm.streams.info(config.name);
+        break;
+      } catch (err) {
+        if (!(err instanceof JetStreamApiError)) throw err;
+      }
+      try {
+        await jsm.streams.add({ ...config, num_replicas: replicas });
+        break;
+      } catch (addErr) {
+        if (!(addErr instanceof JetStreamApiError)) throw addErr;
+        if (Date.now() > deadline) {
+          throw new UnreachableError(`cannot create stream ${config.name} with ${replicas} replicas: ${addErr.message}; a cluster needs all its nodes up the first time`, { cause: addErr });
+        }
+        await new Promise((r) => setTimeout(r, 250));
       }
     }
   }

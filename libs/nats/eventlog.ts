@@ -1,13 +1,34 @@
 /** Appending to and reading from the event log (the MF_EVENTS stream). */
-import { headers } from "@nats-io/transport-node";
-import { DeliverPolicy, type JetStreamClient, type JsMsg, type PubAck } from "@nats-io/jetstream";
+import { headers, NoRespondersError, RequestError, TimeoutError } from "@nats-io/transport-node";
+import { DeliverPolicy, JetStreamApiError, type JetStreamClient, type JsMsg, type PubAck } from "@nats-io/jetstream";
 import { decodeEvent, encodeEvent } from "../codec/index.ts";
 import { isRunEvent, type MapflowEvent } from "../events/index.ts";
 import { evolve, type RunState } from "../core/index.ts";
 import type { Nats } from "./connect.ts";
 import { HEADERS, STREAMS, subjects } from "../names/index.ts";
-import { CodecError, SchemaTooNewError } from "../errors.ts";
+import { CodecError, SchemaTooNewError, UnreachableError } from "../errors.ts";
 import type { Logger } from "../log/index.ts";
+
+/** JetStream's error code while a cluster has no leader ("JetStream system temporarily unavailable"). */
+const JETSTREAM_UNAVAILABLE = 10008;
+
+/**
+ * Retries a JetStream request that timed out or found no responder — a
+ * server restarting, a cluster electing a new leader — for up to `forMs`.
+ */
+export async function whileJetStreamRecovers<T>(request: () => Promise<T>, forMs = 30_000): Promise<T> {
+  const deadline = Date.now() + forMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await request();
+    } catch (err) {
+      const transient = err instanceof TimeoutError || err instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders())
+        || (err instanceof JetStreamApiError && err.code === JETSTREAM_UNAVAILABLE);
+      if (!transient || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(1000, 100 * 2 ** attempt)));
+    }
+  }
+}
 
 /** The subject an event is appended on; who may write it follows from its shape. */
 export function subjectOf(event: MapflowEvent): string {
@@ -40,11 +61,22 @@ export async function appendEvent(js: JetStreamClient, event: MapflowEvent, opti
   const h = headers();
   h.set(HEADERS.eventType, encoded.type);
   h.set(HEADERS.schemaVersion, String(encoded.schemaVersion));
-  return js.publish(subjectOf(event), encoded.data, {
-    headers: h,
-    ...(options.msgId ? { msgID: options.msgId } : {}),
-    ...(options.expectLastSubjectSeq !== undefined ? { expect: { lastSubjectSequence: options.expectLastSubjectSeq } } : {}),
-  });
+  try {
+    return await js.publish(subjectOf(event), encoded.data, {
+      headers: h,
+      ...(options.msgId ? { msgID: options.msgId } : {}),
+      ...(options.expectLastSubjectSeq !== undefined ? { expect: { lastSubjectSequence: options.expectLastSubjectSeq } } : {}),
+    });
+  } catch (err) {
+    if (err instanceof TimeoutError || err instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders())) {
+      throw new UnreachableError(
+        `the event log did not acknowledge ${event.type} (${(err as Error).message}): JetStream is restarting or has lost its quorum ` +
+          "(a cluster needs a majority of its nodes up). Check the servers and try again once they are back.",
+        { cause: err },
+      );
+    }
+    throw err;
+  }
 }
 
 export type LoggedEvent = { readonly seq: number; readonly subject: string; readonly event: MapflowEvent };
@@ -86,14 +118,16 @@ export async function followEvents(
   /** A malformed message is passed here and yielded with a null event; without it, it stops the reader. */
   onBadEvent?: (seq: number, error: CodecError) => void,
 ): Promise<Follow> {
-  const consumer = await js.consumers.get(STREAMS.events, {
-    filter_subjects: filter,
-    deliver_policy: DeliverPolicy.StartSequence,
-    opt_start_seq: Math.max(1, fromSeq),
+  const messages = await whileJetStreamRecovers(async () => {
+    const consumer = await js.consumers.get(STREAMS.events, {
+      filter_subjects: filter,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: Math.max(1, fromSeq),
+    });
+    // Short pulls: after a server restart the client notices the lost pull by missing heartbeats
+    // (half of `expires`), so 5 s here means a reader resumes within seconds, not half a minute.
+    return consumer.consume({ max_messages: 2048, expires: 5000 });
   });
-  // Short pulls: after a server restart the client notices the lost pull by missing heartbeats
-  // (half of `expires`), so 5 s here means a reader resumes within seconds, not half a minute.
-  const messages = await consumer.consume({ max_messages: 2048, expires: 5000 });
   return {
     async *[Symbol.asyncIterator]() {
       for await (const msg of messages) {

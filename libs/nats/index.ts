@@ -2,3 +2,4 @@ export * from "./connect.ts";
 export * from "./server.ts";
 export * from "./eventlog.ts";
 export * from "./work.ts";
+export * from "./cluster.ts";

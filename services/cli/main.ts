@@ -10,7 +10,7 @@ import { confFor, runReport } from "../../libs/core/index.ts";
 import { loadDags, pickDag, type DagBag } from "../../libs/dags/index.ts";
 import { BadInputError, UnreachableError } from "../../libs/errors.ts";
 import { createLogger } from "../../libs/log/index.ts";
-import { connectNats, ensureStreams, type Nats } from "../../libs/nats/index.ts";
+import { connectNats, ensureStreams, startCluster, type Nats } from "../../libs/nats/index.ts";
 import { isToken } from "../../libs/names/index.ts";
 import { recordStack, runningStackUrl, startStack } from "../stack/index.ts";
 import { startCoordinator } from "../coordinator/index.ts";
@@ -55,7 +55,7 @@ async function connectTo(opts: { nats?: string; data: string }, name: string): P
     throw new UnreachableError(`no stack is running on data dir '${resolve(opts.data)}' and no --nats <url> was given; start one with 'mapflow standalone --dags <dir>' or pass --nats`);
   }
   const nats = await connectNats(url, name);
-  await ensureStreams(nats.jsm);
+  await ensureStreams(nats, 10_000);
   return nats;
 }
 
@@ -252,6 +252,23 @@ program
   .addHelpText("after", "\nExample:\n  npx mapflow mark 01J… add --map-index 3 --state success")
   .action(async (runId: string, taskId: string, opts: { mapIndex: number; state: string; json?: boolean; nats?: string; data: string }) => {
     await operate(opts, runId, (nats) => markInstance(nats, runId, taskId, opts.mapIndex, opts.state));
+  });
+
+program
+  .command("cluster")
+  .description("start a 3-node JetStream cluster on this machine's loopback ports and keep it running")
+  .option("--data <dir>", "store directories of the three nodes", ".mapflow-cluster")
+  .option("--ports <list>", "client ports of the three nodes; route ports are these + 2000", "4231,4232,4233")
+  .addHelpText("after", "\nThen point every service at all three:\n  npx mapflow worker --nats nats://127.0.0.1:4231,nats://127.0.0.1:4232,nats://127.0.0.1:4233 --dags examples")
+  .action(async (opts: { data: string; ports: string }) => {
+    const ports = opts.ports.split(",").map(Number);
+    if (ports.length !== 3 || ports.some((p) => !Number.isInteger(p) || p < 1 || p > 63535)) {
+      throw new BadInputError(`--ports takes three port numbers, e.g. 4231,4232,4233; got '${opts.ports}'`);
+    }
+    const cluster = await startCluster(resolve(opts.data), ports.map((port) => ({ port, routePort: port + 2000 })));
+    process.stdout.write(`mapflow cluster: ${cluster.urls.join(",")} (stores in ${resolve(opts.data)})\n`);
+    await untilSignal();
+    await cluster.close();
   });
 
 /** Starts one service against an existing NATS and keeps it running. */

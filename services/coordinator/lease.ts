@@ -8,7 +8,7 @@
 import { Kvm, type KV } from "@nats-io/kv";
 import { StorageType } from "@nats-io/jetstream";
 import { BUCKETS, KEYS } from "../../libs/names/index.ts";
-import type { Nats } from "../../libs/nats/index.ts";
+import { replicasFor, type Nats } from "../../libs/nats/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
 
 export type Service = { stop(): Promise<void> };
@@ -26,7 +26,7 @@ const sleep = (ms: number, signal: { stopped: boolean }) =>
   });
 
 export async function leaseBucket(nats: Nats, leaseMs: number): Promise<KV> {
-  return new Kvm(nats.js).create(BUCKETS.leases, { ttl: leaseMs, history: 1, storage: StorageType.File });
+  return new Kvm(nats.js).create(BUCKETS.leases, { ttl: leaseMs, history: 1, storage: StorageType.File, replicas: replicasFor(nats.nc) });
 }
 
 /** Runs `start()`'s service only while this process holds the lease; stands by otherwise. */

@@ -11,7 +11,7 @@ import { decode, encode } from "@msgpack/msgpack";
 import { evolve, type RunState } from "../../libs/core/index.ts";
 import { isRunEvent } from "../../libs/events/index.ts";
 import { BUCKETS, KEYS, subjects } from "../../libs/names/index.ts";
-import { followEvents, logBadEvent, type Nats } from "../../libs/nats/index.ts";
+import { followEvents, logBadEvent, replicasFor, type Nats } from "../../libs/nats/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
 
 export type Snapshot = { readonly seq: number; readonly runs: readonly string[] };
@@ -26,7 +26,7 @@ export type Restored = {
 };
 
 export async function snapshotBucket(nats: Nats): Promise<KV> {
-  return new Kvm(nats.js).create(BUCKETS.coordinator, { history: 1, storage: StorageType.File });
+  return new Kvm(nats.js).create(BUCKETS.coordinator, { history: 1, storage: StorageType.File, replicas: replicasFor(nats.nc) });
 }
 
 export async function saveSnapshot(kv: KV, snapshot: Snapshot): Promise<void> {

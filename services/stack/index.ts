@@ -57,7 +57,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     return nats;
   };
   const nats = await connect("mapflow-cli");
-  await ensureStreams(nats.jsm);
+  await ensureStreams(nats);
   const coordinatorNats = await connect("mapflow-coordinator");
   const coordinatorLog = log.child({ component: "coordinator" });
   // The same lease as a cluster's coordinators: a second stack on this data dir stands by instead of deciding twice.

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { existsSync, readFileSync } from "node:fs";
 import Database from "better-sqlite3";
 import type { ChildProcess } from "node:child_process";
-import { startNatsServer, connectNats, ensureStreams, followEvents, type Nats, type NatsServer } from "../../libs/nats/index.ts";
+import { startCluster, startNatsServer, connectNats, ensureStreams, followEvents, type Cluster, type Nats, type NatsServer } from "../../libs/nats/index.ts";
 import { STREAMS } from "../../libs/names/index.ts";
 import type { RunEvent } from "../../libs/events/index.ts";
 import { startProjector } from "../../services/projector/index.ts";
@@ -21,6 +21,10 @@ export type Proc = ChildProcess & { output: () => string };
 
 export type Rig = {
   readonly server: NatsServer;
+  /** The three nodes, when the rig is a cluster. */
+  readonly cluster: Cluster | null;
+  /** What services get as --nats. */
+  readonly urls: string;
   readonly nats: Nats;
   readonly dir: string;
   readonly db: string;
@@ -34,11 +38,13 @@ export type Rig = {
 
 const READY = { coordinator: /coordinator ready/, projector: /projector ready/, worker: /worker \S+ ready/ };
 
-export async function rig(): Promise<Rig> {
+export async function rig(options: { cluster?: boolean } = {}): Promise<Rig> {
   const dir = tempDir("mapflow-faults-");
-  let server = await startNatsServer({ storeDir: join(dir.path, "nats") });
-  const nats = await connectNats(server.url, "fault-test");
-  await ensureStreams(nats.jsm);
+  const cluster = options.cluster ? await startCluster(join(dir.path, "cluster")) : null;
+  let server = cluster ? (null as unknown as NatsServer) : await startNatsServer({ storeDir: join(dir.path, "nats") });
+  const urls = cluster ? cluster.urls.join(",") : server.url;
+  const nats = await connectNats(urls, "fault-test");
+  await ensureStreams(nats);
   const procs = new Set<Proc>();
   const db = join(dir.path, "mapflow.sqlite");
   const execLog = join(dir.path, "exec.log");
@@ -46,12 +52,14 @@ export async function rig(): Promise<Rig> {
     get server() {
       return server;
     },
+    cluster,
+    urls,
     nats,
     dir: dir.path,
     db,
     execLog,
     async start(kind, extra = [], env = {}) {
-      const args = [kind, "--nats", server.url, ...(kind === "worker" ? ["--dags", FAULT_DAGS] : []), ...(kind === "projector" ? ["--db", db] : []), ...extra];
+      const args = [kind, "--nats", urls, ...(kind === "worker" ? ["--dags", FAULT_DAGS] : []), ...(kind === "projector" ? ["--db", db] : []), ...extra];
       const proc = await startCli(args, READY[kind], 30_000, { MAPFLOW_TEST_EXEC_LOG: execLog, ...env });
       procs.add(proc);
       proc.once("exit", () => procs.delete(proc));
@@ -75,7 +83,7 @@ export async function rig(): Promise<Rig> {
     async close() {
       await Promise.all([...procs].map((p) => stopProcess(p, "SIGKILL")));
       await nats.nc.close();
-      await server.stop();
+      await (cluster ? cluster.close() : server.stop());
       dir.remove();
     },
   };

@@ -1,0 +1,54 @@
+/**
+ * A 3-node JetStream cluster on loopback ports, for `mapflow cluster`,
+ * `scripts/cluster` and the cluster tests: each node is a real nats-server
+ * started with nats-cluster.conf and its own name, ports and store.
+ */
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort, startNatsServer, type NatsServer } from "./server.ts";
+
+const CLUSTER_CONF = fileURLToPath(new URL("../../nats-cluster.conf", import.meta.url));
+
+export type NodeSpec = { readonly name: string; readonly port: number; readonly routePort: number; readonly storeDir: string };
+
+export type Cluster = {
+  readonly nodes: readonly NodeSpec[];
+  /** Client URLs of every node, for `--nats a,b,c`. */
+  readonly urls: readonly string[];
+  /** Whether node i is running. */
+  running(i: number): boolean;
+  stop(i: number, signal?: NodeJS.Signals): Promise<void>;
+  start(i: number): Promise<void>;
+  close(): Promise<void>;
+};
+
+export async function startCluster(dir: string, ports?: readonly { port: number; routePort: number }[]): Promise<Cluster> {
+  const nodes: NodeSpec[] = [];
+  for (let i = 0; i < 3; i++) {
+    const given = ports?.[i];
+    nodes.push({ name: `n${i + 1}`, port: given?.port ?? (await freePort()), routePort: given?.routePort ?? (await freePort()), storeDir: join(dir, `n${i + 1}`) });
+  }
+  const servers: (NatsServer | null)[] = [null, null, null];
+  const start = async (i: number) => {
+    const node = nodes[i]!;
+    const routes = nodes.filter((n) => n !== node).map((n) => `nats://127.0.0.1:${n.routePort}`).join(",");
+    servers[i] = await startNatsServer({
+      storeDir: node.storeDir, port: node.port, config: CLUSTER_CONF,
+      args: ["-n", node.name, "--cluster", `nats://127.0.0.1:${node.routePort}`, "--routes", routes],
+    });
+  };
+  await Promise.all([0, 1, 2].map(start));
+  return {
+    nodes,
+    urls: nodes.map((n) => `nats://127.0.0.1:${n.port}`),
+    running: (i) => servers[i] !== null,
+    async stop(i, signal = "SIGKILL") {
+      await servers[i]?.stop(signal);
+      servers[i] = null;
+    },
+    start,
+    async close() {
+      await Promise.all(servers.map((s) => s?.stop()));
+    },
+  };
+}
