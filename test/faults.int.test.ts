@@ -5,11 +5,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { encodeWork } from "../libs/codec/index.ts";
 import { msgIds, subjects } from "../libs/names/index.ts";
-import { appendEvent } from "../libs/nats/index.ts";
+import { appendEvent, configFor, freePort, startNatsServer } from "../libs/nats/index.ts";
 import { fold, type WorkItem } from "../libs/core/index.ts";
 import { loadDags, pickDag } from "../libs/dags/index.ts";
 import { waitForRun } from "../services/cli/runs.ts";
-import { stopProcess } from "./helpers/index.ts";
+import { ACCEPTANCE, cli, stopProcess, tempDir } from "./helpers/index.ts";
 import { executions, FAULT_DAGS, outcomeCounts, projectionAndReplay, rig, runEvents, trigger, waitForEvent, type Proc } from "./helpers/faults.ts";
 import { startCoordinator } from "../services/coordinator/index.ts";
 import { createLogger } from "../libs/log/index.ts";
@@ -293,4 +293,22 @@ test("a restart reads the active runs' events from the snapshot, not the whole h
   } finally {
     await r.close();
   }
+});
+
+test("durability modes: the durable config makes nats-server fsync before every acknowledgement; the default does not", async () => {
+  for (const [mode, syncAlways] of [["durable", true], ["replicated", false]] as const) {
+    const dir = tempDir();
+    const monitor = await freePort();
+    const server = await startNatsServer({ storeDir: dir.path, config: configFor(mode), args: ["-m", String(monitor)] });
+    try {
+      const varz = (await (await fetch(`http://127.0.0.1:${monitor}/varz`)).json()) as { jetstream: { config: { sync_always?: boolean } } };
+      assert.equal(Boolean(varz.jetstream.config.sync_always), syncAlways, mode);
+    } finally {
+      await server.stop();
+      dir.remove();
+    }
+  }
+  const bad = await cli(["run", "sample_repeated_mapping", "--dags", ACCEPTANCE, "--durability", "sometimes"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--durability.*Allowed choices are replicated, durable/);
 });

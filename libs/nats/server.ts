@@ -9,6 +9,15 @@ import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const NATS_CONF = `${ROOT}nats.conf`;
+/** "durable" mode: nats.conf plus fsync before every acknowledgement. */
+export const NATS_DURABLE_CONF = `${ROOT}nats-durable.conf`;
+
+export const DURABILITY_MODES = ["replicated", "durable"] as const;
+export type Durability = (typeof DURABILITY_MODES)[number];
+
+export function configFor(durability: Durability): string {
+  return durability === "durable" ? NATS_DURABLE_CONF : NATS_CONF;
+}
 
 let binary: string | undefined;
 

@@ -10,7 +10,7 @@ import { confFor, runReport } from "../../libs/core/index.ts";
 import { loadDags, pickDag, type DagBag } from "../../libs/dags/index.ts";
 import { BadInputError, UnreachableError } from "../../libs/errors.ts";
 import { createLogger } from "../../libs/log/index.ts";
-import { connectNats, ensureStreams, startCluster, type Nats } from "../../libs/nats/index.ts";
+import { connectNats, DURABILITY_MODES, ensureStreams, startCluster, type Durability, type Nats } from "../../libs/nats/index.ts";
 import { isToken } from "../../libs/names/index.ts";
 import { recordStack, runningStackUrl, startStack } from "../stack/index.ts";
 import { startCoordinator } from "../coordinator/index.ts";
@@ -75,6 +75,8 @@ function untilSignal(): Promise<void> {
 }
 
 const natsOption = () => new Option("--nats <url>", "NATS server URL(s), comma-separated");
+const durabilityOption = () =>
+  new Option("--durability <mode>", "embedded nats-server: replicated (default flush) or durable (fsync before every ack)").choices(DURABILITY_MODES).default("replicated");
 const dataOption = () => new Option("--data <dir>", "data dir (store, read model, running stack)").default(DEFAULT_DATA);
 
 const program = new Command("mapflow")
@@ -90,8 +92,9 @@ program
   .option("--json", "print the run as one JSON object")
   .option("--data <dir>", "use the stack running on this data dir, or keep the embedded stack's store here")
   .addOption(natsOption())
+  .addOption(durabilityOption())
   .addHelpText("after", "\nExample:\n  npx mapflow run sample_repeated_mapping --dags ../shared/acceptance --json")
-  .action(async (dagId: string, opts: { dags: string; conf?: string; json?: boolean; data?: string; nats?: string }) => {
+  .action(async (dagId: string, opts: { dags: string; conf?: string; json?: boolean; data?: string; nats?: string; durability: Durability }) => {
     checkDagId(dagId);
     const conf = parseConf(opts.conf);
     const log = createLogger("mapflow", process.env.MAPFLOW_LOG_LEVEL ?? "warn");
@@ -117,7 +120,7 @@ program
       return;
     }
     const dataDir = opts.data ? resolve(opts.data) : mkdtempSync(join(tmpdir(), "mapflow-run-"));
-    const stack = await startStack({ dataDir, bag, log });
+    const stack = await startStack({ dataDir, bag, log, durability: opts.durability });
     try {
       await runOn(stack.nats);
     } finally {
@@ -134,14 +137,15 @@ program
   .option("--port <n>", "NATS port (default: a free one)", (v) => Number.parseInt(v, 10))
   .option("--workers <n>", "in-process workers", (v) => Number.parseInt(v, 10), 1)
   .option("--run <dagId>", "once the stack is up, run this DAG and print the run (it keeps serving after)")
+  .addOption(durabilityOption())
   .addHelpText("after", "\nExample:\n  npx mapflow standalone --dags examples --data .mapflow --run sample_repeated_mapping")
-  .action(async (opts: { dags: string; data: string; port?: number; workers: number; run?: string }) => {
+  .action(async (opts: { dags: string; data: string; port?: number; workers: number; run?: string; durability: Durability }) => {
     const dataDir = resolve(opts.data);
     const existing = runningStackUrl(dataDir);
     if (existing) throw new BadInputError(`a stack is already running on ${dataDir} (${existing}); stop it first or use another --data`);
     const log = createLogger("mapflow");
     const bag = await loadBag(opts.dags, log);
-    const stack = await startStack({ dataDir, bag, port: opts.port, workers: opts.workers, log });
+    const stack = await startStack({ dataDir, bag, port: opts.port, workers: opts.workers, log, durability: opts.durability });
     const forget = recordStack(dataDir, stack.url);
     log.info({ nats: stack.url, data: dataDir, dags: [...bag.dags.keys()] }, "mapflow standalone is running; Ctrl-C stops it");
     process.stdout.write(`mapflow standalone: NATS at ${stack.url}, data in ${dataDir}\n`);

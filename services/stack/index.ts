@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { connectNats, ensureStreams, startNatsServer, type Nats, type NatsServer } from "../../libs/nats/index.ts";
+import { configFor, connectNats, ensureStreams, startNatsServer, type Durability, type Nats, type NatsServer } from "../../libs/nats/index.ts";
 import type { DagBag } from "../../libs/dags/index.ts";
 import { createLogger, type Logger } from "../../libs/log/index.ts";
 import { startCoordinator } from "../coordinator/index.ts";
@@ -22,6 +22,8 @@ export type StackOptions = {
   log?: Logger;
   /** Passed to each worker (e.g. `startedEventAfterMs`). */
   worker?: Partial<Omit<WorkerOptions, "nats" | "log" | "bag">>;
+  /** "replicated" (default flush) or "durable" (fsync before every ack); see the README. */
+  durability?: Durability;
 };
 
 export type Stack = {
@@ -49,7 +51,7 @@ export function runningStackUrl(dataDir: string): string | undefined {
 
 export async function startStack(options: StackOptions): Promise<Stack> {
   const log = options.log ?? createLogger("stack");
-  const server = await startNatsServer({ storeDir: join(options.dataDir, "nats"), port: options.port });
+  const server = await startNatsServer({ storeDir: join(options.dataDir, "nats"), port: options.port, config: configFor(options.durability ?? "replicated") });
   const connections: Nats[] = [];
   const connect = async (name: string) => {
     const nats = await connectNats(server.url, name);
