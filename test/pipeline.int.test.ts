@@ -217,3 +217,12 @@ test("after clears (with removed instances), marks and cancels, the read model s
     rebuildDir.remove();
   }
 });
+
+test("a work item whose inputs are too large for one message fails its instance with the size and the limit", async () => {
+  const report = runReport(await run("big_inputs"));
+  assert.equal(report.state, "failed");
+  assert.equal(report.tasks.chunk!.state, "success");
+  const join = report.tasks.join!.instances[0]!;
+  assert.equal(join.state, "failed");
+  assert.match(join.error!, /the inputs of task 'join' map index -1 are \d+ bytes, over the 7340032-byte limit for a work message; pass large data by reference/);
+});

@@ -11,8 +11,8 @@ import { JetStreamApiError } from "@nats-io/jetstream";
 import { activeInstances, decide, DEFAULT_MAX_MAP_LENGTH, evolve, FINISHED_RUN_STATES, pendingWork, taskSpec, workFor, type DecideSettings, type RunState, type WorkItem } from "../../libs/core/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
 import { isOperatorEvent, isRunEvent, type CoordinatorEvent, type MapflowEvent } from "../../libs/events/index.ts";
-import { STREAMS, subjects } from "../../libs/names/index.ts";
-import { appendEvent, foldRunBefore, followEvents, logBadEvent, publishWork, type Nats } from "../../libs/nats/index.ts";
+import { msgIds, STREAMS, subjects } from "../../libs/names/index.ts";
+import { appendEvent, foldRunBefore, followEvents, logBadEvent, MAX_WORK_BYTES, publishWork, type Nats, type Oversized } from "../../libs/nats/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
 import { watchDeadLetters } from "./deadletter.ts";
 import { restore, saveSnapshot, snapshotBucket } from "./snapshot.ts";
@@ -145,13 +145,25 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   async function publish(work: WorkItem[]): Promise<void> {
     for (let attempt = 0; work.length > 0 && !stopping; attempt++) {
       try {
-        await publishWork(nats.js, work);
+        const oversized = await publishWork(nats.js, work);
+        await Promise.all(oversized.map(failOversized));
         return;
       } catch (err) {
         log.error({ err, items: work.length, attempt }, "publishing work failed; retrying");
         await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** attempt)));
       }
     }
+  }
+
+  /** Inputs too large for a work message fail their instance, saying the size and the limit (retrying cannot help). */
+  async function failOversized({ item, bytes }: Oversized): Promise<void> {
+    const message = `the inputs of task '${item.taskId}' map index ${item.mapIndex} are ${bytes} bytes, over the ${MAX_WORK_BYTES}-byte limit for a work message; ` +
+      "pass large data by reference (a path or URL) instead of through task results";
+    const at = now();
+    await appendEvent(nats.js, {
+      type: "InstanceFailed", runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, try: item.try,
+      worker: "coordinator", error: { name: "InputTooLarge", message }, startedAt: at, at,
+    }, { msgId: msgIds.instance(item.runId, item.taskId, item.mapIndex, item.try) });
   }
 
   /** Serialises flushes from the event loop and the timer. */
