@@ -25,9 +25,25 @@ export function watchDeadLetters(nats: Nats, log: Logger, isLeader: () => boolea
         return;
       }
       if (advisory.stream !== STREAMS.work || typeof advisory.stream_seq !== "number") return;
-      void deadLetter(advisory.stream_seq, advisory.deliveries ?? 0).catch((e) => log.error({ err: e, seq: advisory.stream_seq }, "could not record dead-lettered work"));
+      void persist(advisory.stream_seq, advisory.deliveries ?? 0);
     },
   });
+
+  /**
+   * No second advisory comes for the same message, so a failure here (the
+   * log electing a leader) is retried for as long as this coordinator leads.
+   */
+  async function persist(seq: number, deliveries: number): Promise<void> {
+    for (let attempt = 0; isLeader(); attempt++) {
+      try {
+        await deadLetter(seq, deliveries);
+        return;
+      } catch (err) {
+        log.error({ err, seq, attempt }, "could not record dead-lettered work yet; retrying");
+        await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** attempt)));
+      }
+    }
+  }
 
   async function deadLetter(seq: number, deliveries: number): Promise<void> {
     const stored = await nats.jsm.streams.getMessage(STREAMS.work, { seq });

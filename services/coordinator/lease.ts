@@ -32,39 +32,66 @@ export async function leaseBucket(nats: Nats, leaseMs: number): Promise<KV> {
 /** Runs `start()`'s service only while this process holds the lease; stands by otherwise. */
 export async function whileLeader(nats: Nats, log: Logger, holder: string, leaseMs: number, start: () => Promise<Service>): Promise<Leader> {
   const kv = await leaseBucket(nats, leaseMs);
+  // The bucket keeps the TTL it was made with: renew by that, whatever this process was given.
+  const ttl = (await kv.status()).ttl || leaseMs;
+  if (ttl !== leaseMs) log.warn({ leaseMs, bucketTtl: ttl }, "the lease bucket has another TTL; renewing by the bucket's");
   const state = { stopped: false };
   let leading = false;
+  /** Revision of our key while we hold it; 0 when we do not (so stop() never deletes another holder's key). */
   let revision = 0;
+  let renewed = 0;
+  let lost = false;
+
+  // Renews from the moment the key is ours, also while the service is still starting.
+  async function renew(): Promise<void> {
+    try {
+      revision = await kv.update(KEYS.coordinatorLease, holder, revision, Math.max(500, ttl / 3));
+      renewed = Date.now();
+    } catch (err) {
+      // A revision mismatch: someone else holds it. Anything else: keep trying while the lease may still be ours.
+      if (Date.now() - renewed > (ttl * 2) / 3 || /wrong last sequence/i.test((err as Error).message)) {
+        if (!lost) log.warn({ holder, err }, "lost the coordinator lease; stopping and standing by");
+        lost = true;
+      }
+    }
+  }
 
   const loop = (async () => {
     while (!state.stopped) {
       try {
         revision = await kv.create(KEYS.coordinatorLease, holder);
       } catch {
-        await sleep(leaseMs / 3, state); // held by another: try again once it may have expired
+        await sleep(ttl / 3, state); // held by another: try again once it may have expired
         continue;
       }
+      renewed = Date.now();
+      lost = false;
       leading = true;
-      log.info({ holder, leaseMs }, "took the coordinator lease");
-      const service = await start();
-      let renewed = Date.now();
-      while (!state.stopped) {
-        await sleep(leaseMs / 3, state);
-        if (state.stopped) break;
-        try {
-          revision = await kv.update(KEYS.coordinatorLease, holder, revision);
-          renewed = Date.now();
-        } catch (err) {
-          // A revision mismatch: someone else holds it now. Anything else: keep trying while the lease may still be ours.
-          const lost = Date.now() - renewed > (leaseMs * 2) / 3 || /wrong last sequence/i.test((err as Error).message);
-          if (lost) {
-            log.warn({ holder, err }, "lost the coordinator lease; stopping and standing by");
-            break;
-          }
+      log.info({ holder, leaseMs: ttl }, "took the coordinator lease");
+      let renewing = Promise.resolve();
+      const timer = setInterval(() => {
+        renewing = renewing.then(renew);
+      }, ttl / 3);
+      let service: Service | null = null;
+      try {
+        service = await start();
+        while (!state.stopped && !lost) await sleep(100, state);
+      } catch (err) {
+        log.error({ err }, "the coordinator failed to start; giving the lease up and trying again");
+      } finally {
+        clearInterval(timer);
+        await renewing;
+        leading = false;
+        await service?.stop().catch((err) => log.error({ err }, "stopping the coordinator failed"));
+        const held = revision;
+        revision = 0;
+        if (!state.stopped && !lost && held) await kv.delete(KEYS.coordinatorLease, { previousSeq: held }).catch(() => {});
+        if (!state.stopped && !lost) await sleep(ttl / 3, state);
+        if (state.stopped && held && !lost) {
+          // Hand over at once instead of letting a standby wait out the TTL.
+          await kv.delete(KEYS.coordinatorLease, { previousSeq: held }).catch(() => {});
         }
       }
-      leading = false;
-      await service.stop();
     }
   })();
 
@@ -73,8 +100,6 @@ export async function whileLeader(nats: Nats, log: Logger, holder: string, lease
     async stop() {
       state.stopped = true;
       await loop;
-      // Hand over at once instead of letting the standby wait out the TTL.
-      await kv.delete(KEYS.coordinatorLease, { previousSeq: revision }).catch(() => {});
     },
   };
 }
