@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { encodeWork } from "../libs/codec/index.ts";
-import { msgIds, subjects } from "../libs/names/index.ts";
+import { KEYS, msgIds, subjects } from "../libs/names/index.ts";
 import { appendEvent, configFor, freePort, startNatsServer } from "../libs/nats/index.ts";
 import { fold, type WorkItem } from "../libs/core/index.ts";
 import { loadDags, pickDag } from "../libs/dags/index.ts";
@@ -12,6 +12,7 @@ import { waitForRun } from "../services/cli/runs.ts";
 import { ACCEPTANCE, cli, stopProcess, tempDir } from "./helpers/index.ts";
 import { executions, FAULT_DAGS, outcomeCounts, projectionAndReplay, rig, runEvents, trigger, waitForEvent, type Proc } from "./helpers/faults.ts";
 import { startCoordinator } from "../services/coordinator/index.ts";
+import { leaseBucket, whileLeader } from "../services/coordinator/lease.ts";
 import { createLogger } from "../libs/log/index.ts";
 
 const FAST = ["--ack-wait-ms", "1500", "--heartbeat-ms", "300"];
@@ -311,4 +312,27 @@ test("durability modes: the durable config makes nats-server fsync before every 
   const bad = await cli(["run", "sample_repeated_mapping", "--dags", ACCEPTANCE, "--durability", "sometimes"]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--durability.*Allowed choices are replicated, durable/);
+});
+
+test("stopping a standby leaves the leader's lease alone; stopping the leader hands it over at once", async () => {
+  const r = await rig();
+  const log = createLogger("test", "warn");
+  try {
+    const idle = async () => ({ stop: async () => {} });
+    const a = await whileLeader(r.nats, log, "A", 3000, idle);
+    await until(() => a.isLeader(), 5000, "A to lead");
+    const b = await whileLeader(r.nats, log, "B", 3000, idle);
+    await new Promise((res) => setTimeout(res, 300));
+    await b.stop();
+    const kv = await leaseBucket(r.nats, 3000);
+    assert.equal((await kv.get(KEYS.coordinatorLease))?.string(), "A", "the standby's stop did not delete A's key");
+    await a.stop();
+    const after = await kv.get(KEYS.coordinatorLease);
+    assert.ok(after === null || after.operation !== "PUT", "the leader deleted its key on stop instead of leaving it to expire");
+    const c = await whileLeader(r.nats, log, "C", 3000, idle);
+    await until(() => c.isLeader(), 10_000, "C to take the free lease");
+    await c.stop();
+  } finally {
+    await r.close();
+  }
 });
