@@ -34,9 +34,14 @@ export async function connectNats(servers: string | readonly string[], name: str
   return { nc, js: jetstream(nc), jsm: await jetstreamManager(nc, { checkAPI: false }) };
 }
 
-/** Stream replicas: 3 on a cluster of three or more servers, else 1. */
+/**
+ * Stream replicas: 3 when the server is part of a cluster, else 1. Taken
+ * from the server's cluster membership, not from how many nodes are up
+ * now, so a first start with a node down waits for it instead of quietly
+ * making R2 streams that cannot survive the loss of one more.
+ */
 export function replicasFor(nc: NatsConnection): number {
-  return Math.min(3, Math.max(1, nc.info?.connect_urls?.length ?? 1));
+  return nc.info?.cluster ? 3 : 1;
 }
 
 const STREAM_CONFIGS: readonly (Partial<StreamConfig> & { name: string })[] = [
