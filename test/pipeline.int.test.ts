@@ -9,10 +9,10 @@ import { appendEvent, followEvents } from "../libs/nats/index.ts";
 import { STREAMS, subjects } from "../libs/names/index.ts";
 import { createLogger } from "../libs/log/index.ts";
 import { startStack, type Stack } from "../services/stack/index.ts";
-import { startProjector } from "../services/projector/index.ts";
 import { requestRun, waitForRun } from "../services/cli/runs.ts";
 import { cancelRun, clearRun, markInstance } from "../services/cli/operate.ts";
 import { ACCEPTANCE, FIXTURE_DAGS, FIXTURES, tempDir } from "./helpers/index.ts";
+import { dumpTables, replayed } from "./helpers/replay.ts";
 import { VALUES } from "./fixtures/dags/shell_env.ts";
 
 const dir = tempDir();
@@ -84,15 +84,7 @@ test("the read model holds every instance, and equals a fresh rebuild from the l
     [2, "success", { file: "c.csv", rows: 3 }], [3, "success", { file: "d.csv", rows: 4 }],
   ]);
 
-  const rebuildDir = tempDir();
-  const rebuilt = await startProjector({ nats: stack.nats, log, dbPath: join(rebuildDir.path, "rebuilt.sqlite") });
-  try {
-    await rebuilt.waitFor(last);
-    assert.deepEqual(dump(rebuilt.model.db, state.runId), live);
-  } finally {
-    await rebuilt.stop();
-    rebuildDir.remove();
-  }
+  assert.deepEqual(await replayed(stack.nats, last, (db) => dump(db, state.runId)), live);
 });
 
 test("a failing instance fails its task; the reduce is upstream_failed; the run fails with the error kept", async () => {
@@ -197,25 +189,12 @@ test("after clears (with removed instances), marks and cancels, the read model s
   assert.deepEqual(again.tasks.each!.instances!.map((i) => i.state), ["success", "success", "removed", "removed"]);
   await markInstance(stack.nats, shrunk.runId, "each", 0, "failed");
 
-  const all = (db: import("better-sqlite3").Database) => ({
-    runs: db.prepare("SELECT * FROM dag_runs ORDER BY run_id").all(),
-    tasks: db.prepare("SELECT * FROM tasks ORDER BY run_id, task_id").all(),
-    instances: db.prepare("SELECT * FROM task_instances ORDER BY run_id, task_id, map_index").all(),
-  });
   const last = (await stack.nats.jsm.streams.info(STREAMS.events)).state.last_seq;
   await stack.projector.waitFor(last);
-  const live = all(stack.projector.model.db);
+  const live = dumpTables(stack.projector.model.db);
   const removed = (live.instances as { run_id: string; task_id: string; state: string }[]).filter((r) => r.run_id === shrunk.runId && r.task_id === "each");
   assert.deepEqual(removed.map((r) => r.state), ["failed", "success", "removed", "removed"]);
-  const rebuildDir = tempDir();
-  const rebuilt = await startProjector({ nats: stack.nats, log, dbPath: join(rebuildDir.path, "rebuilt.sqlite") });
-  try {
-    await rebuilt.waitFor(last);
-    assert.deepEqual(all(rebuilt.model.db), live);
-  } finally {
-    await rebuilt.stop();
-    rebuildDir.remove();
-  }
+  assert.deepEqual(await replayed(stack.nats, last, dumpTables), live);
 });
 
 test("a work item whose inputs are too large for one message fails its instance with the size and the limit", async () => {

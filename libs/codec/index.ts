@@ -136,7 +136,12 @@ export function decodeWork(data: Uint8Array): WorkItem {
   return raw as WorkItem;
 }
 
-/** msgpack-encodes any value, to check it can travel before it is appended. */
+/** msgpack-decodes a value written by `encodeValue`. */
+export function decodeValue(data: Uint8Array): unknown {
+  return decoder.decode(data);
+}
+
+/** msgpack-encodes any value (with the same extensions as events and work). */
 export function encodeValue(value: unknown): Uint8Array {
   return encoder.encode(value);
 }

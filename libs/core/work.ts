@@ -4,7 +4,7 @@
  * the instances runnable; it never runs user code itself.
  */
 import type { RunEvent } from "../events/index.ts";
-import { FINISHED_RUN_STATES, type RunState, type TaskStateName } from "./state.ts";
+import { FINISHED_RUN_STATES, type Instance, type RunState, type TaskStateName } from "./state.ts";
 import type { DagSpec, Operator, TaskSpec, ValueSource } from "./spec.ts";
 import { groupSpec, taskSpec } from "./spec.ts";
 import { resolveExpansion, type Deferred, type InstanceInput } from "./expand.ts";
@@ -87,38 +87,32 @@ function workOf(state: RunState, task: TaskSpec): (mapIndex: number, tryNumber: 
   };
 }
 
-/** The work of the chosen instances that are queued now. */
-function queuedWork(state: RunState, taskId: string, mapIndexes: readonly number[]): WorkItem[] {
-  const task = state.tasks[taskId];
-  const instances = mapIndexes.map((i) => task?.instances?.[task.mapped ? i : 0]).filter((i) => i?.state === "queued");
-  if (instances.length === 0) return [];
+/** The work of those of `instances` that are queued now (held-back ones get theirs with InstancesQueued). */
+function queuedWork(state: RunState, taskId: string, instances: readonly (Instance | undefined)[]): WorkItem[] {
+  const queued = instances.filter((i): i is Instance => i?.state === "queued");
+  if (queued.length === 0) return [];
   const make = workOf(state, taskSpec(state.spec, taskId));
-  return instances.map((i) => make(i!.mapIndex, i!.try, i!.notBefore ?? 0));
+  return queued.map((i) => make(i.mapIndex, i.try, i.notBefore ?? 0));
+}
+
+function chosen(state: RunState, taskId: string, mapIndexes: readonly number[]): (Instance | undefined)[] {
+  const task = state.tasks[taskId];
+  return mapIndexes.map((i) => task?.instances?.[task.mapped ? i : 0]);
 }
 
 /** The work an event calls for, once it is folded: a coordinator decision, or an operator's clear. */
 export function workFor(state: RunState, event: RunEvent): WorkItem[] {
   switch (event.type) {
-    case "InstancesRerun":
-      return queuedWork(state, event.taskId, event.mapIndexes);
-    case "ClearRequested":
-      return event.mapIndexes ? queuedWork(state, event.taskId, event.mapIndexes) : [];
     case "TaskExpanded":
-    case "TaskScheduled": {
-      const instances = state.tasks[event.taskId]?.instances ?? [];
-      const queued = instances.filter((i) => i.state === "queued");
-      if (queued.length === 0) return [];
-      const make = workOf(state, taskSpec(state.spec, event.taskId));
-      return queued.map((i) => make(i.mapIndex, i.try, 0));
-    }
-    case "InstanceRetried": {
-      const task = state.tasks[event.taskId];
-      const instance = task?.instances?.[task.mapped ? event.mapIndex : 0];
-      if (instance?.state !== "queued") return []; // held back for a slot: its work goes out with InstancesQueued
-      return [workOf(state, taskSpec(state.spec, event.taskId))(event.mapIndex, event.try, event.notBefore)];
-    }
+    case "TaskScheduled":
+      return queuedWork(state, event.taskId, state.tasks[event.taskId]?.instances ?? []);
+    case "InstanceRetried":
+      return queuedWork(state, event.taskId, chosen(state, event.taskId, [event.mapIndex]));
     case "InstancesQueued":
-      return queuedWork(state, event.taskId, event.mapIndexes);
+    case "InstancesRerun":
+      return queuedWork(state, event.taskId, chosen(state, event.taskId, event.mapIndexes));
+    case "ClearRequested":
+      return event.mapIndexes ? queuedWork(state, event.taskId, chosen(state, event.taskId, event.mapIndexes)) : [];
     default:
       return [];
   }

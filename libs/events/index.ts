@@ -30,6 +30,9 @@ export type RunRequested = {
   readonly at: number;
 };
 
+/** Instances (or group indexes) that will not run, and why: `[index, state]`. */
+export type Settled = readonly (readonly [number, "skipped" | "upstream_failed"])[];
+
 /** A mapped task's instance count is known: one event for the whole expansion, whatever the count. */
 export type TaskExpanded = {
   readonly type: "TaskExpanded";
@@ -42,7 +45,7 @@ export type TaskExpanded = {
    * Instances that will not run because their group index's upstreams failed or were skipped
    * (`[mapIndex, state]`; with `groupCounts`, `[groupIndex, state]` for indexes that got no instances).
    */
-  readonly settled?: readonly (readonly [number, "skipped" | "upstream_failed"])[];
+  readonly settled?: Settled;
   readonly at: number;
 };
 
@@ -110,16 +113,7 @@ export type InstancesQueued = {
 };
 
 /** A worker has been running a try for a while (short tries go straight to their outcome). */
-export type InstanceStarted = {
-  readonly type: "InstanceStarted";
-  readonly runId: string;
-  readonly taskId: string;
-  readonly mapIndex: number;
-  readonly try: number;
-  readonly worker: string;
-  readonly startedAt: number;
-  readonly at: number;
-};
+export type InstanceStarted = InstanceOutcome & { readonly type: "InstanceStarted" };
 
 /** A failed instance gets another try (its task's `retries`). */
 export type InstanceRetried = {
@@ -171,7 +165,7 @@ export type InstancesRerun = {
   readonly runId: string;
   readonly taskId: string;
   readonly mapIndexes: readonly number[];
-  readonly settled?: readonly (readonly [number, "skipped" | "upstream_failed"])[];
+  readonly settled?: Settled;
   readonly at: number;
 };
 

@@ -1,7 +1,7 @@
 /** Appending to and reading from the event log (the MF_EVENTS stream). */
 import { headers, NoRespondersError, RequestError, TimeoutError } from "@nats-io/transport-node";
 import { DeliverPolicy, JetStreamApiError, type JetStreamClient, type JsMsg, type PubAck } from "@nats-io/jetstream";
-import { decodeEvent, encodeEvent } from "../codec/index.ts";
+import { decodeEvent, encodeEvent, type EncodedEvent } from "../codec/index.ts";
 import { isRunEvent, type MapflowEvent } from "../events/index.ts";
 import { evolve, type RunState } from "../core/index.ts";
 import type { Nats } from "./connect.ts";
@@ -54,10 +54,12 @@ export type AppendOptions = {
   msgId?: string;
   /** The fence: the append fails unless the subject's last sequence is this (0: no message yet). */
   expectLastSubjectSeq?: number;
+  /** The event already encoded (a worker encodes a result once, to check its size). */
+  encoded?: EncodedEvent;
 };
 
 export async function appendEvent(js: JetStreamClient, event: MapflowEvent, options: AppendOptions = {}): Promise<PubAck> {
-  const encoded = encodeEvent(event);
+  const encoded = options.encoded ?? encodeEvent(event);
   const h = headers();
   h.set(HEADERS.eventType, encoded.type);
   h.set(HEADERS.schemaVersion, String(encoded.schemaVersion));
@@ -150,18 +152,25 @@ export async function followEvents(
   };
 }
 
-/** Folds one run's events that precede `beforeSeq`, for a reader that no longer holds the run's state. */
-export async function foldRunBefore(nats: Nats, runId: string, beforeSeq: number, log: Logger): Promise<RunState | undefined> {
+/** A run folded from its own subjects: its state, the last sequence on its coordinator subject (the fence), and how many events that took. */
+export type FoldedRun = { readonly state: RunState | undefined; readonly coordSeq: number; readonly folded: number };
+
+/** Folds one run's events that precede `beforeSeq`, for a reader that does not hold the run's state. */
+export async function foldRun(nats: Nats, runId: string, beforeSeq: number, log: Logger): Promise<FoldedRun> {
   const follow = await followEvents(nats.js, subjects.run(runId), 1, logBadEvent(log));
   let state: RunState | undefined;
+  let coordSeq = 0;
+  let folded = 0;
   try {
-    for await (const { seq, event, caughtUp } of follow) {
+    for await (const { seq, subject, event, caughtUp } of follow) {
       if (seq >= beforeSeq) break;
+      folded++;
+      if (subject === subjects.coordinator(runId)) coordSeq = seq;
       if (event && isRunEvent(event)) state = evolve(state, event);
       if (caughtUp) break;
     }
   } finally {
     await follow.stop();
   }
-  return state;
+  return { state, coordSeq, folded };
 }

@@ -6,14 +6,14 @@
 import { FINISHED_RUN_STATES, type RunState } from "../../libs/core/index.ts";
 import type { OperatorEvent } from "../../libs/events/index.ts";
 import { isToken, isTaskId } from "../../libs/names/index.ts";
-import { appendEvent, foldRunBefore, type Nats } from "../../libs/nats/index.ts";
+import { appendEvent, foldRun, type Nats } from "../../libs/nats/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
 import { createLogger } from "../../libs/log/index.ts";
 
 /** The run as the log has it now; a clear error if there is none. */
 export async function currentRun(nats: Nats, runId: string): Promise<RunState> {
   if (!isToken(runId)) throw new BadInputError(`'${runId}' is not a valid run id`);
-  const state = await foldRunBefore(nats, runId, Number.MAX_SAFE_INTEGER, createLogger("cli", "warn"));
+  const { state } = await foldRun(nats, runId, Number.MAX_SAFE_INTEGER, createLogger("cli", "warn"));
   if (!state) throw new BadInputError(`run '${runId}' is not in the log of this stack; check the run id ('run' and 'trigger' print it) and the stack (--data / --nats)`);
   return state;
 }

@@ -12,7 +12,7 @@ import { activeInstances, decide, DEFAULT_MAX_MAP_LENGTH, evolve, FINISHED_RUN_S
 import { BadInputError } from "../../libs/errors.ts";
 import { isOperatorEvent, isRunEvent, type CoordinatorEvent, type MapflowEvent } from "../../libs/events/index.ts";
 import { msgIds, STREAMS, subjects } from "../../libs/names/index.ts";
-import { appendEvent, foldRunBefore, followEvents, logBadEvent, MAX_WORK_BYTES, publishWork, type Nats, type Oversized } from "../../libs/nats/index.ts";
+import { appendEvent, foldRun, followEvents, logBadEvent, MAX_WORK_BYTES, publishWork, type Nats, type Oversized } from "../../libs/nats/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
 import { watchDeadLetters } from "./deadletter.ts";
 import { restore, saveSnapshot, snapshotBucket } from "./snapshot.ts";
@@ -183,13 +183,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
    * An operator's request for a run this coordinator no longer holds (a
    * clear of a finished run): fold the run again from the log first.
    */
-  async function recall(seq: number, event: MapflowEvent | null): Promise<void> {
-    if (!event || !isOperatorEvent(event) || event.type === "RunRequested" || books.has(event.runId)) return;
-    const state = await foldRunBefore(nats, event.runId, seq, log);
-    if (!state) return;
-    const last = await nats.jsm.streams.getMessage(STREAMS.events, { last_by_subj: subjects.coordinator(event.runId) });
-    const fence = Math.min(last?.seq ?? 0, seq);
-    books.set(event.runId, { state, seenSeq: fence, appendedSeq: 0 });
+  function needsRecall(event: MapflowEvent | null): event is MapflowEvent & { runId: string } {
+    return event !== null && isOperatorEvent(event) && event.type !== "RunRequested" && !books.has(event.runId);
+  }
+
+  async function recall(seq: number, event: MapflowEvent & { runId: string }): Promise<void> {
+    const { state, coordSeq } = await foldRun(nats, event.runId, seq, log);
+    if (state) books.set(event.runId, { state, seenSeq: coordSeq, appendedSeq: 0 });
   }
 
   /** A run that ends with work still out: drop its queued work and tell workers to stop its running tries. */
@@ -266,7 +266,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     // Work of the decisions folded in this batch, published together at its end.
     let outbox: WorkItem[] = [];
     for await (const { seq, subject, event, caughtUp: noneNewer } of follow) {
-      await recall(seq, event);
+      if (needsRecall(event)) await recall(seq, event); // rare: most events need no I/O before their fold
       fold(seq, subject, event, outbox);
       position = seq;
       if (!caughtUp) {

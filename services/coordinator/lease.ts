@@ -85,12 +85,9 @@ export async function whileLeader(nats: Nats, log: Logger, holder: string, lease
         await service?.stop().catch((err) => log.error({ err }, "stopping the coordinator failed"));
         const held = revision;
         revision = 0;
-        if (!state.stopped && !lost && held) await kv.delete(KEYS.coordinatorLease, { previousSeq: held }).catch(() => {});
-        if (!state.stopped && !lost) await sleep(ttl / 3, state);
-        if (state.stopped && held && !lost) {
-          // Hand over at once instead of letting a standby wait out the TTL.
-          await kv.delete(KEYS.coordinatorLease, { previousSeq: held }).catch(() => {});
-        }
+        // Still ours (a stop, or a failed start): hand it over at once instead of letting a standby wait out the TTL.
+        if (held && !lost) await kv.delete(KEYS.coordinatorLease, { previousSeq: held }).catch(() => {});
+        if (!state.stopped && !lost) await sleep(ttl / 3, state); // a failed start: let a standby try first
       }
     }
   })();

@@ -7,11 +7,10 @@
  */
 import { Kvm, type KV } from "@nats-io/kv";
 import { StorageType } from "@nats-io/jetstream";
-import { decode, encode } from "@msgpack/msgpack";
-import { evolve, type RunState } from "../../libs/core/index.ts";
-import { isRunEvent } from "../../libs/events/index.ts";
-import { BUCKETS, KEYS, subjects } from "../../libs/names/index.ts";
-import { followEvents, logBadEvent, replicasFor, type Nats } from "../../libs/nats/index.ts";
+import { decodeValue, encodeValue } from "../../libs/codec/index.ts";
+import type { RunState } from "../../libs/core/index.ts";
+import { BUCKETS, KEYS } from "../../libs/names/index.ts";
+import { foldRun, replicasFor, type Nats } from "../../libs/nats/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
 
 export type Snapshot = { readonly seq: number; readonly runs: readonly string[] };
@@ -30,7 +29,7 @@ export async function snapshotBucket(nats: Nats): Promise<KV> {
 }
 
 export async function saveSnapshot(kv: KV, snapshot: Snapshot): Promise<void> {
-  await kv.put(KEYS.coordinatorSnapshot, encode(snapshot));
+  await kv.put(KEYS.coordinatorSnapshot, encodeValue(snapshot));
 }
 
 function isSnapshot(value: unknown): value is Snapshot {
@@ -38,31 +37,12 @@ function isSnapshot(value: unknown): value is Snapshot {
   return typeof v === "object" && v !== null && Number.isInteger(v.seq) && Array.isArray(v.runs) && v.runs.every((r) => typeof r === "string");
 }
 
-/** One run's events up to `seq`, with the last sequence on its coordinator subject. */
-async function foldRun(nats: Nats, log: Logger, runId: string, seq: number): Promise<{ state?: RunState; coordSeq: number; folded: number }> {
-  const follow = await followEvents(nats.js, subjects.run(runId), 1, logBadEvent(log));
-  let state: RunState | undefined;
-  let coordSeq = 0;
-  let folded = 0;
-  try {
-    for await (const d of follow) {
-      if (d.seq > seq) break;
-      folded++;
-      if (d.subject === subjects.coordinator(runId)) coordSeq = d.seq;
-      if (d.event && isRunEvent(d.event)) state = evolve(state, d.event);
-      if (d.caughtUp) break;
-    }
-  } finally {
-    await follow.stop();
-  }
-  return { state, coordSeq, folded };
-}
 
 export async function restore(nats: Nats, kv: KV, log: Logger): Promise<Restored> {
   const entry = await kv.get(KEYS.coordinatorSnapshot).catch(() => null);
   let snapshot: unknown = null;
   try {
-    snapshot = entry?.value?.length ? decode(entry.value) : null;
+    snapshot = entry?.value?.length ? decodeValue(entry.value) : null;
   } catch {
     snapshot = null;
   }
@@ -76,7 +56,7 @@ export async function restore(nats: Nats, kv: KV, log: Logger): Promise<Restored
   // A few runs at a time: each is its own consumer.
   await Promise.all(Array.from({ length: Math.min(8, queue.length) }, async () => {
     for (let runId = queue.shift(); runId !== undefined; runId = queue.shift()) {
-      const run = await foldRun(nats, log, runId, snapshot.seq);
+      const run = await foldRun(nats, runId, snapshot.seq + 1, log);
       folded += run.folded;
       if (run.state) runs.set(runId, { state: run.state, coordSeq: run.coordSeq });
     }

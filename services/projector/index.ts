@@ -7,7 +7,7 @@
 import { evolve, FINISHED_RUN_STATES, type RunState } from "../../libs/core/index.ts";
 import { isOperatorEvent, type RunEvent } from "../../libs/events/index.ts";
 import { subjects } from "../../libs/names/index.ts";
-import { foldRunBefore, followEvents, logBadEvent, type Nats } from "../../libs/nats/index.ts";
+import { foldRun, followEvents, logBadEvent, type Nats } from "../../libs/nats/index.ts";
 import { emptyTouched, ReadModel, type Touched } from "../../libs/store/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
 
@@ -113,7 +113,7 @@ export async function startProjector(options: ProjectorOptions): Promise<Project
         // A late duplicate for a run already written as finished changes nothing: skip the refold.
         // A late duplicate for a run already written as finished changes nothing; an operator's request (a clear) does.
         if (!state && event.type !== "RunRequested" && (isOperatorEvent(event) || !model.isFinished(event.runId))) {
-          state = await foldRunBefore(nats, event.runId, seq, log);
+          state = (await foldRun(nats, event.runId, seq, log)).state;
         }
         state = evolve(state, event);
         if (state) {

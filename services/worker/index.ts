@@ -5,7 +5,7 @@
  */
 import { hostname } from "node:os";
 import type { JsMsg } from "@nats-io/jetstream";
-import { decodeEvent, decodeWork, encodeValue } from "../../libs/codec/index.ts";
+import { decodeEvent, decodeWork, encodeEvent, type EncodedEvent } from "../../libs/codec/index.ts";
 import type { WorkItem } from "../../libs/core/work.ts";
 import type { ErrorInfo, InstanceFailed, InstanceSucceeded } from "../../libs/events/index.ts";
 import { DEFAULT_QUEUE, HEADERS, msgIds, STREAMS, subjects } from "../../libs/names/index.ts";
@@ -76,6 +76,8 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const name = options.name ?? `${hostname()}:${process.pid}:${queue}`;
   const log = options.log.child({ worker: name });
 
+  // Fault injection for the tests that prove a crash between the append and the ack records nothing twice.
+  const crashAfterAppend = process.env["MAPFLOW_TEST_CRASH"] === "after-append";
   const heartbeatMs = options.heartbeatMs ?? Math.max(500, Math.floor(ackWaitMs / 3));
   const settings: PullSettings = { queue, concurrency, ackWaitMs, maxDeliver: options.maxDeliver ?? 5, maxAckPending: options.maxAckPending ?? 10_000 };
   await ensureWorkConsumer(nats, settings);
@@ -96,11 +98,10 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     },
   });
 
-  async function outcome(msg: JsMsg, event: InstanceSucceeded | InstanceFailed): Promise<void> {
+  async function outcome(msg: JsMsg, event: InstanceSucceeded | InstanceFailed, encoded?: EncodedEvent): Promise<void> {
     try {
-      await appendEvent(nats.js, event, { msgId: msgIds.instance(event.runId, event.taskId, event.mapIndex, event.try) });
-      // Fault injection for the tests that prove a crash between the append and the ack records nothing twice.
-      if (process.env["MAPFLOW_TEST_CRASH"] === "after-append") process.kill(process.pid, "SIGKILL");
+      await appendEvent(nats.js, event, { msgId: msgIds.instance(event.runId, event.taskId, event.mapIndex, event.try), encoded });
+      if (crashAfterAppend) process.kill(process.pid, "SIGKILL");
       msg.ack();
     } catch (err) {
       // Not recorded: hand the item back so this or another worker tries again.
@@ -213,16 +214,20 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
         return operator.kind === "shell" ? runShell(args, operator, ctx) : operator.fn(args, ctx);
       });
       const result = await Promise.race(timeout ? [run, timeout, aborted] : [run, aborted]);
-      let size: number;
+      const succeeded: InstanceSucceeded = { type: "InstanceSucceeded", ...base, ...(label !== undefined ? { label } : {}), result, startedAt, at: Date.now() };
+      // The event is encoded once, here: that checks the result can travel, gives its size, and is what gets appended.
+      let encoded: EncodedEvent;
       try {
-        size = encodeValue(result).byteLength;
+        encoded = encodeEvent(succeeded);
       } catch (err) {
         throw new Error(`task '${item.taskId}' returned a value that cannot be stored (${(err as Error).message}); return plain data: numbers, strings, lists, objects`);
       }
+      // The result's own bytes: the event's, less the same event with a one-byte null result.
+      const size = encoded.data.byteLength - encodeEvent({ ...succeeded, result: null }).data.byteLength + 1;
       if (size > maxResultBytes) {
         throw new Error(`task '${item.taskId}' returned ${size} bytes, over the ${maxResultBytes}-byte limit for a result; write large data elsewhere and return a reference (a path or URL)`);
       }
-      await outcome(msg, { type: "InstanceSucceeded", ...base, ...(label !== undefined ? { label } : {}), result, startedAt, at: Date.now() });
+      await outcome(msg, succeeded, encoded);
     } catch (err) {
       ctx.log.error({ err }, "task failed");
       await outcome(msg, { type: "InstanceFailed", ...base, ...(label !== undefined ? { label } : {}), error: errorInfo(err), startedAt, at: Date.now() });

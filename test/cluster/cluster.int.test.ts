@@ -5,11 +5,7 @@ import assert from "node:assert/strict";
 import { STREAMS } from "../../libs/names/index.ts";
 import { waitForRun } from "../../services/cli/runs.ts";
 import { cli } from "../helpers/index.ts";
-import { outcomeCounts, projectionAndReplay, rig, trigger, waitForEvent } from "../helpers/faults.ts";
-
-function assertOnce(counts: Map<string, number>): void {
-  for (const [key, n] of counts) assert.equal(n, 1, `${key} has ${n} outcome events`);
-}
+import { assertOnce, assertWideRun, outcomeCounts, projectionAndReplay, rig, trigger, waitForEvent } from "../helpers/faults.ts";
 
 test("a 3-node cluster: killing the event stream's leader node mid-run loses nothing; the run completes", async () => {
   const r = await rig({ cluster: true });
@@ -26,14 +22,7 @@ test("a 3-node cluster: killing the event stream's leader node mid-run loses not
     const index = r.cluster!.nodes.findIndex((node) => node.name === leader);
     assert.ok(index >= 0, `found the stream leader (${leader})`);
     await r.cluster!.stop(index, "SIGKILL");
-    const state = await waitForRun(r.nats, runId);
-    assert.equal(state.state, "success");
-    assert.equal(state.tasks.total!.instances![0]!.result, n * (n - 1));
-    const counts = await outcomeCounts(r.nats, runId);
-    assert.equal([...counts.keys()].filter((k) => k.startsWith("each/")).length, n);
-    assertOnce(counts);
-    const { live, replay } = await projectionAndReplay(r.nats, r.db);
-    assert.deepEqual(live, replay);
+    await assertWideRun(r, runId, await waitForRun(r.nats, runId), n);
   } finally {
     await r.close();
   }

@@ -7,15 +7,15 @@ import { existsSync, readFileSync } from "node:fs";
 import Database from "better-sqlite3";
 import type { ChildProcess } from "node:child_process";
 import { startCluster, startNatsServer, connectNats, ensureStreams, followEvents, type Cluster, type Nats, type NatsServer } from "../../libs/nats/index.ts";
-import { STREAMS } from "../../libs/names/index.ts";
+import assert from "node:assert/strict";
+import { STREAMS, subjects } from "../../libs/names/index.ts";
+import type { RunState } from "../../libs/core/index.ts";
 import type { RunEvent } from "../../libs/events/index.ts";
-import { startProjector } from "../../services/projector/index.ts";
-import { createLogger } from "../../libs/log/index.ts";
+import { dumpTables, replayed } from "./replay.ts";
 import { registeredDag, requestRun } from "../../services/cli/runs.ts";
 import { FIXTURES, startCli, stopProcess, tempDir } from "./index.ts";
 
 export const FAULT_DAGS = join(FIXTURES, "faults");
-const log = createLogger("test", "warn");
 
 export type Proc = ChildProcess & { output: () => string };
 
@@ -96,7 +96,7 @@ export async function trigger(nats: Nats, dagId: string, conf: Record<string, un
 
 /** Every event of a run, with sequences, as the log has it now. */
 export async function runEvents(nats: Nats, runId: string): Promise<{ seq: number; event: RunEvent }[]> {
-  const follow = await followEvents(nats.js, `mf.evt.run.${runId}.>`);
+  const follow = await followEvents(nats.js, subjects.run(runId));
   const out: { seq: number; event: RunEvent }[] = [];
   try {
     for await (const d of follow) {
@@ -143,11 +143,7 @@ export function executions(execLog: string): { mapIndex: number; try: number; pi
 function dumpAll(path: string) {
   const db = new Database(path, { readonly: true });
   try {
-    return {
-      runs: db.prepare("SELECT * FROM dag_runs ORDER BY run_id").all(),
-      tasks: db.prepare("SELECT * FROM tasks ORDER BY run_id, task_id").all(),
-      instances: db.prepare("SELECT * FROM task_instances ORDER BY run_id, task_id, map_index").all(),
-    };
+    return dumpTables(db);
   } finally {
     db.close();
   }
@@ -173,13 +169,24 @@ export async function projectionAndReplay(nats: Nats, dbPath: string, timeoutMs 
     if (Date.now() > deadline) throw new Error(`the projector applied ${appliedSeq(dbPath)} of ${last} events in ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  const dir = tempDir("mapflow-replay-");
-  const replay = await startProjector({ nats, log, dbPath: join(dir.path, "replay.sqlite") });
-  try {
-    await replay.waitFor(last);
-    return { live: dumpAll(dbPath), replay: dumpAll(join(dir.path, "replay.sqlite")) };
-  } finally {
-    await replay.stop();
-    dir.remove();
-  }
+  return { live: dumpAll(dbPath), replay: await replayed(nats, last, dumpTables) };
+}
+
+/** Exactly one outcome event per instance and try. */
+export function assertOnce(counts: Map<string, number>): void {
+  for (const [key, n] of counts) assert.equal(n, 1, `${key} has ${n} outcome events`);
+}
+
+/**
+ * The end of a `wide_faults` run of width n: its reduce saw every item, each
+ * `each` instance has one outcome, and the projection equals a replay.
+ */
+export async function assertWideRun(r: Rig, runId: string, state: RunState, n: number): Promise<void> {
+  assert.equal(state.state, "success");
+  assert.equal(state.tasks.total!.instances![0]!.result, n * (n - 1));
+  const counts = await outcomeCounts(r.nats, runId);
+  assert.equal([...counts.keys()].filter((k) => k.startsWith("each/")).length, n);
+  assertOnce(counts);
+  const { live, replay } = await projectionAndReplay(r.nats, r.db);
+  assert.deepEqual(live, replay);
 }
