@@ -1,7 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeEvent, decodeWork, encodeEvent, encodeValue, encodeWork } from "../libs/codec/index.ts";
+import { decodeEvent, decodeValue, decodeWork, encodeEvent, encodeValue, encodeWork } from "../libs/codec/index.ts";
 import { Deferred } from "../libs/core/expand.ts";
+import { iteratedOutputs, StoredValue } from "../libs/core/stored.ts";
+import { dag, task, zip } from "../libs/sdk/index.ts";
 import { CodecError } from "../libs/errors.ts";
 import { SCHEMA_VERSION, type MapflowEvent } from "../libs/events/index.ts";
 
@@ -60,4 +62,27 @@ test("an out.map item travels in a work item as its own extension type, never co
   assert.equal(a.fn, "map:0");
   assert.ok((a.input as unknown[])[1] instanceof Deferred);
   assert.ok(!(back.args.look instanceof Deferred), "a user object shaped like one stays plain data");
+});
+
+test("a stored value travels as a reference of its own type; a user object shaped like one stays data", () => {
+  const lookalike = { $stored: "results/x", bytes: 3 };
+  const decoded = decodeValue(encodeValue([new StoredValue("results/R/big/1/1/01J", 2_000_000), lookalike])) as unknown[];
+  assert.ok(decoded[0] instanceof StoredValue);
+  assert.deepEqual([(decoded[0] as StoredValue).key, (decoded[0] as StoredValue).bytes], ["results/R/big/1/1/01J", 2_000_000]);
+  assert.ok(!(decoded[1] instanceof StoredValue));
+  assert.deepEqual(decoded[1], lookalike);
+  assert.throws(() => (decoded[0] as StoredValue).value(), /read before it was fetched/);
+  assert.equal(JSON.stringify(decoded[0]), '{"$stored":"results/R/big/1/1/01J","bytes":2000000}');
+});
+
+test("the coordinator fetches exactly the outputs that expansion looks inside", () => {
+  const spec = dag({ id: "iterated" }, () => {
+    const list = task("list", () => [1, 2])({});
+    const other = task("other", () => [3])({});
+    const whole = task("whole", () => "w")({});
+    const each = task("each", ({ x }: { x: number }) => x).expand({ x: list });
+    task("zipped", ({ p }: { p: unknown }) => p).expand({ p: zip(other, each) });
+    task("reduce", ({ xs, w }: { xs: number[]; w: string }) => xs.length + w.length)({ xs: each, w: whole });
+  }).spec;
+  assert.deepEqual([...iteratedOutputs(spec)].sort(), ["each", "list", "other"]);
 });

@@ -4,8 +4,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { loadDags, pickDag, type DagBag } from "../libs/dags/index.ts";
-import { runReport, type RunState } from "../libs/core/index.ts";
-import { appendEvent, followEvents } from "../libs/nats/index.ts";
+import { runReport, StoredValue, type RunState } from "../libs/core/index.ts";
+import { appendEvent, fetchValue, followEvents, valueStore } from "../libs/nats/index.ts";
 import { STREAMS, subjects } from "../libs/names/index.ts";
 import { createLogger } from "../libs/log/index.ts";
 import { startStack, type Stack } from "../services/stack/index.ts";
@@ -16,6 +16,7 @@ import { dumpTables, replayed } from "./helpers/replay.ts";
 import { VALUES } from "./fixtures/dags/shell_env.ts";
 
 const dir = tempDir();
+const MB = 1024 * 1024;
 let stack: Stack;
 let bag: DagBag;
 const log = createLogger("test", "warn");
@@ -25,7 +26,7 @@ before(async () => {
   const fixtures = await loadDags(FIXTURE_DAGS);
   const operate = await loadDags(join(FIXTURES, "operate"));
   bag = { dir: FIXTURE_DAGS, dags: new Map([...acceptance.dags, ...fixtures.dags, ...operate.dags]), errors: [] };
-  stack = await startStack({ dataDir: dir.path, bag, log, worker: { startedEventAfterMs: 50 } });
+  stack = await startStack({ dataDir: dir.path, bag, log, worker: { startedEventAfterMs: 50 }, maxValueBytes: 8 * MB });
 });
 
 after(async () => {
@@ -145,11 +146,16 @@ test("a malformed message as the newest event of a run's coordinator subject doe
   assert.equal(state.tasks.count!.instances![0]!.result, 24);
 });
 
-test("an oversized result fails its own instance, saying the size and the limit", async () => {
-  const report = runReport(await run("oversized"));
+test("a result over 1 MB is stored by reference; one over the hard limit fails its own instance, saying the size and the limit", async () => {
+  const state = await run("oversized");
+  const report = runReport(state);
   assert.equal(report.state, "failed");
-  assert.deepEqual(report.tasks.big!.instances.map((i) => i.state), ["success", "failed"]);
-  assert.match(report.tasks.big!.instances[1]!.error!, /returned 524288\d bytes, over the 4194304-byte limit for a result; write large data elsewhere/);
+  assert.deepEqual(report.tasks.big!.instances.map((i) => i.state), ["success", "success", "failed"]);
+  assert.equal(state.tasks.big!.instances![0]!.result, "x".repeat(10));
+  const stored = state.tasks.big!.instances![1]!.result;
+  assert.ok(stored instanceof StoredValue, "the 2 MB result is a reference in the log");
+  assert.equal(await fetchValue(await valueStore(stack.nats), stored), "x".repeat(2 * MB));
+  assert.match(report.tasks.big!.instances[2]!.error!, /returned 943718\d bytes, over the 8388608-byte limit for a result \(MAPFLOW_MAX_VALUE_BYTES\); write large data elsewhere/);
 });
 
 test("maxActivePerRun and maxActive hold instances back (scheduled) and let them go as slots free, across runs", async () => {
@@ -197,11 +203,13 @@ test("after clears (with removed instances), marks and cancels, the read model s
   assert.deepEqual(await replayed(stack.nats, last, dumpTables), live);
 });
 
-test("a work item whose inputs are too large for one message fails its instance with the size and the limit", async () => {
+test("large values travel by reference: a reduce and a mapped task get them; inputs over the hard limit fail their instance with the size and the limit", async () => {
   const report = runReport(await run("big_inputs"));
   assert.equal(report.state, "failed");
-  assert.equal(report.tasks.chunk!.state, "success");
-  const join = report.tasks.join!.instances[0]!;
-  assert.equal(join.state, "failed");
-  assert.match(join.error!, /the inputs of task 'join' map index -1 are \d+ bytes, over the 7340032-byte limit for a work message; pass large data by reference/);
+  assert.equal(report.tasks.join!.instances[0]!.result, 9 * MB, "the reduce got the three stored 3 MB results");
+  assert.deepEqual(report.tasks.each!.instances.map((i) => i.result), [2 * MB, 5 * MB], "each item of a stored list, sent through the object store");
+  const pair = report.tasks.pair!.instances;
+  assert.deepEqual(pair.map((i) => i.state), ["success", "failed"]);
+  assert.equal(pair[0]!.result, 3 * MB);
+  assert.match(pair[1]!.error!, /the inputs of task 'pair' map index 1 are 94\d{5} bytes, over the 8388608-byte limit for a work item \(MAPFLOW_MAX_VALUE_BYTES\); pass large data by reference/);
 });

@@ -8,14 +8,16 @@ import { Encoder, Decoder, ExtensionCodec } from "@msgpack/msgpack";
 import { EVENT_TYPES, SCHEMA_VERSION, type EventType, type MapflowEvent } from "../events/index.ts";
 import type { WorkItem } from "../core/work.ts";
 import { Deferred } from "../core/expand.ts";
+import { StoredValue } from "../core/stored.ts";
 import { DEFAULT_TASK_OPTIONS } from "../core/spec.ts";
 import { CodecError, SchemaTooNewError } from "../errors.ts";
 
 /**
- * An `out.map(fn)` item travels as its own msgpack extension type, so no
- * user value can be mistaken for one.
+ * An `out.map(fn)` item and a reference to a stored value travel as their
+ * own msgpack extension types, so no user value can be mistaken for one.
  */
 const DEFERRED_EXT = 1;
+const STORED_EXT = 2;
 const extensionCodec = new ExtensionCodec();
 // ignoreUndefined: a task returning undefined records no result field, like JSON.
 const encoder: Encoder = new Encoder({ ignoreUndefined: true, extensionCodec });
@@ -27,6 +29,15 @@ extensionCodec.register({
     const pair = decoder.decode(data);
     if (!Array.isArray(pair) || typeof pair[0] !== "string") throw new CodecError("a deferred transform item is malformed");
     return new Deferred(pair[0], pair[1]);
+  },
+});
+extensionCodec.register({
+  type: STORED_EXT,
+  encode: (value) => (value instanceof StoredValue ? encoder.encode([value.key, value.bytes]) : null),
+  decode: (data) => {
+    const pair = decoder.decode(data);
+    if (!Array.isArray(pair) || typeof pair[0] !== "string" || typeof pair[1] !== "number") throw new CodecError("a stored value reference is malformed");
+    return new StoredValue(pair[0], pair[1]);
   },
 });
 

@@ -13,6 +13,7 @@ import type { Instance, RunState, TaskStateName } from "./state.ts";
 import { taskStateOf } from "./state.ts";
 import { groupSpec, OPTION_NAMES, taskSpec, type GroupSpec, type Mapping, type TaskSpec, type ValueSource } from "./spec.ts";
 import { triggerVerdict } from "./trigger.ts";
+import { StoredValue } from "./stored.ts";
 
 /** A value that cannot be mapped over; the message says what mapping needs. */
 export class NotMappableError extends Error {
@@ -119,7 +120,8 @@ export function resolveSource(state: RunState, source: ValueSource, scope: Scope
 
 /** The items a source maps over; `who` names the consumer in the error ("task 'm'", "task group 'g'"). */
 function itemsOf(state: RunState, source: ValueSource, scope: Scope, who: string, kwarg?: string): readonly unknown[] {
-  const value = resolveSource(state, source, scope);
+  const resolved = resolveSource(state, source, scope);
+  const value = resolved instanceof StoredValue ? resolved.value() : resolved;
   if (Array.isArray(value)) return value;
   if (typeof value === "object" && value !== null && !(value instanceof Deferred)) return Object.entries(value);
   const over = kwarg === undefined ? "" : ` over '${kwarg}'`;

@@ -87,12 +87,14 @@ function workOf(state: RunState, task: TaskSpec): (mapIndex: number, tryNumber: 
   };
 }
 
-/** The work of those of `instances` that are queued now (held-back ones get theirs with InstancesQueued). */
-function queuedWork(state: RunState, taskId: string, instances: readonly (Instance | undefined)[]): WorkItem[] {
-  const queued = instances.filter((i): i is Instance => i?.state === "queued");
-  if (queued.length === 0) return [];
-  const make = workOf(state, taskSpec(state.spec, taskId));
-  return queued.map((i) => make(i.mapIndex, i.try, i.notBefore ?? 0));
+/** The work of those of `instances` that are queued now (held-back ones get theirs with InstancesQueued), made as it is read. */
+function* queuedWork(state: RunState, taskId: string, instances: readonly (Instance | undefined)[]): Generator<WorkItem> {
+  let make: ReturnType<typeof workOf> | undefined;
+  for (const i of instances) {
+    if (i?.state !== "queued") continue;
+    make ??= workOf(state, taskSpec(state.spec, taskId));
+    yield make(i.mapIndex, i.try, i.notBefore ?? 0);
+  }
 }
 
 function chosen(state: RunState, taskId: string, mapIndexes: readonly number[]): (Instance | undefined)[] {
@@ -100,22 +102,34 @@ function chosen(state: RunState, taskId: string, mapIndexes: readonly number[]):
   return mapIndexes.map((i) => task?.instances?.[task.mapped ? i : 0]);
 }
 
-/** The work an event calls for, once it is folded: a coordinator decision, or an operator's clear. */
-export function workFor(state: RunState, event: RunEvent): WorkItem[] {
+/**
+ * The work an event calls for, once it is folded: a coordinator decision, or
+ * an operator's clear. Lazy, so a wide expansion's work is made while it is
+ * published rather than held whole.
+ */
+export function* workStream(state: RunState, event: RunEvent): Generator<WorkItem> {
   switch (event.type) {
     case "TaskExpanded":
     case "TaskScheduled":
-      return queuedWork(state, event.taskId, state.tasks[event.taskId]?.instances ?? []);
+      yield* queuedWork(state, event.taskId, state.tasks[event.taskId]?.instances ?? []);
+      return;
     case "InstanceRetried":
-      return queuedWork(state, event.taskId, chosen(state, event.taskId, [event.mapIndex]));
+      yield* queuedWork(state, event.taskId, chosen(state, event.taskId, [event.mapIndex]));
+      return;
     case "InstancesQueued":
     case "InstancesRerun":
-      return queuedWork(state, event.taskId, chosen(state, event.taskId, event.mapIndexes));
+      yield* queuedWork(state, event.taskId, chosen(state, event.taskId, event.mapIndexes));
+      return;
     case "ClearRequested":
-      return event.mapIndexes ? queuedWork(state, event.taskId, chosen(state, event.taskId, event.mapIndexes)) : [];
+      if (event.mapIndexes) yield* queuedWork(state, event.taskId, chosen(state, event.taskId, event.mapIndexes));
+      return;
     default:
-      return [];
   }
+}
+
+/** `workStream`, all at once. */
+export function workFor(state: RunState, event: RunEvent): WorkItem[] {
+  return [...workStream(state, event)];
 }
 
 /**
@@ -123,17 +137,15 @@ export function workFor(state: RunState, event: RunEvent): WorkItem[] {
  * know which of its publishes landed; JetStream drops the duplicates by
  * message id, and `evolve` ignores a second result.
  */
-export function pendingWork(state: RunState): WorkItem[] {
-  if (FINISHED_RUN_STATES.has(state.state)) return [];
-  const items: WorkItem[] = [];
+export function* pendingWork(state: RunState): Generator<WorkItem> {
+  if (FINISHED_RUN_STATES.has(state.state)) return;
   for (const task of state.spec.tasks) {
     const instances = state.tasks[task.id]?.instances;
     const out = (i: { state: string }) => i.state === "queued" || i.state === "running";
     if (!instances?.some(out)) continue;
     const make = workOf(state, task);
     for (const i of instances) {
-      if (out(i)) items.push(make(i.mapIndex, i.try, i.notBefore ?? 0));
+      if (out(i)) yield make(i.mapIndex, i.try, i.notBefore ?? 0);
     }
   }
-  return items;
 }

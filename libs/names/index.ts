@@ -19,6 +19,8 @@ export const STREAMS = {
 export const HEADERS = {
   eventType: "Mf-Event-Type",
   schemaVersion: "Mf-Schema",
+  /** On a work message whose item is too large to travel inline: the object holding it. */
+  workObject: "Mf-Work-Object",
 } as const;
 
 export const DEFAULT_QUEUE = "default";
@@ -75,6 +77,15 @@ export const BUCKETS = {
   leases: "mf-leases",
   /** The coordinator's snapshot: the log position and the runs active there. */
   coordinator: "mf-coordinator",
+} as const;
+
+/** The object store bucket for values too large for a message (results and work items), and its object names. */
+export const VALUES_BUCKET = "mf-values";
+export const objects = {
+  /** `unique` tells apart two copies of one try (a paused worker's and its replacement's); the log records one. */
+  result: (runId: string, taskId: string, mapIndex: number, tryNumber: number, unique: string) =>
+    `results/${runId}/${taskId}/${mapIndex}/${tryNumber}/${unique}`,
+  work: (workMsgId: string) => workMsgId,
 } as const;
 
 export const KEYS = { coordinatorLease: "coordinator", coordinatorSnapshot: "snapshot" } as const;

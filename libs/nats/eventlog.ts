@@ -1,7 +1,7 @@
 /** Appending to and reading from the event log (the MF_EVENTS stream). */
 import { headers, NoRespondersError, RequestError, TimeoutError } from "@nats-io/transport-node";
 import { DeliverPolicy, JetStreamApiError, type JetStreamClient, type JsMsg, type PubAck } from "@nats-io/jetstream";
-import { decodeEvent, encodeEvent, type EncodedEvent } from "../codec/index.ts";
+import { decodeEvent, encodeEvent } from "../codec/index.ts";
 import { isRunEvent, type MapflowEvent } from "../events/index.ts";
 import { evolve, type RunState } from "../core/index.ts";
 import type { Nats } from "./connect.ts";
@@ -54,12 +54,10 @@ export type AppendOptions = {
   msgId?: string;
   /** The fence: the append fails unless the subject's last sequence is this (0: no message yet). */
   expectLastSubjectSeq?: number;
-  /** The event already encoded (a worker encodes a result once, to check its size). */
-  encoded?: EncodedEvent;
 };
 
 export async function appendEvent(js: JetStreamClient, event: MapflowEvent, options: AppendOptions = {}): Promise<PubAck> {
-  const encoded = options.encoded ?? encodeEvent(event);
+  const encoded = encodeEvent(event);
   const h = headers();
   h.set(HEADERS.eventType, encoded.type);
   h.set(HEADERS.schemaVersion, String(encoded.schemaVersion));

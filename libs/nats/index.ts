@@ -3,3 +3,4 @@ export * from "./server.ts";
 export * from "./eventlog.ts";
 export * from "./work.ts";
 export * from "./cluster.ts";
+export * from "./values.ts";

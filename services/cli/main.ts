@@ -314,15 +314,16 @@ serviceCommand("worker", "run a worker: pulls work from a queue and runs task co
   .option("--ack-wait-ms <ms>", "redeliver an item whose worker is silent this long (default 30000)", positiveInt("--ack-wait-ms"))
   .option("--heartbeat-ms <ms>", "how often a running item reports it is alive (default a third of --ack-wait-ms)", positiveInt("--heartbeat-ms"))
   .option("--max-deliver <n>", "deliveries of one item before it is recorded as failed (default 5)", positiveInt("--max-deliver"))
+  .option("--max-ack-pending <n>", "work items the queue hands out unacknowledged at once, across its workers (default 10000)", positiveInt("--max-ack-pending"))
   .addHelpText("after", "\nExample:\n  npx mapflow worker --nats nats://10.0.0.5:4222 --dags ./dags --queue default")
-  .action(async (opts: { nats?: string; data: string; dags: string; queue: string; concurrency: number; name?: string; ackWaitMs?: number; heartbeatMs?: number; maxDeliver?: number }) => {
+  .action(async (opts: { nats?: string; data: string; dags: string; queue: string; concurrency: number; name?: string; ackWaitMs?: number; heartbeatMs?: number; maxDeliver?: number; maxAckPending?: number }) => {
     if (!isToken(opts.queue)) throw new BadInputError(`queue '${opts.queue}' may hold only letters, digits, '_' and '-'`);
     const log = createLogger("worker");
     const bag = await loadBag(opts.dags, log);
     const nats = await connectTo(opts, "mapflow-worker");
     const service = await startWorker({
       nats, log, bag, queue: opts.queue, concurrency: opts.concurrency, name: opts.name,
-      ackWaitMs: opts.ackWaitMs, heartbeatMs: opts.heartbeatMs, maxDeliver: opts.maxDeliver,
+      ackWaitMs: opts.ackWaitMs, heartbeatMs: opts.heartbeatMs, maxDeliver: opts.maxDeliver, maxAckPending: opts.maxAckPending,
     });
     process.stdout.write(`worker ${service.name} ready\n`);
     await untilSignal();

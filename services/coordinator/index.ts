@@ -8,14 +8,16 @@
  * the log, and so still gets its work. Work message ids make repeats harmless.
  */
 import { JetStreamApiError } from "@nats-io/jetstream";
-import { activeInstances, decide, DEFAULT_MAX_MAP_LENGTH, evolve, FINISHED_RUN_STATES, pendingWork, taskSpec, workFor, type DecideSettings, type RunState, type WorkItem } from "../../libs/core/index.ts";
+import { activeInstances, decide, DEFAULT_MAX_MAP_LENGTH, evolve, FINISHED_RUN_STATES, pendingWork, taskSpec, workStream, type DecideSettings, type RunState, type WorkItem } from "../../libs/core/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
-import { isOperatorEvent, isRunEvent, type CoordinatorEvent, type MapflowEvent } from "../../libs/events/index.ts";
+import { isOperatorEvent, isRunEvent, type CoordinatorEvent, type MapflowEvent, type RunEvent } from "../../libs/events/index.ts";
 import { msgIds, STREAMS, subjects } from "../../libs/names/index.ts";
-import { appendEvent, foldRun, followEvents, logBadEvent, MAX_WORK_BYTES, publishWork, type Nats, type Oversized } from "../../libs/nats/index.ts";
+import { appendEvent, foldRun, followEvents, logBadEvent, maxValueBytes, publishWork, valueStore, type Nats, type Oversized } from "../../libs/nats/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
 import { watchDeadLetters } from "./deadletter.ts";
 import { restore, saveSnapshot, snapshotBucket } from "./snapshot.ts";
+import { storedValues } from "./stored.ts";
+import { watchWorkQueues } from "./queues.ts";
 
 export type CoordinatorOptions = {
   nats: Nats;
@@ -26,6 +28,8 @@ export type CoordinatorOptions = {
   maxMapLength?: number;
   /** How often the snapshot (log position and active runs) is written, so a restart reads only active runs. */
   snapshotEveryMs?: number;
+  /** The hard limit on one work item; default MAPFLOW_MAX_VALUE_BYTES, else 64 MB. */
+  maxValueBytes?: number;
 };
 export type Coordinator = {
   /** Events read before the coordinator caught up: the active runs' (from a snapshot) plus the log after it. */
@@ -58,6 +62,10 @@ const WRONG_LAST_SEQUENCE = 10071;
 export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
   const { nats, log } = options;
   const now = options.now ?? Date.now;
+  const maxWorkBytes = options.maxValueBytes ?? maxValueBytes();
+  const stored = storedValues(nats);
+  /** Work still to publish: each entry makes its items when read, and again if publishing must start over. */
+  type Outbox = (() => Iterable<WorkItem>)[];
   /** Slots given out by decisions not yet folded back, per run and `dag/task`: they count toward maxActive meanwhile. */
   const reserved = new Map<string, Map<string, number>>();
   const slotKey = (dagId: string, taskId: string) => `${dagId}/${taskId}`;
@@ -142,22 +150,33 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     await Promise.all(ready.map((id) => decideRun(id, books.get(id)!).catch((err) => log.error({ runId: id, err }, "deciding a run failed"))));
   }
 
-  async function publish(work: WorkItem[]): Promise<void> {
+  let fullSince = 0;
+  async function publish(work: Outbox): Promise<void> {
     for (let attempt = 0; work.length > 0 && !stopping; attempt++) {
       try {
-        const oversized = await publishWork(nats.js, work);
+        const oversized = await publishWork(nats, (function* () {
+          for (const make of work) yield* make();
+        })(), {
+          maxBytes: maxWorkBytes,
+          store: stored.bucket,
+          onFull: () => {
+            if (Date.now() - fullSince < 10_000) return;
+            fullSince = Date.now();
+            log.warn("the work stream is full (its limits refuse new work): waiting for workers to take some before publishing more");
+          },
+        });
         await Promise.all(oversized.map(failOversized));
         return;
       } catch (err) {
-        log.error({ err, items: work.length, attempt }, "publishing work failed; retrying");
+        log.error({ err, attempt }, "publishing work failed; retrying");
         await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** attempt)));
       }
     }
   }
 
-  /** Inputs too large for a work message fail their instance, saying the size and the limit (retrying cannot help). */
+  /** Inputs too large for even the object store's limit fail their instance, saying the size and the limit (retrying cannot help). */
   async function failOversized({ item, bytes }: Oversized): Promise<void> {
-    const message = `the inputs of task '${item.taskId}' map index ${item.mapIndex} are ${bytes} bytes, over the ${MAX_WORK_BYTES}-byte limit for a work message; ` +
+    const message = `the inputs of task '${item.taskId}' map index ${item.mapIndex} are ${bytes} bytes, over the ${maxWorkBytes}-byte limit for a work item (MAPFLOW_MAX_VALUE_BYTES); ` +
       "pass large data by reference (a path or URL) instead of through task results";
     const at = now();
     await appendEvent(nats.js, {
@@ -174,9 +193,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
 
   /** After a start we cannot know which publishes landed: queue every open instance's work again (deduplicated by id). */
   async function resume(): Promise<void> {
-    const work = [...books.values()].flatMap((b) => pendingWork(b.state));
-    if (work.length) log.info({ items: work.length, runs: books.size }, "re-publishing open work after start");
-    await publish(work);
+    const states = [...books.values()].map((b) => b.state);
+    if (states.length) log.info({ runs: states.length }, "re-publishing open work after start");
+    await publish(states.map((state) => () => pendingWork(state)));
   }
 
   /**
@@ -189,7 +208,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
 
   async function recall(seq: number, event: MapflowEvent & { runId: string }): Promise<void> {
     const { state, coordSeq } = await foldRun(nats, event.runId, seq, log);
-    if (state) books.set(event.runId, { state, seenSeq: coordSeq, appendedSeq: 0 });
+    if (!state) return;
+    await stored.attachAll(state);
+    books.set(event.runId, { state, seenSeq: coordSeq, appendedSeq: 0 });
   }
 
   /** A run that ends with work still out: drop its queued work and tell workers to stop its running tries. */
@@ -203,7 +224,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   }
 
   /** Folds one delivered message; once the history is folded, a decision's work goes to `outbox`. */
-  function fold(seq: number, subject: string, event: MapflowEvent | null, outbox: WorkItem[]): void {
+  function fold(seq: number, subject: string, event: MapflowEvent | null, outbox: Outbox): void {
     if (!event) {
       // Even a malformed message moves the fence of the run whose coordinator subject it sits on.
       const book = books.get(subjects.runOfCoordinator(subject) ?? "");
@@ -222,9 +243,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     if (subject === subjects.coordinator(event.runId)) {
       book.seenSeq = Math.max(book.seenSeq, seq);
       if (event.type === "InstancesQueued") release(book.state, event.taskId, event.mapIndexes.length);
-      if (caughtUp) for (const item of workFor(book.state, event)) outbox.push(item);
+      if (caughtUp) outbox.push(workOf(book.state, event));
     } else if (caughtUp && event.type === "ClearRequested") {
-      for (const item of workFor(book.state, event)) outbox.push(item);
+      outbox.push(workOf(book.state, event));
     }
     // Only these end a run with work still out (a failed run's tasks had all finished).
     if (caughtUp && (event.type === "RunTimedOut" || (event.type === "RunFinished" && event.state === "cancelled"))) void stopWork(event.runId);
@@ -237,11 +258,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     }
   }
 
+  const workOf = (state: RunState, event: RunEvent) => () => workStream(state, event);
+
   // Start from the snapshot: its active runs, folded from their own subjects, then the log after it.
   const snapshots = await snapshotBucket(nats);
   const restored = await restore(nats, snapshots, log);
   for (const [runId, { state, coordSeq }] of restored.runs) {
     if (FINISHED_RUN_STATES.has(state.state)) continue;
+    await stored.attachAll(state);
     books.set(runId, { state, seenSeq: coordSeq, appendedSeq: 0 });
     dirty.add(runId);
   }
@@ -264,9 +288,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const loop = (async () => {
     let sinceFlush = 0;
     // Work of the decisions folded in this batch, published together at its end.
-    let outbox: WorkItem[] = [];
+    let outbox: Outbox = [];
     for await (const { seq, subject, event, caughtUp: noneNewer } of follow) {
-      if (needsRecall(event)) await recall(seq, event); // rare: most events need no I/O before their fold
+      // Rare: most events need no I/O before their fold.
+      if (needsRecall(event)) await recall(seq, event);
+      if (event?.type === "InstanceSucceeded") await stored.attachResult(books.get(event.runId)?.state, event);
       fold(seq, subject, event, outbox);
       position = seq;
       if (!caughtUp) {
@@ -301,12 +327,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   }, options.tickMs ?? 1000);
 
   const deadLetters = watchDeadLetters(nats, log, () => !stopping, now);
+  const queues = watchWorkQueues(nats, log);
   log.info("coordinator started");
   return {
     foldedAtStart: () => folded,
     async stop() {
       stopping = true;
       deadLetters.stop();
+      queues.stop();
       clearInterval(tick);
       await follow.stop();
       await loop;

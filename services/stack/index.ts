@@ -24,6 +24,8 @@ export type StackOptions = {
   worker?: Partial<Omit<WorkerOptions, "nats" | "log" | "bag">>;
   /** "replicated" (default flush) or "durable" (fsync before every ack); see the README. */
   durability?: Durability;
+  /** The hard limit on one result or work item (default MAPFLOW_MAX_VALUE_BYTES, else 64 MB). */
+  maxValueBytes?: number;
 };
 
 export type Stack = {
@@ -64,11 +66,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const coordinatorLog = log.child({ component: "coordinator" });
   // The same lease as a cluster's coordinators: a second stack on this data dir stands by instead of deciding twice.
   const coordinator = await whileLeader(coordinatorNats, coordinatorLog, `standalone:${process.pid}`, DEFAULT_LEASE_MS, () =>
-    startCoordinator({ nats: coordinatorNats, log: coordinatorLog }));
+    startCoordinator({ nats: coordinatorNats, log: coordinatorLog, maxValueBytes: options.maxValueBytes }));
   const projector = await startProjector({ nats: await connect("mapflow-projector"), log: log.child({ component: "projector" }), dbPath: join(options.dataDir, "mapflow.sqlite") });
   const workers: Worker[] = [];
   for (let i = 0; i < (options.workers ?? 1); i++) {
-    workers.push(await startWorker({ nats: await connect(`mapflow-worker-${i}`), log: log.child({ component: "worker" }), bag: options.bag, ...options.worker }));
+    workers.push(await startWorker({ nats: await connect(`mapflow-worker-${i}`), log: log.child({ component: "worker" }), bag: options.bag, maxResultBytes: options.maxValueBytes, ...options.worker }));
   }
   return {
     url: server.url,

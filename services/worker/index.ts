@@ -5,17 +5,20 @@
  */
 import { hostname } from "node:os";
 import type { JsMsg } from "@nats-io/jetstream";
-import { decodeEvent, decodeWork, encodeEvent, type EncodedEvent } from "../../libs/codec/index.ts";
+import { decodeEvent, decodeWork, encodeValue } from "../../libs/codec/index.ts";
 import type { WorkItem } from "../../libs/core/work.ts";
 import type { ErrorInfo, InstanceFailed, InstanceSucceeded } from "../../libs/events/index.ts";
-import { DEFAULT_QUEUE, HEADERS, msgIds, STREAMS, subjects } from "../../libs/names/index.ts";
-import { appendEvent, type Nats } from "../../libs/nats/index.ts";
+import { DEFAULT_QUEUE, HEADERS, msgIds, objects, STREAMS, subjects } from "../../libs/names/index.ts";
+import { appendEvent, fetchBytes, fetchValue, INLINE_VALUE_BYTES, maxValueBytes, storeValue, valueStore, type Nats } from "../../libs/nats/index.ts";
+import type { ObjectStore } from "@nats-io/obj";
+import { ulid } from "ulid";
 import type { DagBag } from "../../libs/dags/index.ts";
 import type { TaskContext } from "../../libs/sdk/types.ts";
 import type { Logger } from "../../libs/log/index.ts";
 import { runShell } from "./shell.ts";
 import { renderLabel, taskArgs } from "./inputs.ts";
 import { taskSpec } from "../../libs/core/spec.ts";
+import type { StoredValue } from "../../libs/core/stored.ts";
 import { ensureWorkConsumer, pullWork, type PullSettings } from "./pull.ts";
 
 export type WorkerOptions = {
@@ -34,7 +37,10 @@ export type WorkerOptions = {
   /** Work messages handed out at once across the queue's workers (default 10,000). */
   maxAckPending?: number;
   name?: string;
-  /** Results larger than this fail their instance (they would not fit in one message). */
+  /**
+   * Results larger than this fail their instance; default MAPFLOW_MAX_VALUE_BYTES, else 64 MB.
+   * Results over 1 MB go to the object store and the log records a reference.
+   */
   maxResultBytes?: number;
   /**
    * A try still running after this long is recorded as `running` (InstanceStarted).
@@ -42,9 +48,6 @@ export type WorkerOptions = {
    */
   startedEventAfterMs?: number;
 };
-
-/** Under nats.conf's max_payload (8 MB), leaving room for the event around the result. */
-export const DEFAULT_MAX_RESULT_BYTES = 4 * 1024 * 1024;
 
 export type Worker = { readonly name: string; stop(): Promise<void> };
 
@@ -71,7 +74,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const queue = options.queue ?? DEFAULT_QUEUE;
   const concurrency = options.concurrency ?? 8;
   const ackWaitMs = options.ackWaitMs ?? 30_000;
-  const maxResultBytes = options.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES;
+  const maxResultBytes = options.maxResultBytes ?? maxValueBytes();
   const startedEventAfterMs = options.startedEventAfterMs ?? 500;
   const name = options.name ?? `${hostname()}:${process.pid}:${queue}`;
   const log = options.log.child({ worker: name });
@@ -82,6 +85,15 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const settings: PullSettings = { queue, concurrency, ackWaitMs, maxDeliver: options.maxDeliver ?? 5, maxAckPending: options.maxAckPending ?? 10_000 };
   await ensureWorkConsumer(nats, settings);
   await registerDags(nats, bag);
+  let opened: Promise<ObjectStore> | undefined;
+  const values = () => {
+    opened ??= valueStore(nats).catch((err) => {
+      opened = undefined;
+      throw err;
+    });
+    return opened;
+  };
+  const fetch = async (ref: StoredValue) => fetchValue(await values(), ref);
 
   /** Tries in progress per run, so a stopped run's can be aborted. */
   const tries = new Map<string, Set<AbortController>>();
@@ -98,9 +110,9 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     },
   });
 
-  async function outcome(msg: JsMsg, event: InstanceSucceeded | InstanceFailed, encoded?: EncodedEvent): Promise<void> {
+  async function outcome(msg: JsMsg, event: InstanceSucceeded | InstanceFailed): Promise<void> {
     try {
-      await appendEvent(nats.js, event, { msgId: msgIds.instance(event.runId, event.taskId, event.mapIndex, event.try), encoded });
+      await appendEvent(nats.js, event, { msgId: msgIds.instance(event.runId, event.taskId, event.mapIndex, event.try) });
       if (crashAfterAppend) process.kill(process.pid, "SIGKILL");
       msg.ack();
     } catch (err) {
@@ -141,10 +153,16 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     return (event.type === "InstanceSucceeded" || event.type === "InstanceFailed") && event.try >= item.try;
   }
 
+  /** The work item, from the message or, for one too large to travel inline, from the object it names. */
+  async function workOf(msg: JsMsg): Promise<WorkItem> {
+    const object = msg.headers?.get(HEADERS.workObject);
+    return decodeWork(object ? await fetchBytes(await values(), object) : msg.data);
+  }
+
   async function handle(msg: JsMsg): Promise<void> {
     let item: WorkItem;
     try {
-      item = decodeWork(msg.data);
+      item = await workOf(msg);
     } catch (err) {
       const named = msgIds.parseWork(msg.headers?.get("Nats-Msg-Id") ?? "");
       await poisoned(msg, named, { name: "UnreadableWork", message: `the work message for this instance cannot be decoded (${(err as Error).message}); it was dropped` });
@@ -209,25 +227,13 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
         : null;
       const run = Promise.resolve().then(async () => {
         const { dag, operator } = dagFor(item);
-        const args = await taskArgs(item, dag.functions);
+        const args = await taskArgs(item, dag.functions, fetch);
         label = renderLabel(taskSpec(dag.spec, item.taskId).options.mapIndexLabel, args, dag.functions);
         return operator.kind === "shell" ? runShell(args, operator, ctx) : operator.fn(args, ctx);
       });
       const result = await Promise.race(timeout ? [run, timeout, aborted] : [run, aborted]);
-      const succeeded: InstanceSucceeded = { type: "InstanceSucceeded", ...base, ...(label !== undefined ? { label } : {}), result, startedAt, at: Date.now() };
-      // The event is encoded once, here: that checks the result can travel, gives its size, and is what gets appended.
-      let encoded: EncodedEvent;
-      try {
-        encoded = encodeEvent(succeeded);
-      } catch (err) {
-        throw new Error(`task '${item.taskId}' returned a value that cannot be stored (${(err as Error).message}); return plain data: numbers, strings, lists, objects`);
-      }
-      // The result's own bytes: the event's, less the same event with a one-byte null result.
-      const size = encoded.data.byteLength - encodeEvent({ ...succeeded, result: null }).data.byteLength + 1;
-      if (size > maxResultBytes) {
-        throw new Error(`task '${item.taskId}' returned ${size} bytes, over the ${maxResultBytes}-byte limit for a result; write large data elsewhere and return a reference (a path or URL)`);
-      }
-      await outcome(msg, succeeded, encoded);
+      const succeeded = await recordable({ type: "InstanceSucceeded", ...base, ...(label !== undefined ? { label } : {}), result, startedAt, at: Date.now() });
+      await outcome(msg, succeeded);
     } catch (err) {
       ctx.log.error({ err }, "task failed");
       await outcome(msg, { type: "InstanceFailed", ...base, ...(label !== undefined ? { label } : {}), error: errorInfo(err), startedAt, at: Date.now() });
@@ -238,6 +244,25 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       runTries.delete(controller);
       if (runTries.size === 0) tries.delete(item.runId);
     }
+  }
+
+  /**
+   * The success event as it will be appended: the result checked to be
+   * storable, and moved to the object store when too large to travel inline.
+   */
+  async function recordable(succeeded: InstanceSucceeded): Promise<InstanceSucceeded> {
+    let data: Uint8Array;
+    try {
+      data = encodeValue(succeeded.result);
+    } catch (err) {
+      throw new Error(`task '${succeeded.taskId}' returned a value that cannot be stored (${(err as Error).message}); return plain data: numbers, strings, lists, objects`);
+    }
+    if (data.byteLength > maxResultBytes) {
+      throw new Error(`task '${succeeded.taskId}' returned ${data.byteLength} bytes, over the ${maxResultBytes}-byte limit for a result (MAPFLOW_MAX_VALUE_BYTES); write large data elsewhere and return a reference (a path or URL)`);
+    }
+    if (data.byteLength <= INLINE_VALUE_BYTES) return succeeded;
+    const key = objects.result(succeeded.runId, succeeded.taskId, succeeded.mapIndex, succeeded.try, ulid());
+    return { ...succeeded, result: await storeValue(await values(), key, data) };
   }
 
   const puller = pullWork(nats, log, settings, handle);

@@ -44,7 +44,9 @@ async function drive(dag: Dag, sim: Simulation, initial: WorkItem[], options: Op
       try {
         if (operator.kind !== "function") throw new Error("the simulator runs function tasks only");
         if (options.fail?.(item)) throw new Error("failed by the test");
-        const args = await taskArgs(item, dag.functions);
+        const args = await taskArgs(item, dag.functions, async () => {
+          throw new Error("the in-memory simulation stores no values by reference");
+        });
         label = renderLabel(taskSpec(dag.spec, item.taskId).options.mapIndexLabel, args, dag.functions);
         const ctx: TaskContext = {
           log, dagId: item.dagId, runId: "R", taskId: item.taskId, mapIndex: item.mapIndex, tryNumber: item.try,
