@@ -1,7 +1,7 @@
 // The pure core, given / when / then: no server, no clock.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decide, evolve, fold, resolveExpansion, workFor, pendingWork, type RunState } from "../libs/core/index.ts";
+import { decide, evolve, fold, resolveExpansion, StoredValue, workFor, pendingWork, type RunState } from "../libs/core/index.ts";
 import type { CoordinatorEvent, RunEvent } from "../libs/events/index.ts";
 import type { DagSpec, TaskSpec, ValueSource } from "../libs/core/spec.ts";
 import { DEFAULT_TASK_OPTIONS } from "../libs/core/spec.ts";
@@ -220,4 +220,18 @@ test("an expansion of a task already skipped does not bring it back", () => {
   evolve(state, { type: "TaskScheduled", runId: "R", taskId: "sum", at: 3 });
   assert.equal(state.tasks.sum!.state, "skipped");
   assert.equal(state.tasks.sum!.instances, null);
+});
+
+test("expansion reads inside a stored result once attached; a stored result that is gone fails the mapped task, saying so", () => {
+  const s = spec(t("list"), t("each", { expand: { x: out("list") }, upstream: ["list"] }));
+  const attached = new StoredValue("results/R/list/-1/1/A", 3_000_000);
+  attached.attach([1, 2, 3]);
+  const state = given(s, { type: "TaskScheduled", runId: "R", taskId: "list", at: 2 }, ok("list", -1, attached));
+  assert.deepEqual(decide(state, 10).map((e) => e.type === "TaskExpanded" && e.count), [3]);
+
+  const gone = new StoredValue("results/R/list/-1/1/B", 3_000_000);
+  gone.missing("the object store has no value 'results/R/list/-1/1/B'");
+  const failed = decide(given(s, { type: "TaskScheduled", runId: "R", taskId: "list", at: 2 }, ok("list", -1, gone)), 10);
+  assert.equal(failed[0]!.type, "TaskFailed");
+  assert.match(failed[0]!.type === "TaskFailed" ? failed[0]!.error.message : "", /has no value 'results\/R\/list\/-1\/1\/B'/);
 });

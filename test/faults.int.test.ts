@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { encodeWork } from "../libs/codec/index.ts";
 import { KEYS, msgIds, STREAMS, subjects } from "../libs/names/index.ts";
 import { appendEvent, configFor, freePort, startNatsServer } from "../libs/nats/index.ts";
-import { fold, type WorkItem } from "../libs/core/index.ts";
+import { fold, StoredValue, type WorkItem } from "../libs/core/index.ts";
 import { loadDags, pickDag } from "../libs/dags/index.ts";
 import { waitForRun } from "../services/cli/runs.ts";
 import { ACCEPTANCE, cli, stopProcess, tempDir } from "./helpers/index.ts";
@@ -157,6 +157,61 @@ test("the coordinator and the projector killed (-9) mid-run: restarted, they los
     assert.equal(events.filter((e) => e.type === "TaskExpanded").length, 1);
     assert.equal(events.filter((e) => e.type === "RunFinished").length, 1);
     await assertWideRun(r, runId, state, n);
+  } finally {
+    await r.close();
+  }
+});
+
+test("a coordinator restarted between a stored result and the expansion over it fetches the value again and expands it", async () => {
+  const r = await rig();
+  try {
+    const coordinator = await r.start("coordinator");
+    await r.start("projector");
+    await r.start("worker", ["--concurrency", "4"]);
+    const runId = await trigger(r.nats, "stored_faults", { ms: 6000 });
+    const parts = await waitForEvent(r.nats, runId, (e) => e.type === "InstanceSucceeded" && e.taskId === "parts");
+    assert.ok(parts.type === "InstanceSucceeded" && parts.result instanceof StoredValue, "the 1.8 MB result is stored by reference");
+    await new Promise((r) => setTimeout(r, 2500)); // past a snapshot: the restart restores the run from its own subjects
+    await stopProcess(coordinator, "SIGKILL");
+    await r.start("coordinator");
+    const state = await waitForRun(r.nats, runId);
+    assert.equal(state.state, "success");
+    assert.deepEqual(state.tasks.each!.instances!.map((i) => i.result), [600 * 1024, 600 * 1024, 600 * 1024]);
+    const { live, replay } = await projectionAndReplay(r.nats, r.db);
+    assert.deepEqual(live, replay);
+  } finally {
+    await r.close();
+  }
+});
+
+test("backpressure: a work stream at its limit makes the coordinator wait for workers, not fail; the run completes", async () => {
+  const r = await rig();
+  try {
+    // A small DiscardNew limit on the work queue: 600 instances cannot all be queued at once.
+    const info = await r.nats.jsm.streams.info(STREAMS.work);
+    await r.nats.jsm.streams.update(STREAMS.work, { ...info.config, max_msgs: 50 });
+    const coordinator = await r.start("coordinator");
+    await r.start("projector");
+    await r.start("worker", ["--concurrency", "8"]);
+    const n = 600;
+    const runId = await trigger(r.nats, "wide_faults", { n });
+    await assertWideRun(r, runId, await waitForRun(r.nats, runId), n);
+    assert.match(coordinator.output(), /the work stream is full/);
+  } finally {
+    await r.close();
+  }
+});
+
+test("the coordinator warns when workers hold nearly MaxAckPending work messages, since JetStream then delivers no more", async () => {
+  const r = await rig();
+  try {
+    const coordinator = await r.start("coordinator");
+    await r.start("worker", ["--concurrency", "3", "--max-ack-pending", "3"]);
+    const runId = await trigger(r.nats, "slow", { ms: 8000 });
+    const deadline = Date.now() + 20_000;
+    while (!/nearly MaxAckPending/.test(coordinator.output()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    assert.match(coordinator.output(), /"ackPending":3,"maxAckPending":3.*add workers or raise --max-ack-pending/);
+    assert.equal((await waitForRun(r.nats, runId)).state, "success");
   } finally {
     await r.close();
   }

@@ -9,6 +9,7 @@ import type { RunState, TaskRun, TaskStateName } from "./state.ts";
 import { activeInstances, TERMINAL_TASK_STATES } from "./state.ts";
 import { DEFAULT_DECIDE_SETTINGS, retryDelay, taskSpec, type DecideSettings, type TaskSpec } from "./spec.ts";
 import { groupIndexVerdict, NotMappableError, resolveExpansion } from "./expand.ts";
+import { MissingValueError } from "./stored.ts";
 import { triggerVerdict, type Verdict } from "./trigger.ts";
 
 function errorInfo(name: string, message: string): ErrorInfo {
@@ -23,8 +24,8 @@ function start(state: RunState, task: TaskSpec, now: number, settings: DecideSet
   try {
     expansion = resolveExpansion(state, task);
   } catch (err) {
-    if (!(err instanceof NotMappableError)) throw err;
-    return { type: "TaskFailed", runId, taskId: task.id, error: errorInfo("NotMappableError", err.message), at: now };
+    if (!(err instanceof NotMappableError || err instanceof MissingValueError)) throw err;
+    return { type: "TaskFailed", runId, taskId: task.id, error: errorInfo(err.name, err.message), at: now };
   }
   const limit = task.options.maxMapLength ?? settings.maxMapLength;
   if (expansion.count > limit) {

@@ -6,9 +6,18 @@
  */
 import type { DagSpec, ValueSource } from "./spec.ts";
 
+/** A stored value that is gone from the object store: expansion over it fails its task with this message. */
+export class MissingValueError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "MissingValueError";
+  }
+}
+
 export class StoredValue {
   #value: unknown;
   #attached = false;
+  #missing: string | null = null;
 
   /** `key` names the object; `bytes` is the value's encoded size. */
   constructor(readonly key: string, readonly bytes: number) {}
@@ -22,8 +31,15 @@ export class StoredValue {
     this.#attached = true;
   }
 
+  /** Records that the object is gone, and why; reading the value then fails its task instead of the coordinator. */
+  missing(why: string): void {
+    this.#missing = why;
+    this.#attached = true;
+  }
+
   /** The value, once attached; the coordinator attaches every value that expansion reads (see `iteratedOutputs`). */
   value(): unknown {
+    if (this.#missing !== null) throw new MissingValueError(this.#missing);
     if (!this.#attached) throw new Error(`stored value ${this.key} was read before it was fetched from the object store`);
     return this.#value;
   }

@@ -38,10 +38,13 @@ export async function storeValue(store: ObjectStore, key: string, data: Uint8Arr
   return new StoredValue(key, data.byteLength);
 }
 
+/** An object the value bucket does not hold (deleted, or never written). */
+export class ValueGoneError extends Error {}
+
 /** The bytes of an object, with an error naming it when it is gone. */
 export async function fetchBytes(store: ObjectStore, key: string): Promise<Uint8Array> {
   const data = await store.getBlob(key);
-  if (data === null) throw new Error(`the object store has no value '${key}' (bucket ${VALUES_BUCKET}); it was deleted or never written`);
+  if (data === null) throw new ValueGoneError(`the object store has no value '${key}' (bucket ${VALUES_BUCKET}); it was deleted or never written`);
   return data;
 }
 

@@ -63,7 +63,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const { nats, log } = options;
   const now = options.now ?? Date.now;
   const maxWorkBytes = options.maxValueBytes ?? maxValueBytes();
-  const stored = storedValues(nats);
+  const stored = storedValues(nats, log);
   /** Work still to publish: each entry makes its items when read, and again if publishing must start over. */
   type Outbox = (() => Iterable<WorkItem>)[];
   /** Slots given out by decisions not yet folded back, per run and `dag/task`: they count toward maxActive meanwhile. */

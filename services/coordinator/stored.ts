@@ -6,7 +6,8 @@
 import type { ObjectStore } from "@nats-io/obj";
 import { iteratedOutputs, StoredValue, type DagSpec, type RunState } from "../../libs/core/index.ts";
 import type { InstanceSucceeded } from "../../libs/events/index.ts";
-import { fetchValue, valueStore, type Nats } from "../../libs/nats/index.ts";
+import { fetchValue, valueStore, ValueGoneError, type Nats } from "../../libs/nats/index.ts";
+import type { Logger } from "../../libs/log/index.ts";
 
 export type StoredValues = {
   /** The value bucket, opened once. */
@@ -17,7 +18,7 @@ export type StoredValues = {
   attachAll(state: RunState): Promise<void>;
 };
 
-export function storedValues(nats: Nats): StoredValues {
+export function storedValues(nats: Nats, log: Logger): StoredValues {
   let opened: Promise<ObjectStore> | undefined;
   const bucket = () => {
     opened ??= valueStore(nats).catch((err) => {
@@ -32,8 +33,19 @@ export function storedValues(nats: Nats): StoredValues {
     if (!tasks) iterated.set(spec, (tasks = iteratedOutputs(spec)));
     return tasks;
   };
+  /** A gone object fails the task that maps over it; any other failure (JetStream recovering) is waited out. */
   const attach = async (value: unknown) => {
-    if (value instanceof StoredValue && !value.attached) await fetchValue(await bucket(), value);
+    for (let attempt = 0; value instanceof StoredValue && !value.attached; attempt++) {
+      try {
+        await fetchValue(await bucket(), value);
+      } catch (err) {
+        if (err instanceof ValueGoneError) value.missing(err.message);
+        else {
+          log.warn({ err, key: value.key, attempt }, "could not fetch a stored value yet; retrying");
+          await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** attempt)));
+        }
+      }
+    }
   };
   return {
     bucket,
