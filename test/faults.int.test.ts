@@ -136,6 +136,33 @@ test("work that kills every worker that takes it is dead-lettered after MaxDeliv
   }
 });
 
+test("work dead-lettered while no coordinator is up is recorded as failed by the next one (the advisory is kept in a stream)", async () => {
+  const r = await rig();
+  try {
+    const coordinator = await r.start("coordinator");
+    const flags = ["--ack-wait-ms", "1000", "--max-deliver", "2"];
+    let worker = await r.start("worker", flags);
+    const runId = await trigger(r.nats, "crasher");
+    await waitForEvent(r.nats, runId, (e) => e.type === "TaskScheduled");
+    await stopProcess(coordinator, "SIGKILL");
+    // Both deliveries crash their worker; JetStream gives up on the message while no coordinator listens.
+    const deadline = Date.now() + 30_000;
+    while ((await r.nats.jsm.streams.info(STREAMS.deadLetters)).state.messages === 0) {
+      assert.ok(Date.now() < deadline, "JetStream published a MAX_DELIVERIES advisory");
+      if (worker.exitCode !== null || worker.signalCode !== null) worker = await r.start("worker", flags);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    await r.start("coordinator");
+    const state = await waitForRun(r.nats, runId);
+    assert.equal(state.state, "failed");
+    assert.equal(state.tasks.crash!.instances![0]!.error!.name, "MaxDeliveriesExceeded");
+    assert.equal((await r.nats.jsm.streams.info(STREAMS.work)).state.messages, 0, "the dead-lettered message left the work queue");
+    assertOnce(await outcomeCounts(r.nats, runId));
+  } finally {
+    await r.close();
+  }
+});
+
 test("the coordinator and the projector killed (-9) mid-run: restarted, they lose and duplicate nothing", async () => {
   const r = await rig();
   try {

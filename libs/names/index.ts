@@ -14,6 +14,8 @@
 export const STREAMS = {
   events: "MF_EVENTS",
   work: "MF_WORK",
+  /** JetStream's MAX_DELIVERIES advisories for work, kept until a coordinator has recorded each one. */
+  deadLetters: "MF_DEAD_LETTERS",
 } as const;
 
 export const HEADERS = {
@@ -93,6 +95,8 @@ export const KEYS = { coordinatorLease: "coordinator", coordinatorSnapshot: "sna
 export const consumers = {
   /** One durable per queue, shared by every worker serving that queue. */
   workers: (queue: string) => `mf-workers-${queue}`,
+  /** The leading coordinator's, on the dead-letter stream. */
+  deadLetters: "mf-dead-letters",
 } as const;
 
 /** Message ids JetStream deduplicates on (within the stream's duplicate window). */

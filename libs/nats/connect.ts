@@ -61,6 +61,13 @@ const STREAM_CONFIGS: readonly (Partial<StreamConfig> & { name: string })[] = [
     discard: DiscardPolicy.New,
     duplicate_window: nanos(DUPLICATE_WINDOW_MS),
   },
+  {
+    // An advisory is published once: stored here, it still reaches a coordinator that was down when it came.
+    name: STREAMS.deadLetters,
+    subjects: [subjects.workMaxDeliveries],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Workqueue,
+  },
 ];
 
 /** Waits until JetStream answers (a cluster elects its leader first), with a clear error if it never does. */

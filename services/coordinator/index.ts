@@ -326,14 +326,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     if (dirty.size) void schedule(flush);
   }, options.tickMs ?? 1000);
 
-  const deadLetters = watchDeadLetters(nats, log, () => !stopping, now);
+  const deadLetters = await watchDeadLetters(nats, log, () => !stopping, now);
   const queues = watchWorkQueues(nats, log);
   log.info("coordinator started");
   return {
     foldedAtStart: () => folded,
     async stop() {
       stopping = true;
-      deadLetters.stop();
+      await deadLetters.stop();
       queues.stop();
       clearInterval(tick);
       await follow.stop();
