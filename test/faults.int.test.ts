@@ -272,6 +272,25 @@ async function until(check: () => boolean, timeoutMs: number, what: string): Pro
   }
 }
 
+test("nats-server down while a worker appends its outcome: the worker keeps the item and retries, so the try neither runs again nor spends a delivery", async () => {
+  const r = await rig();
+  try {
+    await r.start("coordinator");
+    // One delivery only: an item handed back would be dead-lettered, failing the run.
+    await r.start("worker", ["--max-deliver", "1", "--ack-wait-ms", "15000"]);
+    const runId = await trigger(r.nats, "slow", { ms: 2500 });
+    await waitForEvent(r.nats, runId, (e) => e.type === "InstanceStarted");
+    await r.restartServer("SIGKILL", 4000); // down across the moment the tries finish and append
+    const state = await waitForRun(r.nats, runId);
+    assert.equal(state.state, "success");
+    assert.equal(state.tasks.sum!.instances![0]!.result, 30);
+    assert.deepEqual(executions(r.execLog).map((e) => e.mapIndex).sort(), [0, 1, 2], "each try ran once");
+    assertOnce(await outcomeCounts(r.nats, runId));
+  } finally {
+    await r.close();
+  }
+});
+
 test("a standby coordinator takes over when the leader is killed (-9); nothing is decided twice", async () => {
   const r = await rig();
   try {

@@ -12,6 +12,15 @@ import type { Logger } from "../log/index.ts";
 /** JetStream's error code while a cluster has no leader ("JetStream system temporarily unavailable"). */
 const JETSTREAM_UNAVAILABLE = 10008;
 
+/** An error JetStream gives while a server restarts or a cluster elects a leader: worth trying again. */
+export function isTransient(err: unknown): boolean {
+  return err instanceof TimeoutError || err instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders())
+    || (err instanceof JetStreamApiError && err.code === JETSTREAM_UNAVAILABLE)
+    // What a publish reports when no server answers for the stream (the client's class is not exported).
+    || (err instanceof Error && err.name === "JetStreamNotEnabled")
+    || err instanceof UnreachableError;
+}
+
 /**
  * Retries a JetStream request that timed out or found no responder — a
  * server restarting, a cluster electing a new leader — for up to `forMs`.
@@ -22,9 +31,7 @@ export async function whileJetStreamRecovers<T>(request: () => Promise<T>, forMs
     try {
       return await request();
     } catch (err) {
-      const transient = err instanceof TimeoutError || err instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders())
-        || (err instanceof JetStreamApiError && err.code === JETSTREAM_UNAVAILABLE);
-      if (!transient || Date.now() > deadline) throw err;
+      if (!isTransient(err) || Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, Math.min(1000, 100 * 2 ** attempt)));
     }
   }
@@ -68,7 +75,7 @@ export async function appendEvent(js: JetStreamClient, event: MapflowEvent, opti
       ...(options.expectLastSubjectSeq !== undefined ? { expect: { lastSubjectSequence: options.expectLastSubjectSeq } } : {}),
     });
   } catch (err) {
-    if (err instanceof TimeoutError || err instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders())) {
+    if (isTransient(err)) {
       throw new UnreachableError(
         `the event log did not acknowledge ${event.type} (${(err as Error).message}): JetStream is restarting or has lost its quorum ` +
           "(a cluster needs a majority of its nodes up). Check the servers and try again once they are back.",

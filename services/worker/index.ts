@@ -9,7 +9,7 @@ import { decodeEvent, decodeWork, encodeValue } from "../../libs/codec/index.ts"
 import type { WorkItem } from "../../libs/core/work.ts";
 import type { ErrorInfo, InstanceFailed, InstanceSucceeded } from "../../libs/events/index.ts";
 import { DEFAULT_QUEUE, HEADERS, msgIds, objects, STREAMS, subjects } from "../../libs/names/index.ts";
-import { appendEvent, fetchBytes, fetchValue, INLINE_VALUE_BYTES, maxValueBytes, storeValue, valueStore, type Nats } from "../../libs/nats/index.ts";
+import { appendEvent, whileJetStreamRecovers, fetchBytes, fetchValue, INLINE_VALUE_BYTES, maxValueBytes, storeValue, valueStore, type Nats } from "../../libs/nats/index.ts";
 import type { ObjectStore } from "@nats-io/obj";
 import { ulid } from "ulid";
 import type { DagBag } from "../../libs/dags/index.ts";
@@ -93,7 +93,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     });
     return opened;
   };
-  const fetch = async (ref: StoredValue) => fetchValue(await values(), ref);
+  const fetch = (ref: StoredValue) => whileJetStreamRecovers(async () => fetchValue(await values(), ref));
 
   /** Tries in progress per run, so a stopped run's can be aborted. */
   const tries = new Map<string, Set<AbortController>>();
@@ -110,9 +110,24 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     },
   });
 
+  /**
+   * Runs a JetStream step of handling an item, retrying it while JetStream
+   * recovers (a restart, a leader election) and keeping the item ours
+   * meanwhile: a redelivery would spend one of its MaxDeliver tries, and a
+   * failed append would run the task again.
+   */
+  async function holding<T>(msg: JsMsg, step: () => Promise<T>): Promise<T> {
+    const alive = setInterval(() => msg.working(), heartbeatMs);
+    try {
+      return await whileJetStreamRecovers(step, Math.max(60_000, ackWaitMs));
+    } finally {
+      clearInterval(alive);
+    }
+  }
+
   async function outcome(msg: JsMsg, event: InstanceSucceeded | InstanceFailed): Promise<void> {
     try {
-      await appendEvent(nats.js, event, { msgId: msgIds.instance(event.runId, event.taskId, event.mapIndex, event.try) });
+      await holding(msg, () => appendEvent(nats.js, event, { msgId: msgIds.instance(event.runId, event.taskId, event.mapIndex, event.try) }));
       if (crashAfterAppend) process.kill(process.pid, "SIGKILL");
       msg.ack();
     } catch (err) {
@@ -146,8 +161,8 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   }
 
   /** A redelivered item whose try already has an outcome in the log (its worker died before the ack) is not run again. */
-  async function alreadyDone(item: WorkItem): Promise<boolean> {
-    const last = await nats.jsm.streams.getMessage(STREAMS.events, { last_by_subj: subjects.instanceOutcome(item.runId, item.taskId, item.mapIndex) });
+  async function alreadyDone(msg: JsMsg, item: WorkItem): Promise<boolean> {
+    const last = await holding(msg, () => nats.jsm.streams.getMessage(STREAMS.events, { last_by_subj: subjects.instanceOutcome(item.runId, item.taskId, item.mapIndex) }));
     if (!last) return false;
     const event = decodeEvent(last.data, last.header.get(HEADERS.eventType) || undefined);
     return (event.type === "InstanceSucceeded" || event.type === "InstanceFailed") && event.try >= item.try;
@@ -156,7 +171,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   /** The work item, from the message or, for one too large to travel inline, from the object it names. */
   async function workOf(msg: JsMsg): Promise<WorkItem> {
     const object = msg.headers?.get(HEADERS.workObject);
-    return decodeWork(object ? await fetchBytes(await values(), object) : msg.data);
+    return decodeWork(object ? await holding(msg, async () => fetchBytes(await values(), object)) : msg.data);
   }
 
   async function handle(msg: JsMsg): Promise<void> {
@@ -180,7 +195,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       await poisoned(msg, item, errorInfo(err));
       return;
     }
-    if (msg.info.redelivered && (await alreadyDone(item))) {
+    if (msg.info.redelivered && (await alreadyDone(msg, item))) {
       msg.ack();
       return;
     }

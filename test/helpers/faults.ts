@@ -31,8 +31,8 @@ export type Rig = {
   readonly execLog: string;
   /** Starts a service process; `extra` are more CLI flags, `env` more environment. */
   start(kind: "coordinator" | "projector" | "worker", extra?: string[], env?: NodeJS.ProcessEnv): Promise<Proc>;
-  /** Stops the server and starts it again on the same port and store. */
-  restartServer(signal?: NodeJS.Signals): Promise<void>;
+  /** Stops the server and starts it again on the same port and store, after `downMs`. */
+  restartServer(signal?: NodeJS.Signals, downMs?: number): Promise<void>;
   close(): Promise<void>;
 };
 
@@ -65,9 +65,10 @@ export async function rig(options: { cluster?: boolean } = {}): Promise<Rig> {
       proc.once("exit", () => procs.delete(proc));
       return proc;
     },
-    async restartServer(signal = "SIGKILL") {
+    async restartServer(signal = "SIGKILL", downMs = 0) {
       const { port, storeDir } = server;
       await server.stop(signal);
+      await new Promise((r) => setTimeout(r, downMs));
       server = await startNatsServer({ storeDir, port });
       // The test's own client reconnects by itself; wait until JetStream has recovered its streams.
       for (let tries = 0; ; tries++) {
