@@ -1,19 +1,25 @@
 /**
  * `make chaos`: a mixed workload (a wide fan-out, slow tasks, retries) on
  * real processes while workers, the coordinator, the projector and
- * nats-server are killed (-9) and restarted at random moments. At the end
+ * nats-server are killed (-9) and restarted at random moments. With
+ * `--cluster` the stack runs on a 3-node cluster and the server kill takes
+ * down one node at a time (any of them, the stream leader included). At the end
  * every run must have finished successfully with exactly one outcome per
  * instance and try, one expansion per task, one terminal event, and the
  * projection must equal a fresh replay. Prints one summary line; exits 1
  * if anything was lost or duplicated.
  *
- *   node --import tsx scripts/chaos.ts [--seconds 300] [--fanout 5000]
+ *   node --import tsx scripts/chaos.ts [--seconds 300] [--fanout 5000] [--cluster]
  */
 import { isDeepStrictEqual } from "node:util";
 import { parseArgs } from "node:util";
 import { fold } from "../libs/core/index.ts";
 import { stopProcess } from "../test/helpers/index.ts";
-import { outcomeCounts, projectionAndReplay, rig, runEvents, trigger, type Proc, type Rig } from "../test/helpers/faults.ts";
+import { whileJetStreamRecovers } from "../libs/nats/index.ts";
+import { outcomeCounts, projectionAndReplay, rig, runEvents, trigger as triggerNow, type Proc, type Rig } from "../test/helpers/faults.ts";
+
+/** A trigger may land while a cluster node is down and a stream elects its leader: try again then. */
+const trigger: typeof triggerNow = (nats, dagId, conf) => whileJetStreamRecovers(() => triggerNow(nats, dagId, conf), 60_000);
 
 export type ChaosResult = { runs: number; instances: number; kills: number; lost: number; duplicated: number; projectionMatches: boolean; line: string };
 
@@ -23,10 +29,10 @@ function random(seed: number): () => number {
   return () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32);
 }
 
-export async function chaos(options: { seconds: number; fanout: number; seed?: number; say?: (line: string) => void }): Promise<ChaosResult> {
+export async function chaos(options: { seconds: number; fanout: number; seed?: number; cluster?: boolean; say?: (line: string) => void }): Promise<ChaosResult> {
   const say = options.say ?? (() => {});
   const rand = random(options.seed ?? Date.now());
-  const r: Rig = await rig();
+  const r: Rig = await rig({ cluster: options.cluster });
   const workerArgs = ["--concurrency", "16", "--ack-wait-ms", "2000", "--heartbeat-ms", "500"];
   const services: Record<string, Proc> = {
     coordinator: await r.start("coordinator", ["--lease-ms", "2000"]),
@@ -53,10 +59,17 @@ export async function chaos(options: { seconds: number; fanout: number; seed?: n
       await new Promise((res) => setTimeout(res, 500 + rand() * 2500));
       const target = ["coordinator", "projector", "workerA", "workerB", "nats-server"][Math.floor(rand() * 5)]!;
       kills++;
-      say(`chaos: kill -9 ${target}`);
-      if (target === "nats-server") {
+      if (target === "nats-server" && r.cluster) {
+        const node = Math.floor(rand() * 3);
+        say(`chaos: kill -9 cluster node ${r.cluster.nodes[node]!.name}`);
+        await r.cluster.stop(node, "SIGKILL");
+        await new Promise((res) => setTimeout(res, 1000 + rand() * 4000));
+        await r.cluster.start(node);
+      } else if (target === "nats-server") {
+        say("chaos: kill -9 nats-server");
         await r.restartServer("SIGKILL");
       } else {
+        say(`chaos: kill -9 ${target}`);
         await stopProcess(services[target]!, "SIGKILL");
         await new Promise((res) => setTimeout(res, rand() * 1500));
         await restart(target);
@@ -97,9 +110,9 @@ export async function chaos(options: { seconds: number; fanout: number; seed?: n
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ options: { seconds: { type: "string", default: "300" }, fanout: { type: "string", default: "5000" }, seed: { type: "string" } } });
+  const { values } = parseArgs({ options: { seconds: { type: "string", default: "300" }, fanout: { type: "string", default: "5000" }, seed: { type: "string" }, cluster: { type: "boolean", default: false } } });
   const result = await chaos({
-    seconds: Number(values.seconds), fanout: Number(values.fanout), seed: values.seed ? Number(values.seed) : undefined,
+    seconds: Number(values.seconds), fanout: Number(values.fanout), seed: values.seed ? Number(values.seed) : undefined, cluster: values.cluster,
     say: (line) => process.stderr.write(`${line}\n`),
   });
   process.stdout.write(`${result.line}\n`);

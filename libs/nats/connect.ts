@@ -6,6 +6,7 @@ import {
 } from "@nats-io/jetstream";
 import { STREAMS, subjects } from "../names/index.ts";
 import { UnreachableError } from "../errors.ts";
+import { isTransient } from "./eventlog.ts";
 
 export type Nats = { readonly nc: NatsConnection; readonly js: JetStreamClient; readonly jsm: JetStreamManager };
 
@@ -101,15 +102,15 @@ export async function ensureStreams(nats: Nats, timeoutMs = 30_000): Promise<voi
         await jsm.streams.info(config.name);
         break;
       } catch (err) {
-        if (!(err instanceof JetStreamApiError)) throw err;
+        if (!(err instanceof JetStreamApiError) && !isTransient(err)) throw err;
       }
       try {
         await jsm.streams.add({ ...config, num_replicas: replicas });
         break;
       } catch (addErr) {
-        if (!(addErr instanceof JetStreamApiError)) throw addErr;
+        if (!(addErr instanceof JetStreamApiError) && !isTransient(addErr)) throw addErr;
         if (Date.now() > deadline) {
-          throw new UnreachableError(`cannot create stream ${config.name} with ${replicas} replicas: ${addErr.message}; a cluster needs all its nodes up the first time`, { cause: addErr });
+          throw new UnreachableError(`cannot create stream ${config.name} with ${replicas} replicas: ${(addErr as Error).message}; a cluster needs all its nodes up the first time`, { cause: addErr });
         }
         await new Promise((r) => setTimeout(r, 250));
       }

@@ -9,8 +9,8 @@ import { join, resolve } from "node:path";
 import { confFor, runReport } from "../../libs/core/index.ts";
 import { loadDags, pickDag, type DagBag } from "../../libs/dags/index.ts";
 import { BadInputError, UnreachableError } from "../../libs/errors.ts";
-import { createLogger } from "../../libs/log/index.ts";
-import { connectNats, DURABILITY_MODES, ensureStreams, startCluster, type Durability, type Nats } from "../../libs/nats/index.ts";
+import { createLogger, type Logger } from "../../libs/log/index.ts";
+import { connectNats, DURABILITY_MODES, ensureStreams, isTransient, startCluster, type Durability, type Nats } from "../../libs/nats/index.ts";
 import { isToken } from "../../libs/names/index.ts";
 import { recordStack, runningStackUrl, startStack } from "../stack/index.ts";
 import { startCoordinator } from "../coordinator/index.ts";
@@ -275,6 +275,23 @@ program
     await cluster.close();
   });
 
+/**
+ * Starts a service, waiting out a JetStream that is recovering (a node
+ * restarting, a stream electing its leader) instead of exiting.
+ */
+async function startWhenReady<T>(log: Logger, start: () => Promise<T>, forMs = 120_000): Promise<T> {
+  const deadline = Date.now() + forMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (!isTransient(err) || Date.now() > deadline) throw err;
+      log.warn({ err, attempt }, "JetStream is not answering yet; starting again shortly");
+      await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
+    }
+  }
+}
+
 /** Starts one service against an existing NATS and keeps it running. */
 function serviceCommand(name: string, description: string) {
   return program.command(name).description(description).addOption(natsOption()).addOption(dataOption());
@@ -299,7 +316,8 @@ serviceCommand("projector", "run a projector (folds the log into SQLite at <data
   .option("--db <file>", "SQLite file of the read model")
   .action(async (opts: { nats?: string; data: string; db?: string }) => {
     const nats = await connectTo(opts, "mapflow-projector");
-    const service = await startProjector({ nats, log: createLogger("projector"), dbPath: resolve(opts.db ?? join(opts.data, "mapflow.sqlite")) });
+    const log = createLogger("projector");
+    const service = await startWhenReady(log, () => startProjector({ nats, log, dbPath: resolve(opts.db ?? join(opts.data, "mapflow.sqlite")) }));
     process.stdout.write("projector ready\n");
     await untilSignal();
     await service.stop();
@@ -321,10 +339,10 @@ serviceCommand("worker", "run a worker: pulls work from a queue and runs task co
     const log = createLogger("worker");
     const bag = await loadBag(opts.dags, log);
     const nats = await connectTo(opts, "mapflow-worker");
-    const service = await startWorker({
+    const service = await startWhenReady(log, () => startWorker({
       nats, log, bag, queue: opts.queue, concurrency: opts.concurrency, name: opts.name,
       ackWaitMs: opts.ackWaitMs, heartbeatMs: opts.heartbeatMs, maxDeliver: opts.maxDeliver, maxAckPending: opts.maxAckPending,
-    });
+    }));
     process.stdout.write(`worker ${service.name} ready\n`);
     await untilSignal();
     await service.stop();
