@@ -90,30 +90,39 @@ async function jetStreamReady(nats: Nats, timeoutMs: number): Promise<void> {
   }
 }
 
+/** JetStream's "stream not found" code: the one answer that means the stream must be created. */
+const STREAM_NOT_FOUND = 10059;
+
 export async function ensureStreams(nats: Nats, timeoutMs = 30_000): Promise<void> {
   const jsm = nats.jsm;
   await jetStreamReady(nats, timeoutMs);
   const replicas = replicasFor(nats.nc);
   const deadline = Date.now() + timeoutMs;
   for (const config of STREAM_CONFIGS) {
-    // A cluster that is still forming refuses an R3 stream ("insufficient resources"): try again until it has its peers.
     for (;;) {
+      let failure: Error;
       try {
         await jsm.streams.info(config.name);
         break;
       } catch (err) {
         if (!(err instanceof JetStreamApiError) && !isTransient(err)) throw err;
-      }
-      try {
-        await jsm.streams.add({ ...config, num_replicas: replicas });
-        break;
-      } catch (addErr) {
-        if (!(addErr instanceof JetStreamApiError) && !isTransient(addErr)) throw addErr;
-        if (Date.now() > deadline) {
-          throw new UnreachableError(`cannot create stream ${config.name} with ${replicas} replicas: ${(addErr as Error).message}; a cluster needs all its nodes up the first time`, { cause: addErr });
+        failure = new UnreachableError(
+          `JetStream does not answer for stream ${config.name} at ${nats.nc.getServer()} (${(err as Error).message}); a cluster needs a majority of its nodes up`,
+          { cause: err },
+        );
+        if (err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND) {
+          // A cluster that is still forming refuses an R3 stream ("insufficient resources"): try again until it has its peers.
+          try {
+            await jsm.streams.add({ ...config, num_replicas: replicas });
+            break;
+          } catch (addErr) {
+            if (!(addErr instanceof JetStreamApiError) && !isTransient(addErr)) throw addErr;
+            failure = new UnreachableError(`cannot create stream ${config.name} with ${replicas} replicas: ${(addErr as Error).message}; a cluster needs all its nodes up the first time`, { cause: addErr });
+          }
         }
-        await new Promise((r) => setTimeout(r, 250));
       }
+      if (Date.now() > deadline) throw failure;
+      await new Promise((r) => setTimeout(r, 250));
     }
   }
 }

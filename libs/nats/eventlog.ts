@@ -1,6 +1,6 @@
 /** Appending to and reading from the event log (the MF_EVENTS stream). */
 import { headers, NoRespondersError, RequestError, TimeoutError } from "@nats-io/transport-node";
-import { DeliverPolicy, JetStreamApiError, type JetStreamClient, type JsMsg, type PubAck } from "@nats-io/jetstream";
+import { DeliverPolicy, JetStreamApiError, type ConsumerMessages, type JetStreamClient, type JsMsg, type PubAck } from "@nats-io/jetstream";
 import { decodeEvent, encodeEvent } from "../codec/index.ts";
 import { isRunEvent, type MapflowEvent } from "../events/index.ts";
 import { evolve, type RunState } from "../core/index.ts";
@@ -114,9 +114,29 @@ export type Follow = {
   stop(): Promise<void>;
 };
 
+/** How long a reader tries to open its consumer while a cluster elects leaders (slow on a loaded machine). */
+const OPEN_MS = 120_000;
+/** A reader waiting this long while the log holds a message for it is stuck: it starts over from there. */
+const STALL_MS = 8000;
+
+/** Whether the stream's leader holds a message for `filter` at or after `seq` (the authority, unlike a lagging replica). */
+async function hasMessageFrom(js: JetStreamClient, filter: string | string[], seq: number): Promise<boolean> {
+  const jsm = await js.jetstreamManager(false);
+  for (const subject of Array.isArray(filter) ? filter : [filter]) {
+    // The server's STREAM.MSG.GET takes `next_by_subj` with `seq`; the client's type lists only the other forms.
+    const next = await jsm.streams.getMessage(STREAMS.events, { seq, next_by_subj: subject } as unknown as { seq: number });
+    if (next) return true;
+  }
+  return false;
+}
+
 /**
  * Follows the log from a sequence through an ordered consumer (ephemeral,
- * recreated by the client after a reconnect, never redelivers).
+ * never redelivers). The client recreates it after a reconnect or missed
+ * heartbeats; and since a consumer left on a replica that lost the stream's
+ * leadership can heartbeat on while delivering nothing, a reader that waits
+ * too long while the leader holds a message for it starts a new consumer
+ * from the next sequence it needs.
  */
 export async function followEvents(
   js: JetStreamClient,
@@ -125,33 +145,70 @@ export async function followEvents(
   /** A malformed message is passed here and yielded with a null event; without it, it stops the reader. */
   onBadEvent?: (seq: number, error: CodecError) => void,
 ): Promise<Follow> {
-  const messages = await whileJetStreamRecovers(async () => {
+  const open = (seq: number) => whileJetStreamRecovers(async () => {
     const consumer = await js.consumers.get(STREAMS.events, {
       filter_subjects: filter,
       deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: Math.max(1, fromSeq),
+      opt_start_seq: Math.max(1, seq),
     });
     // Short pulls: after a server restart the client notices the lost pull by missing heartbeats
     // (half of `expires`), so 5 s here means a reader resumes within seconds, not half a minute.
     return consumer.consume({ max_messages: 2048, expires: 5000 });
-  });
+  }, OPEN_MS);
+  let messages: ConsumerMessages = await open(fromSeq);
+  let stopped = false;
+  let stalled = false;
+  let next = Math.max(1, fromSeq);
+  /** Since when the reader has been waiting for the consumer's next message; null while its caller holds one. */
+  let waitingSince: number | null = null;
+  const watchdog = setInterval(() => {
+    if (stopped || stalled || waitingSince === null || Date.now() - waitingSince < STALL_MS) return;
+    const current = messages;
+    void hasMessageFrom(js, filter, next).then((behind) => {
+      if (!behind || stopped || current !== messages || waitingSince === null) return;
+      stalled = true;
+      void current.close().catch(() => {});
+    }, () => {}); // unreachable: the client's own recovery is under way
+  }, STALL_MS / 2);
   return {
     async *[Symbol.asyncIterator]() {
-      for await (const msg of messages) {
-        const caughtUp = msg.info.pending === 0;
-        let event: MapflowEvent | null;
-        try {
-          event = decodeLogged(msg).event;
-        } catch (err) {
-          // A log from a newer mapflow must not be half-read: only malformed messages are skipped.
-          if (!(err instanceof CodecError) || err instanceof SchemaTooNewError || !onBadEvent) throw err;
-          onBadEvent(msg.seq, err);
-          event = null;
+      let iterator: AsyncIterator<JsMsg> | undefined;
+      try {
+        while (!stopped) {
+          iterator = messages[Symbol.asyncIterator]();
+          for (;;) {
+            waitingSince = Date.now();
+            const step = await iterator.next();
+            waitingSince = null;
+            if (step.done) break;
+            const msg = step.value;
+            const caughtUp = msg.info.pending === 0;
+            next = msg.seq + 1;
+            let event: MapflowEvent | null;
+            try {
+              event = decodeLogged(msg).event;
+            } catch (err) {
+              // A log from a newer mapflow must not be half-read: only malformed messages are skipped.
+              if (!(err instanceof CodecError) || err instanceof SchemaTooNewError || !onBadEvent) throw err;
+              onBadEvent(msg.seq, err);
+              event = null;
+            }
+            yield { seq: msg.seq, subject: msg.subject, event, caughtUp };
+          }
+          if (!stalled || stopped) break;
+          stalled = false;
+          messages = await open(next);
+          if (stopped) await messages.close();
         }
-        yield { seq: msg.seq, subject: msg.subject, event, caughtUp };
+      } finally {
+        clearInterval(watchdog);
+        // The client's close() waits for its iterator to finish: a reader that stops early must end it.
+        await iterator?.return?.();
       }
     },
     async stop() {
+      stopped = true;
+      clearInterval(watchdog);
       await messages.close();
     },
   };
