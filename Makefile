@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NODE_TEST := node --import tsx --test --test-concurrency=1 --test-timeout=120000
 UNIT := $(wildcard test/*.unit.test.ts)
-INTEGRATION := $(wildcard test/*.int.test.ts) $(wildcard test/*.e2e.test.ts)
+INTEGRATION := $(wildcard test/*.int.test.ts) $(wildcard test/*.e2e.test.ts) $(wildcard test/cluster/*.int.test.ts)
 
 .PHONY: up test test-unit test-cluster chaos deps nats-server typecheck clean
 
@@ -31,15 +31,16 @@ test-unit: deps
 test: deps nats-server typecheck
 	$(NODE_TEST) $(UNIT) $(INTEGRATION)
 
-# A real 3-node cluster: node and stream-leader failover, quorum loss (in progress, not yet in CI; see issue 4).
+# Only the real 3-node cluster tests (also part of `make test`): node and stream-leader failover, quorum loss.
 test-cluster: deps nats-server
 	$(NODE_TEST) --test-timeout=180000 $(wildcard test/cluster/*.test.ts)
 
-# Five minutes of random kills under a mixed workload; prints one summary line, fails on any loss or duplicate.
-# (A 20-second form runs in `make test`: test/chaos.int.test.ts.)
+# Five minutes of random kills (workers, coordinator, projector, one cluster node at a time) under a mixed
+# workload on a 3-node cluster; prints one summary line, fails on any loss or duplicate.
+# (Short forms run in `make test`: test/chaos.int.test.ts.)
 CHAOS_SECONDS ?= 300
 chaos: deps nats-server
-	node --import tsx scripts/chaos.ts --seconds $(CHAOS_SECONDS) --fanout 5000
+	node --import tsx scripts/chaos.ts --seconds $(CHAOS_SECONDS) --fanout 5000 --cluster
 
 clean:
 	rm -rf .mapflow node_modules .tools
