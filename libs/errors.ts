@@ -21,3 +21,6 @@ export class BadInputError extends MapflowError {}
 
 /** NATS could not be reached: exit code 3. */
 export class UnreachableError extends MapflowError {}
+
+/** A stored value's object is not in the object store (deleted, or never written). */
+export class ValueGoneError extends MapflowError {}

@@ -235,3 +235,17 @@ test("expansion reads inside a stored result once attached; a stored result that
   assert.equal(failed[0]!.type, "TaskFailed");
   assert.match(failed[0]!.type === "TaskFailed" ? failed[0]!.error.message : "", /has no value 'results\/R\/list\/-1\/1\/B'/);
 });
+
+test("expandKwargs over results kept in the object store hands each reference to the worker to fetch and merge", () => {
+  const s = spec(
+    t("each", { expand: { x: lit([1, 2]) } }),
+    t("m", { mapping: { kind: "kwargs", source: out("each") }, upstream: ["each"] }),
+  );
+  const big = new StoredValue("results/R/each/0/1/A", 2_000_000);
+  const state = given(s, { type: "TaskExpanded", runId: "R", taskId: "each", count: 2, at: 2 }, ok("each", 0, big), ok("each", 1, { a: 1 }));
+  const expansion = resolveExpansion(state, s.tasks[1]!);
+  assert.equal(expansion.count, 2);
+  assert.equal(expansion.input(0).spread, big, "not spread as {key, bytes}");
+  assert.deepEqual(expansion.input(0).args, {});
+  assert.deepEqual(expansion.input(1).args, { a: 1 });
+});

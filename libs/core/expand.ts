@@ -130,8 +130,8 @@ function itemsOf(state: RunState, source: ValueSource, scope: Scope, who: string
   );
 }
 
-/** What one instance receives: its arguments, and for `expandKwargs` over `out.map(fn)` an object the worker merges in. */
-export type InstanceInput = { readonly args: Readonly<Record<string, unknown>>; readonly spread?: Deferred };
+/** What one instance receives: its arguments, and for `expandKwargs` over `out.map(fn)` or stored items an object the worker merges in. */
+export type InstanceInput = { readonly args: Readonly<Record<string, unknown>>; readonly spread?: Deferred | StoredValue };
 
 /** One mapping resolved in one scope: a count, and each index's input. */
 type Resolved = { readonly count: number; input(i: number): InstanceInput };
@@ -146,7 +146,7 @@ function resolveMapping(state: RunState, mapping: Mapping, constant: Record<stri
   if (mapping.kind === "kwargs") {
     const items = itemsOf(state, mapping.source, scope, owner);
     items.forEach((item, i) => {
-      if (item instanceof Deferred) return; // checked by the worker once the transform has run
+      if (item instanceof Deferred || item instanceof StoredValue) return; // checked by the worker once it has the object
       if (typeof item !== "object" || item === null || Array.isArray(item)) {
         throw new NotMappableError(`${owner}: expandKwargs needs a list of objects, but item ${i} is ${describe(item)}`);
       }
@@ -157,7 +157,7 @@ function resolveMapping(state: RunState, mapping: Mapping, constant: Record<stri
       count: items.length,
       input: (i) => {
         const item = items[i];
-        return item instanceof Deferred ? { args: constant, spread: item } : { args: { ...constant, ...(item as object) } };
+        return item instanceof Deferred || item instanceof StoredValue ? { args: constant, spread: item } : { args: { ...constant, ...(item as object) } };
       },
     };
   }
@@ -185,7 +185,7 @@ function resolveGroup(state: RunState, group: GroupSpec): Resolved {
   const scope: Scope = { task: { id: group.id, group: null } as TaskSpec, group: null, groupArgs: null };
   const resolved = resolveMapping(state, group.mapping, constantArgs(state, group.args, scope), scope, `task group '${group.id}'`);
   for (let g = 0; g < resolved.count; g++) {
-    if (resolved.input(g).spread) throw new NotMappableError(`task group '${group.id}' cannot expandKwargs over out.map(fn); build the objects in an upstream task instead`);
+    if (resolved.input(g).spread) throw new NotMappableError(`task group '${group.id}' cannot expandKwargs over items it cannot read itself (out.map(fn), or results over 1 MB kept in the object store); build the objects in an upstream task instead`);
   }
   return resolved;
 }

@@ -54,7 +54,8 @@ export class StoredValue {
 export function holdsStored(value: unknown): boolean {
   if (value instanceof StoredValue) return true;
   if (Array.isArray(value)) return value.some(holdsStored);
-  if (typeof value === "object" && value !== null) return Object.values(value).some(holdsStored);
+  // Only plain objects: a Deferred's input is walked by the worker anyway, and bytes hold no references.
+  if (typeof value === "object" && value !== null && Object.getPrototypeOf(value) === Object.prototype) return Object.values(value).some(holdsStored);
   return false;
 }
 

@@ -8,6 +8,7 @@ import { FINISHED_RUN_STATES, type Instance, type RunState, type TaskStateName }
 import type { DagSpec, Operator, TaskSpec, ValueSource } from "./spec.ts";
 import { groupSpec, taskSpec } from "./spec.ts";
 import { resolveExpansion, type Deferred, type InstanceInput } from "./expand.ts";
+import type { StoredValue } from "./stored.ts";
 
 /** What a reduce with `partialResults` learns of each upstream: its state and which map indexes failed. */
 export type UpstreamState = { readonly state: TaskStateName; readonly failedMapIndexes: readonly number[] };
@@ -22,8 +23,8 @@ export type WorkItem = {
   readonly mapIndex: number;
   readonly try: number;
   readonly args: Readonly<Record<string, unknown>>;
-  /** An `expandKwargs` object still to come out of a transform; the worker merges it into `args`. */
-  readonly spread?: Deferred;
+  /** An `expandKwargs` object still to come out of a transform or the object store; the worker merges it into `args`. */
+  readonly spread?: Deferred | StoredValue;
   /** The arguments hold `out.map(fn)` items for the worker to transform first. */
   readonly transforms: boolean;
   readonly upstreamStates?: Readonly<Record<string, UpstreamState>>;

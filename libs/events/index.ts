@@ -6,8 +6,12 @@
  */
 import type { DagSpec } from "../core/spec.ts";
 
-/** Bump when an event's shape changes, and add an upcaster in the codec. */
-export const SCHEMA_VERSION = 2;
+/**
+ * Bump when an event's shape changes, and add an upcaster in the codec.
+ * 3: a result may be a reference to the object store (msgpack extension 2),
+ * which an older reader would take for plain data; v2 events need no change.
+ */
+export const SCHEMA_VERSION = 3;
 
 export type ErrorInfo = { readonly name: string; readonly message: string; readonly stack?: string };
 

@@ -92,6 +92,8 @@ async function jetStreamReady(nats: Nats, timeoutMs: number): Promise<void> {
 
 /** JetStream's "stream not found" code: the one answer that means the stream must be created. */
 const STREAM_NOT_FOUND = 10059;
+/** What a cluster still forming answers to an R3 stream ("insufficient resources", "no suitable peers"): wait for its peers. */
+const FORMING = new Set([10023, 10005]);
 
 export async function ensureStreams(nats: Nats, timeoutMs = 30_000): Promise<void> {
   const jsm = nats.jsm;
@@ -105,18 +107,19 @@ export async function ensureStreams(nats: Nats, timeoutMs = 30_000): Promise<voi
         await jsm.streams.info(config.name);
         break;
       } catch (err) {
-        if (!(err instanceof JetStreamApiError) && !isTransient(err)) throw err;
+        const missing = err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND;
+        if (!missing && !isTransient(err)) throw err;
         failure = new UnreachableError(
           `JetStream does not answer for stream ${config.name} at ${nats.nc.getServer()} (${(err as Error).message}); a cluster needs a majority of its nodes up`,
           { cause: err },
         );
-        if (err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND) {
+        if (missing) {
           // A cluster that is still forming refuses an R3 stream ("insufficient resources"): try again until it has its peers.
           try {
             await jsm.streams.add({ ...config, num_replicas: replicas });
             break;
           } catch (addErr) {
-            if (!(addErr instanceof JetStreamApiError) && !isTransient(addErr)) throw addErr;
+            if (!(addErr instanceof JetStreamApiError && FORMING.has(addErr.code)) && !isTransient(addErr)) throw addErr;
             failure = new UnreachableError(`cannot create stream ${config.name} with ${replicas} replicas: ${(addErr as Error).message}; a cluster needs all its nodes up the first time`, { cause: addErr });
           }
         }

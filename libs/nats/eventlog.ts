@@ -156,19 +156,44 @@ export async function followEvents(
     return consumer.consume({ max_messages: 2048, expires: 5000 });
   }, OPEN_MS);
   let messages: ConsumerMessages = await open(fromSeq);
+  /** A reader already running keeps trying for as long as it is not stopped. */
+  const reopen = async (seq: number): Promise<ConsumerMessages> => {
+    for (;;) {
+      try {
+        return await open(seq);
+      } catch (err) {
+        if (stopped || !isTransient(err)) throw err;
+      }
+    }
+  };
   let stopped = false;
   let stalled = false;
   let next = Math.max(1, fromSeq);
   /** Since when the reader has been waiting for the consumer's next message; null while its caller holds one. */
   let waitingSince: number | null = null;
+  /** The sequence a check found waiting at the leader; a second check that finds the reader still waiting for it reopens. */
+  let suspect: number | null = null;
+  let checking = false;
   const watchdog = setInterval(() => {
-    if (stopped || stalled || waitingSince === null || Date.now() - waitingSince < STALL_MS) return;
+    if (stopped || stalled || checking || waitingSince === null || Date.now() - waitingSince < STALL_MS) {
+      suspect = null;
+      return;
+    }
     const current = messages;
-    void hasMessageFrom(js, filter, next).then((behind) => {
-      if (!behind || stopped || current !== messages || waitingSince === null) return;
-      stalled = true;
-      void current.close().catch(() => {});
-    }, () => {}); // unreachable: the client's own recovery is under way
+    const waitingFor = next;
+    checking = true;
+    void hasMessageFrom(js, filter, waitingFor).then((behind) => {
+      if (!behind || stopped || current !== messages || waitingSince === null || next !== waitingFor) {
+        suspect = null;
+      } else if (suspect !== waitingFor) {
+        suspect = waitingFor; // it may be on its way: look again next time
+      } else {
+        stalled = true;
+        void current.close().catch(() => {});
+      }
+    }, () => {
+      // the server is unreachable: the client's own reconnect and reset are under way
+    }).finally(() => (checking = false));
   }, STALL_MS / 2);
   return {
     async *[Symbol.asyncIterator]() {
@@ -197,7 +222,7 @@ export async function followEvents(
           }
           if (!stalled || stopped) break;
           stalled = false;
-          messages = await open(next);
+          messages = await reopen(next);
           if (stopped) await messages.close();
         }
       } finally {

@@ -9,7 +9,7 @@ import { Objm, type ObjectStore } from "@nats-io/obj";
 import { decodeValue } from "../codec/index.ts";
 import { StoredValue } from "../core/stored.ts";
 import { VALUES_BUCKET } from "../names/index.ts";
-import { BadInputError } from "../errors.ts";
+import { BadInputError, ValueGoneError } from "../errors.ts";
 import { replicasFor, type Nats } from "./connect.ts";
 
 /** Larger values leave the event or work message for the object store (JetStream's max_payload is 8 MB here). */
@@ -32,14 +32,23 @@ export function valueStore(nats: Nats): Promise<ObjectStore> {
   return new Objm(nats.js).create(VALUES_BUCKET, { storage: StorageType.File, replicas: replicasFor(nats.nc) });
 }
 
+/** The value bucket, opened when first needed and then kept; a failed open is tried again next time. */
+export function lazyValueStore(nats: Nats): () => Promise<ObjectStore> {
+  let opened: Promise<ObjectStore> | undefined;
+  return () => {
+    opened ??= valueStore(nats).catch((err) => {
+      opened = undefined;
+      throw err;
+    });
+    return opened;
+  };
+}
+
 /** Stores an encoded value under `key`; the reference travels instead. */
 export async function storeValue(store: ObjectStore, key: string, data: Uint8Array): Promise<StoredValue> {
   await store.putBlob({ name: key }, data);
   return new StoredValue(key, data.byteLength);
 }
-
-/** An object the value bucket does not hold (deleted, or never written). */
-export class ValueGoneError extends Error {}
 
 /** The bytes of an object, with an error naming it when it is gone. */
 export async function fetchBytes(store: ObjectStore, key: string): Promise<Uint8Array> {

@@ -23,7 +23,9 @@ export type PublishOptions = {
   /** The value bucket, opened when the first item too large to travel inline needs it. */
   readonly store: () => Promise<ObjectStore>;
   /** Told when the work stream is full (its limits refuse new work) and publishing waits for workers to drain it. */
-  readonly onFull?: (attempt: number) => void;
+  readonly onFull?: () => void;
+  /** The publisher is stopping: waiting for room ends. */
+  readonly stopped?: () => boolean;
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -70,8 +72,8 @@ async function publishOne(nats: Nats, item: WorkItem, data: Uint8Array, options:
       await nats.js.publish(subjects.work(item.queue, item.runId, item.taskId), body, { msgID, headers: h });
       return;
     } catch (err) {
-      if (!(err instanceof JetStreamApiError && err.code === STREAM_FULL)) throw err;
-      options.onFull?.(attempt);
+      if (!(err instanceof JetStreamApiError && err.code === STREAM_FULL) || options.stopped?.()) throw err;
+      options.onFull?.();
       await sleep(Math.min(2000, 50 * 2 ** attempt));
     }
   }

@@ -22,8 +22,9 @@ export async function watchDeadLetters(nats: Nats, log: Logger, isLeader: () => 
   try {
     await nats.jsm.consumers.add(STREAMS.deadLetters, { durable_name: consumers.deadLetters, ack_policy: AckPolicy.Explicit, ack_wait: nanos(60_000) });
   } catch (err) {
-    // It exists already (an earlier coordinator made it): that one will do.
+    // It exists already (an earlier coordinator made it): that one will do; anything else fails here.
     if (!(err instanceof JetStreamApiError)) throw err;
+    await nats.jsm.consumers.info(STREAMS.deadLetters, consumers.deadLetters);
   }
   const consumer = await nats.js.consumers.get(STREAMS.deadLetters, consumers.deadLetters);
   const messages = await consumer.consume({ max_messages: 16 });
@@ -43,7 +44,7 @@ export async function watchDeadLetters(nats: Nats, log: Logger, isLeader: () => 
       // Unacked when this coordinator stops leading: the next leader gets it.
       if (await persist(advisory.stream_seq, advisory.deliveries ?? 0)) msg.ack();
     }
-  })();
+  })().catch((err) => log.error({ err }, "stopped reading dead-lettered work; a coordinator restart resumes it (the advisories are kept)"));
 
   /** Retried for as long as this coordinator leads: a failure here is the log electing a leader. */
   async function persist(seq: number, deliveries: number): Promise<boolean> {

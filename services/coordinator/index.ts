@@ -63,7 +63,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const { nats, log } = options;
   const now = options.now ?? Date.now;
   const maxWorkBytes = options.maxValueBytes ?? maxValueBytes();
-  const stored = storedValues(nats, log);
+  const stored = storedValues(nats, log, () => !stopping);
   /** Work still to publish: each entry makes its items when read, and again if publishing must start over. */
   type Outbox = (() => Iterable<WorkItem>)[];
   /** Slots given out by decisions not yet folded back, per run and `dag/task`: they count toward maxActive meanwhile. */
@@ -150,15 +150,25 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     await Promise.all(ready.map((id) => decideRun(id, books.get(id)!).catch((err) => log.error({ runId: id, err }, "deciding a run failed"))));
   }
 
+  /** Each entry's work; one that cannot be built (its stored input is unreadable) is reported, not retried with the rest. */
+  function* buildAll(work: Outbox): Generator<WorkItem> {
+    for (const make of work) {
+      try {
+        yield* make();
+      } catch (err) {
+        log.error({ err }, "could not build work for a decision; its instances stay queued until cleared");
+      }
+    }
+  }
+
   let fullSince = 0;
   async function publish(work: Outbox): Promise<void> {
     for (let attempt = 0; work.length > 0 && !stopping; attempt++) {
       try {
-        const oversized = await publishWork(nats, (function* () {
-          for (const make of work) yield* make();
-        })(), {
+        const oversized = await publishWork(nats, buildAll(work), {
           maxBytes: maxWorkBytes,
           store: stored.bucket,
+          stopped: () => stopping,
           onFull: () => {
             if (Date.now() - fullSince < 10_000) return;
             fullSince = Date.now();
@@ -284,6 +294,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     await saveSnapshot(snapshots, { seq: position, runs: [...books.keys()] }).catch((err) => log.warn({ err }, "could not save the coordinator snapshot"));
   }
 
+  // Before the reader and the loop: a failure here leaves nothing running behind a start that is retried.
+  const deadLetters = await watchDeadLetters(nats, log, () => !stopping, now);
   const follow = await followEvents(nats.js, subjects.allRuns, position + 1, logBadEvent(log));
   const loop = (async () => {
     let sinceFlush = 0;
@@ -326,7 +338,6 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     if (dirty.size) void schedule(flush);
   }, options.tickMs ?? 1000);
 
-  const deadLetters = await watchDeadLetters(nats, log, () => !stopping, now);
   const queues = watchWorkQueues(nats, log);
   log.info("coordinator started");
   return {

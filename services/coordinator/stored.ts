@@ -6,7 +6,8 @@
 import type { ObjectStore } from "@nats-io/obj";
 import { iteratedOutputs, StoredValue, type DagSpec, type RunState } from "../../libs/core/index.ts";
 import type { InstanceSucceeded } from "../../libs/events/index.ts";
-import { fetchValue, valueStore, ValueGoneError, type Nats } from "../../libs/nats/index.ts";
+import { fetchValue, isTransient, lazyValueStore, type Nats } from "../../libs/nats/index.ts";
+import { ValueGoneError } from "../../libs/errors.ts";
 import type { Logger } from "../../libs/log/index.ts";
 
 export type StoredValues = {
@@ -18,28 +19,21 @@ export type StoredValues = {
   attachAll(state: RunState): Promise<void>;
 };
 
-export function storedValues(nats: Nats, log: Logger): StoredValues {
-  let opened: Promise<ObjectStore> | undefined;
-  const bucket = () => {
-    opened ??= valueStore(nats).catch((err) => {
-      opened = undefined;
-      throw err;
-    });
-    return opened;
-  };
+export function storedValues(nats: Nats, log: Logger, active: () => boolean): StoredValues {
+  const bucket = lazyValueStore(nats);
   const iterated = new WeakMap<DagSpec, Set<string>>();
   const iteratedIn = (spec: DagSpec) => {
     let tasks = iterated.get(spec);
     if (!tasks) iterated.set(spec, (tasks = iteratedOutputs(spec)));
     return tasks;
   };
-  /** A gone object fails the task that maps over it; any other failure (JetStream recovering) is waited out. */
+  /** A gone or unreadable object fails the task that maps over it; JetStream recovering is waited out while this coordinator runs. */
   const attach = async (value: unknown) => {
-    for (let attempt = 0; value instanceof StoredValue && !value.attached; attempt++) {
+    for (let attempt = 0; value instanceof StoredValue && !value.attached && active(); attempt++) {
       try {
         await fetchValue(await bucket(), value);
       } catch (err) {
-        if (err instanceof ValueGoneError) value.missing(err.message);
+        if (!isTransient(err)) value.missing(err instanceof ValueGoneError ? err.message : `stored value ${value.key} cannot be read: ${(err as Error).message}`);
         else {
           log.warn({ err, key: value.key, attempt }, "could not fetch a stored value yet; retrying");
           await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** attempt)));

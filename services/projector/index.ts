@@ -7,7 +7,7 @@
 import { evolve, FINISHED_RUN_STATES, type RunState } from "../../libs/core/index.ts";
 import { isOperatorEvent, type RunEvent } from "../../libs/events/index.ts";
 import { subjects } from "../../libs/names/index.ts";
-import { foldRun, followEvents, logBadEvent, type Nats } from "../../libs/nats/index.ts";
+import { foldRun, followEvents, logBadEvent, type Follow, type Nats } from "../../libs/nats/index.ts";
 import { emptyTouched, ReadModel, type Touched } from "../../libs/store/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
 
@@ -96,7 +96,13 @@ export async function startProjector(options: ProjectorOptions): Promise<Project
   let applied = model.lastSeq();
   const waiters: { seq: number; resolve: () => void }[] = [];
 
-  const follow = await followEvents(nats.js, subjects.allEvents, applied + 1, logBadEvent(log));
+  let follow: Follow;
+  try {
+    follow = await followEvents(nats.js, subjects.allEvents, applied + 1, logBadEvent(log));
+  } catch (err) {
+    model.close(); // a start that is tried again opens its own
+    throw err;
+  }
   const loop = (async () => {
     let touched = emptyTouched();
     let pending = 0;

@@ -9,8 +9,7 @@ import { decodeEvent, decodeWork, encodeValue } from "../../libs/codec/index.ts"
 import type { WorkItem } from "../../libs/core/work.ts";
 import type { ErrorInfo, InstanceFailed, InstanceSucceeded } from "../../libs/events/index.ts";
 import { DEFAULT_QUEUE, HEADERS, msgIds, objects, STREAMS, subjects } from "../../libs/names/index.ts";
-import { appendEvent, whileJetStreamRecovers, fetchBytes, fetchValue, INLINE_VALUE_BYTES, maxValueBytes, storeValue, valueStore, type Nats } from "../../libs/nats/index.ts";
-import type { ObjectStore } from "@nats-io/obj";
+import { appendEvent, fetchBytes, fetchValue, INLINE_VALUE_BYTES, isTransient, lazyValueStore, maxValueBytes, storeValue, whileJetStreamRecovers, type Nats } from "../../libs/nats/index.ts";
 import { ulid } from "ulid";
 import type { DagBag } from "../../libs/dags/index.ts";
 import type { TaskContext } from "../../libs/sdk/types.ts";
@@ -85,14 +84,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const settings: PullSettings = { queue, concurrency, ackWaitMs, maxDeliver: options.maxDeliver ?? 5, maxAckPending: options.maxAckPending ?? 10_000 };
   await ensureWorkConsumer(nats, settings);
   await registerDags(nats, bag);
-  let opened: Promise<ObjectStore> | undefined;
-  const values = () => {
-    opened ??= valueStore(nats).catch((err) => {
-      opened = undefined;
-      throw err;
-    });
-    return opened;
-  };
+  const values = lazyValueStore(nats);
   const fetch = (ref: StoredValue) => whileJetStreamRecovers(async () => fetchValue(await values(), ref));
 
   /** Tries in progress per run, so a stopped run's can be aborted. */
@@ -179,6 +171,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     try {
       item = await workOf(msg);
     } catch (err) {
+      if (isTransient(err)) throw err; // not poison: JetStream is still recovering; the item comes back
       const named = msgIds.parseWork(msg.headers?.get("Nats-Msg-Id") ?? "");
       await poisoned(msg, named, { name: "UnreadableWork", message: `the work message for this instance cannot be decoded (${(err as Error).message}); it was dropped` });
       return;
@@ -247,7 +240,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
         return operator.kind === "shell" ? runShell(args, operator, ctx) : operator.fn(args, ctx);
       });
       const result = await Promise.race(timeout ? [run, timeout, aborted] : [run, aborted]);
-      const succeeded = await recordable({ type: "InstanceSucceeded", ...base, ...(label !== undefined ? { label } : {}), result, startedAt, at: Date.now() });
+      const succeeded = await recordable(msg, { type: "InstanceSucceeded", ...base, ...(label !== undefined ? { label } : {}), result, startedAt, at: Date.now() });
       await outcome(msg, succeeded);
     } catch (err) {
       ctx.log.error({ err }, "task failed");
@@ -265,7 +258,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
    * The success event as it will be appended: the result checked to be
    * storable, and moved to the object store when too large to travel inline.
    */
-  async function recordable(succeeded: InstanceSucceeded): Promise<InstanceSucceeded> {
+  async function recordable(msg: JsMsg, succeeded: InstanceSucceeded): Promise<InstanceSucceeded> {
     let data: Uint8Array;
     try {
       data = encodeValue(succeeded.result);
@@ -277,7 +270,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     }
     if (data.byteLength <= INLINE_VALUE_BYTES) return succeeded;
     const key = objects.result(succeeded.runId, succeeded.taskId, succeeded.mapIndex, succeeded.try, ulid());
-    return { ...succeeded, result: await storeValue(await values(), key, data) };
+    return { ...succeeded, result: await holding(msg, async () => storeValue(await values(), key, data)) };
   }
 
   const puller = pullWork(nats, log, settings, handle);
