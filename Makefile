@@ -1,10 +1,11 @@
 # mapflow: the two commands a new machine needs are `make up` and `make test`.
 SHELL := /bin/bash
-NODE_TEST := node --import tsx --test --test-concurrency=1 --test-timeout=120000
+# The timeout bounds each test and each whole file (the chaos and cluster files take minutes); tests keep their own deadlines.
+NODE_TEST := node --import tsx --test --test-concurrency=1 --test-timeout=600000
 UNIT := $(wildcard test/*.unit.test.ts)
 INTEGRATION := $(wildcard test/*.int.test.ts) $(wildcard test/*.e2e.test.ts) $(wildcard test/cluster/*.int.test.ts)
 
-.PHONY: up test test-unit test-cluster chaos deps nats-server typecheck clean
+.PHONY: up test test-unit test-cluster chaos bench deps nats-server typecheck clean
 
 # Dependencies from the lockfile, reinstalled only when it changes.
 node_modules/.installed: package.json package-lock.json
@@ -33,7 +34,7 @@ test: deps nats-server typecheck
 
 # Only the real 3-node cluster tests (also part of `make test`): node and stream-leader failover, quorum loss.
 test-cluster: deps nats-server
-	$(NODE_TEST) --test-timeout=180000 $(wildcard test/cluster/*.test.ts)
+	$(NODE_TEST) $(wildcard test/cluster/*.test.ts)
 
 # Five minutes of random kills (workers, coordinator, projector, one cluster node at a time) under a mixed
 # workload on a 3-node cluster; prints one summary line, fails on any loss or duplicate.
@@ -41,6 +42,10 @@ test-cluster: deps nats-server
 CHAOS_SECONDS ?= 300
 chaos: deps nats-server
 	node --import tsx scripts/chaos.ts --seconds $(CHAOS_SECONDS) --fanout 5000 --cluster
+
+# Figures measured in one run (medians of rounds), printed and written to bench/results.json; never a test.
+bench: deps nats-server
+	node --import tsx scripts/bench.ts
 
 clean:
 	rm -rf .mapflow node_modules .tools

@@ -44,7 +44,16 @@ export async function rig(options: { cluster?: boolean } = {}): Promise<Rig> {
   let server = cluster ? (null as unknown as NatsServer) : await startNatsServer({ storeDir: join(dir.path, "nats") });
   const urls = cluster ? cluster.urls.join(",") : server.url;
   const nats = await connectNats(urls, "fault-test");
-  await ensureStreams(nats);
+  try {
+    // A new cluster on a loaded machine can take a while to see all three peers.
+    await ensureStreams(nats, cluster ? 90_000 : 30_000);
+  } catch (err) {
+    // Nothing may outlive a failed setup: the test file would never exit.
+    await nats.nc.close();
+    await (cluster ? cluster.close() : server.stop());
+    dir.remove();
+    throw err;
+  }
   const procs = new Set<Proc>();
   const db = join(dir.path, "mapflow.sqlite");
   const execLog = join(dir.path, "exec.log");
