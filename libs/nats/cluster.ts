@@ -3,7 +3,8 @@
  * `scripts/cluster` and the cluster tests: each node is a real nats-server
  * started with nats-cluster.conf and its own name, ports and store.
  */
-import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort, startNatsServer, type NatsServer } from "./server.ts";
 
@@ -28,13 +29,17 @@ export async function startCluster(dir: string, ports?: readonly { port: number;
     const given = ports?.[i];
     nodes.push({ name: `n${i + 1}`, port: given?.port ?? (await freePort()), routePort: given?.routePort ?? (await freePort()), storeDir: join(dir, `n${i + 1}`) });
   }
+  // A cluster name of its own, stable for its stores: a node left running by another cluster on this
+  // machine (a killed test run) that reaches one of these ports through its old routes is refused
+  // instead of joining and confusing JetStream's placement, and a restart on the same stores keeps it.
+  const name = `mapflow-${createHash("sha256").update(resolve(dir)).digest("hex").slice(0, 8)}`;
   const servers: (NatsServer | null)[] = [null, null, null];
   const start = async (i: number) => {
     const node = nodes[i]!;
     const routes = nodes.filter((n) => n !== node).map((n) => `nats://127.0.0.1:${n.routePort}`).join(",");
     servers[i] = await startNatsServer({
       storeDir: node.storeDir, port: node.port, config: CLUSTER_CONF,
-      args: ["-n", node.name, "--cluster", `nats://127.0.0.1:${node.routePort}`, "--routes", routes],
+      args: ["-n", node.name, "--cluster_name", name, "--cluster", `nats://127.0.0.1:${node.routePort}`, "--routes", routes],
     });
   };
   await Promise.all([0, 1, 2].map(start));
