@@ -23,16 +23,22 @@ export function isTransient(err: unknown): boolean {
 
 /**
  * Retries a JetStream request that timed out or found no responder — a
- * server restarting, a cluster electing a new leader — for up to `forMs`.
+ * server restarting, a cluster electing a new leader — for up to `forMs`,
+ * backing off up to `maxDelayMs`; `onRetry` hears of each failed attempt.
  */
-export async function whileJetStreamRecovers<T>(request: () => Promise<T>, forMs = 30_000): Promise<T> {
+export async function whileJetStreamRecovers<T>(
+  request: () => Promise<T>,
+  forMs = 30_000,
+  options: { maxDelayMs?: number; onRetry?: (err: unknown, attempt: number) => void } = {},
+): Promise<T> {
   const deadline = Date.now() + forMs;
   for (let attempt = 0; ; attempt++) {
     try {
       return await request();
     } catch (err) {
       if (!isTransient(err) || Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, Math.min(1000, 100 * 2 ** attempt)));
+      options.onRetry?.(err, attempt);
+      await new Promise((r) => setTimeout(r, Math.min(options.maxDelayMs ?? 1000, 100 * 2 ** attempt)));
     }
   }
 }

@@ -10,7 +10,7 @@ import { confFor, runReport } from "../../libs/core/index.ts";
 import { loadDags, pickDag, type DagBag } from "../../libs/dags/index.ts";
 import { BadInputError, UnreachableError } from "../../libs/errors.ts";
 import { createLogger, type Logger } from "../../libs/log/index.ts";
-import { connectNats, DURABILITY_MODES, ensureStreams, isTransient, startCluster, type Durability, type Nats } from "../../libs/nats/index.ts";
+import { connectNats, DURABILITY_MODES, ensureStreams, startCluster, whileJetStreamRecovers, type Durability, type Nats } from "../../libs/nats/index.ts";
 import { isToken } from "../../libs/names/index.ts";
 import { recordStack, runningStackUrl, startStack } from "../stack/index.ts";
 import { startCoordinator } from "../coordinator/index.ts";
@@ -279,17 +279,11 @@ program
  * Starts a service, waiting out a JetStream that is recovering (a node
  * restarting, a stream electing its leader) instead of exiting.
  */
-async function startWhenReady<T>(log: Logger, start: () => Promise<T>, forMs = 120_000): Promise<T> {
-  const deadline = Date.now() + forMs;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await start();
-    } catch (err) {
-      if (!isTransient(err) || Date.now() > deadline) throw err;
-      log.warn({ err, attempt }, "JetStream is not answering yet; starting again shortly");
-      await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
-    }
-  }
+function startWhenReady<T>(log: Logger, start: () => Promise<T>): Promise<T> {
+  return whileJetStreamRecovers(start, 120_000, {
+    maxDelayMs: 5000,
+    onRetry: (err, attempt) => log.warn({ err, attempt }, "JetStream is not answering yet; starting again shortly"),
+  });
 }
 
 /** Starts one service against an existing NATS and keeps it running. */
