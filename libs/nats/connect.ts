@@ -24,7 +24,9 @@ export async function connectNats(servers: string | readonly string[], name: str
   try {
     // Reconnect forever: the client's default gives up after about 20 s, and a
     // service should ride out a nats-server restart of any length.
-    nc = await connect({ servers: list, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, waitOnFirstConnect: false, timeout: 5000 });
+    // No async traces: the client would otherwise build two Error objects (stack captures) for every
+    // request and JetStream publish, which profiling showed to be a fifth of a worker's time.
+    nc = await connect({ servers: list, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, waitOnFirstConnect: false, timeout: 5000, noAsyncTraces: true });
   } catch (cause) {
     throw new UnreachableError(
       `cannot reach NATS at ${list.join(", ")}: ${(cause as Error).message}. Check that the stack is running (mapflow standalone) and that --nats or --data points at it`,
