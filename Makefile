@@ -44,8 +44,10 @@ chaos: deps nats-server
 	node --import tsx scripts/chaos.ts --seconds $(CHAOS_SECONDS) --fanout 5000 --cluster
 
 # Figures measured in one run (medians of rounds), printed and written to bench/results.json; never a test.
+# BENCH_ARGS: e.g. --huge (adds 1,000,000 instances), --quick (the short form CI runs), --profile <dir>.
+BENCH_ARGS ?=
 bench: deps nats-server
-	node --import tsx scripts/bench.ts
+	node --import tsx scripts/bench.ts $(BENCH_ARGS)
 
 clean:
 	rm -rf .mapflow node_modules .tools

@@ -1,0 +1,68 @@
+/**
+ * The mapflow figures of `make bench`, each on a fresh stack (scripts/bench/stack.ts):
+ * fan-out → reduce throughput, the seed DAG's latency, replay speed.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createLogger } from "../../libs/log/index.ts";
+import { startProjector } from "../../services/projector/index.ts";
+import { BENCH_DAGS, EXAMPLE_DAGS, Stack, type PeakRss } from "./stack.ts";
+import { median, percentile } from "./stats.ts";
+
+export type FanoutFigure = { n: number; workers: number; ms: number; instancesPerSecond: number; peakRssMiB: PeakRss };
+export type ReplayFigure = { events: number; ms: number; eventsPerSecond: number };
+
+/** A small run first, so the figure is a warm stack's and not tsx compiling task code. */
+async function warm(stack: Stack): Promise<void> {
+  await stack.run("bench_fanout", { n: 100 });
+}
+
+/**
+ * Trigger → run success of one `bench_fanout` run of `n` instances with `workers` worker processes.
+ * With `replay`, also rebuilds SQLite from that stack's log (its events, from the warm-up on).
+ */
+export async function fanout(n: number, workers: number, options: { replay?: boolean; nodeArgs?: readonly string[] } = {}): Promise<{ run: FanoutFigure; replay?: ReplayFigure }> {
+  const stack = await Stack.start({ workers, dags: BENCH_DAGS, nodeArgs: options.nodeArgs });
+  try {
+    await warm(stack);
+    const finished = await stack.run("bench_fanout", { n });
+    const run = { n, workers, ms: finished.ms, instancesPerSecond: n / (finished.ms / 1000), peakRssMiB: stack.peakRss() };
+    return options.replay ? { run, replay: await replay(stack) } : { run };
+  } finally {
+    await stack.stop();
+  }
+}
+
+/** Events per second folding the stack's whole log into a fresh SQLite file, as a new projector does. */
+export async function replay(stack: Stack): Promise<ReplayFigure> {
+  const dir = mkdtempSync(join(tmpdir(), "mapflow-bench-replay-"));
+  const last = await stack.lastSeq();
+  const started = performance.now();
+  const projector = await startProjector({ nats: stack.nats, log: createLogger("bench", "warn"), dbPath: join(dir, "replay.sqlite") });
+  try {
+    await projector.waitFor(last);
+    const ms = performance.now() - started;
+    return { events: last, ms, eventsPerSecond: last / (ms / 1000) };
+  } finally {
+    await projector.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export type LatencyFigure = { runs: number; p50Ms: number; p99Ms: number; maxMs: number; perRun: number[] };
+
+/** The seed DAG (examples/sample_repeated_mapping.ts) triggered `runs` times, one after another, on a warm stack. */
+export async function latency(runs: number): Promise<LatencyFigure> {
+  const stack = await Stack.start({ workers: 1, dags: EXAMPLE_DAGS });
+  try {
+    for (let i = 0; i < 5; i++) await stack.run("sample_repeated_mapping", {});
+    const perRun: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      perRun.push((await stack.run("sample_repeated_mapping", {})).ms);
+    }
+    return { runs, p50Ms: median(perRun), p99Ms: percentile(perRun, 99), maxMs: Math.max(...perRun), perRun };
+  } finally {
+    await stack.stop();
+  }
+}
