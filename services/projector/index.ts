@@ -11,7 +11,15 @@ import { foldRun, followEvents, logBadEvent, type Follow, type Nats } from "../.
 import { emptyTouched, ReadModel, type Touched } from "../../libs/store/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
 
-export type ProjectorOptions = { nats: Nats; log: Logger; dbPath: string; batchSize?: number };
+export type ProjectorOptions = {
+  nats: Nats;
+  log: Logger;
+  dbPath: string;
+  /** Events per transaction at most (default 5,000). */
+  batchSize?: number;
+  /** How long a caught-up projector gathers events before it writes them (default 20 ms). */
+  flushMs?: number;
+};
 export type Projector = {
   readonly model: ReadModel;
   /** Resolves once the read model has applied the log up to at least `seq`. */
@@ -90,7 +98,8 @@ function touch(touched: Touched, event: RunEvent, runState: (runId: string) => R
 
 export async function startProjector(options: ProjectorOptions): Promise<Projector> {
   const { nats, log } = options;
-  const batchSize = options.batchSize ?? 1000;
+  const batchSize = options.batchSize ?? 5000;
+  const flushMs = options.flushMs ?? 20;
   const model = new ReadModel(options.dbPath);
   const runs = new Map<string, RunState>();
   let applied = model.lastSeq();
@@ -103,20 +112,34 @@ export async function startProjector(options: ProjectorOptions): Promise<Project
     model.close(); // a start that is tried again opens its own
     throw err;
   }
+  let touched = emptyTouched();
+  let pending = 0;
+  let lastApplied = applied;
+  let flushTimer: NodeJS.Timeout | undefined;
+  /** Writes what the folded events changed, and the checkpoint, in one transaction. */
+  const flush = () => {
+    clearTimeout(flushTimer);
+    flushTimer = undefined;
+    if (pending === 0) return;
+    model.commit(lastApplied, touched, runs);
+    applied = lastApplied;
+    for (const [runId, state] of runs) {
+      if (FINISHED_RUN_STATES.has(state.state)) runs.delete(runId);
+    }
+    touched = emptyTouched();
+    pending = 0;
+    for (let i = waiters.length - 1; i >= 0; i--) {
+      if (waiters[i]!.seq <= applied) waiters.splice(i, 1)[0]!.resolve();
+    }
+  };
   const loop = (async () => {
-    let touched = emptyTouched();
-    let pending = 0;
-    let lastSeq = applied;
     for await (const { seq, event, caughtUp } of follow) {
-      lastSeq = seq;
-      pending++;
       if (!event) {
         // skipped (reported by onBadEvent); the checkpoint still moves past it
       } else if (event.type === "DagRegistered") {
         touched.dags.set(event.dagId, event);
       } else {
         let state = runs.get(event.runId);
-        // A late duplicate for a run already written as finished changes nothing: skip the refold.
         // A late duplicate for a run already written as finished changes nothing; an operator's request (a clear) does.
         if (!state && event.type !== "RunRequested" && (isOperatorEvent(event) || !model.isFinished(event.runId))) {
           state = (await foldRun(nats, event.runId, seq, log)).state;
@@ -127,19 +150,14 @@ export async function startProjector(options: ProjectorOptions): Promise<Project
           touch(touched, event, (id) => runs.get(id));
         }
       }
-      if (caughtUp || pending >= batchSize) {
-        model.commit(lastSeq, touched, runs);
-        applied = lastSeq;
-        for (const [runId, state] of runs) {
-          if (FINISHED_RUN_STATES.has(state.state)) runs.delete(runId);
-        }
-        touched = emptyTouched();
-        pending = 0;
-        for (let i = waiters.length - 1; i >= 0; i--) {
-          if (waiters[i]!.seq <= applied) waiters.splice(i, 1)[0]!.resolve();
-        }
-      }
+      lastApplied = seq;
+      pending++;
+      // Caught up with a live log, events come a few at a time: gather them for a moment rather than
+      // writing a transaction for each few (a wide map's outcomes then cost one write per instance).
+      if (pending >= batchSize) flush();
+      else if (caughtUp) flushTimer ??= setTimeout(flush, flushMs);
     }
+    flush();
   })().catch((err) => log.fatal({ err }, "projector loop died"));
 
   log.info({ dbPath: options.dbPath, from: applied + 1 }, "projector started");
@@ -152,6 +170,7 @@ export async function startProjector(options: ProjectorOptions): Promise<Project
     async stop() {
       await follow.stop();
       await loop;
+      clearTimeout(flushTimer); // the loop may have died with a write pending
       model.close();
     },
   };

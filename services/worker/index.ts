@@ -19,6 +19,8 @@ import { renderLabel, taskArgs } from "./inputs.ts";
 import { taskSpec } from "../../libs/core/spec.ts";
 import type { StoredValue } from "../../libs/core/stored.ts";
 import { ensureWorkConsumer, pullWork, type PullSettings } from "./pull.ts";
+import { heldWork, type Hold } from "./held.ts";
+import { tryContext } from "./context.ts";
 
 export type WorkerOptions = {
   nats: Nats;
@@ -87,8 +89,9 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const values = lazyValueStore(nats);
   const fetch = (ref: StoredValue) => whileJetStreamRecovers(async () => fetchValue(await values(), ref));
 
-  /** Tries in progress per run, so a stopped run's can be aborted. */
-  const tries = new Map<string, Set<AbortController>>();
+  /** Tries in progress per run, each as its abort function, so a stopped run's can be aborted. */
+  const tries = new Map<string, Set<(reason: Error) => void>>();
+  const held = heldWork(heartbeatMs, startedEventAfterMs);
   /** Runs told to stop, and when (bounded): their work published before then is dropped; a later clear's is not. */
   const stopped = new Map<string, number>();
   const stops = nats.nc.subscribe(subjects.allRunStops, {
@@ -98,28 +101,23 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       if (!runId) return;
       stopped.set(runId, Date.now());
       if (stopped.size > 10_000) stopped.delete(stopped.keys().next().value!);
-      for (const c of tries.get(runId) ?? []) c.abort(new Error(`run ${runId} was stopped (cancelled or timed out)`));
+      for (const abort of tries.get(runId) ?? []) abort(new Error(`run ${runId} was stopped (cancelled or timed out)`));
     },
   });
 
   /**
    * Runs a JetStream step of handling an item, retrying it while JetStream
-   * recovers (a restart, a leader election) and keeping the item ours
-   * meanwhile: a redelivery would spend one of its MaxDeliver tries, and a
-   * failed append would run the task again.
+   * recovers (a restart, a leader election); the item stays ours meanwhile
+   * (it is held): a redelivery would spend one of its MaxDeliver tries, and
+   * a failed append would run the task again.
    */
-  async function holding<T>(msg: JsMsg, step: () => Promise<T>): Promise<T> {
-    const alive = setInterval(() => msg.working(), heartbeatMs);
-    try {
-      return await whileJetStreamRecovers(step, Math.max(60_000, ackWaitMs));
-    } finally {
-      clearInterval(alive);
-    }
+  function recovering<T>(step: () => Promise<T>): Promise<T> {
+    return whileJetStreamRecovers(step, Math.max(60_000, ackWaitMs));
   }
 
   async function outcome(msg: JsMsg, event: InstanceSucceeded | InstanceFailed): Promise<void> {
     try {
-      await holding(msg, () => appendEvent(nats.js, event, { msgId: msgIds.instance(event.runId, event.taskId, event.mapIndex, event.try) }));
+      await recovering(() => appendEvent(nats.js, event, { msgId: msgIds.instance(event.runId, event.taskId, event.mapIndex, event.try) }));
       if (crashAfterAppend) process.kill(process.pid, "SIGKILL");
       msg.ack();
     } catch (err) {
@@ -154,7 +152,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
 
   /** A redelivered item whose try already has an outcome in the log (its worker died before the ack) is not run again. */
   async function alreadyDone(msg: JsMsg, item: WorkItem): Promise<boolean> {
-    const last = await holding(msg, () => nats.jsm.streams.getMessage(STREAMS.events, { last_by_subj: subjects.instanceOutcome(item.runId, item.taskId, item.mapIndex) }));
+    const last = await recovering(() => nats.jsm.streams.getMessage(STREAMS.events, { last_by_subj: subjects.instanceOutcome(item.runId, item.taskId, item.mapIndex) }));
     if (!last) return false;
     const event = decodeEvent(last.data, last.header.get(HEADERS.eventType) || undefined);
     return (event.type === "InstanceSucceeded" || event.type === "InstanceFailed") && event.try >= item.try;
@@ -163,10 +161,20 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   /** The work item, from the message or, for one too large to travel inline, from the object it names. */
   async function workOf(msg: JsMsg): Promise<WorkItem> {
     const object = msg.headers?.get(HEADERS.workObject);
-    return decodeWork(object ? await holding(msg, async () => fetchBytes(await values(), object)) : msg.data);
+    return decodeWork(object ? await recovering(async () => fetchBytes(await values(), object)) : msg.data);
   }
 
+  /** Handles one message, holding it (kept alive, announced if long) until it is acked or handed back. */
   async function handle(msg: JsMsg): Promise<void> {
+    const hold = held.hold(msg);
+    try {
+      await handleHeld(msg, hold);
+    } finally {
+      hold.release();
+    }
+  }
+
+  async function handleHeld(msg: JsMsg, hold: Hold): Promise<void> {
     let item: WorkItem;
     try {
       item = await workOf(msg);
@@ -202,25 +210,16 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       msg.term(); // the run ended after this was queued; nothing would record this try
       return;
     }
-    const controller = new AbortController();
-    const runTries = tries.get(item.runId) ?? new Set<AbortController>();
-    tries.set(item.runId, runTries.add(controller));
-    const aborted = new Promise<never>((_, reject) => controller.signal.addEventListener("abort", () => reject(controller.signal.reason), { once: true }));
-    aborted.catch(() => {});
-    const ctx: TaskContext = {
-      log: log.child({ runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, try: item.try }),
-      dagId: item.dagId, runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, tryNumber: item.try,
-      conf: item.conf, signal: controller.signal,
-      ...(item.upstreamStates ? { upstreamStates: item.upstreamStates } : {}),
-    };
+    const attempt = tryContext(item, log);
+    const { ctx } = attempt;
+    const runTries = tries.get(item.runId) ?? new Set<(reason: Error) => void>();
+    tries.set(item.runId, runTries.add(attempt.abort));
     const base = { runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, try: item.try, worker: name };
     const startedAt = Date.now();
-    // Tell JetStream we are alive, so a long task is not redelivered to another worker.
-    const heartbeat = setInterval(() => msg.working(), heartbeatMs);
-    const started = setTimeout(() => {
+    hold.running(startedAt, () => {
       appendEvent(nats.js, { type: "InstanceStarted", ...base, startedAt, at: Date.now() }, { msgId: msgIds.started(item.runId, item.taskId, item.mapIndex, item.try) })
         .catch((err) => ctx.log.warn({ err }, "could not record that the instance is running"));
-    }, startedEventAfterMs);
+    });
     let timer: NodeJS.Timeout | undefined;
     let label: string | undefined;
     try {
@@ -228,7 +227,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
         ? new Promise<never>((_, reject) => {
             timer = setTimeout(() => {
               const err = new Error(`task '${item.taskId}' timed out after ${item.timeoutMs} ms`);
-              controller.abort(err);
+              attempt.abort(err);
               reject(err);
             }, item.timeoutMs!);
           })
@@ -239,17 +238,15 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
         label = renderLabel(taskSpec(dag.spec, item.taskId).options.mapIndexLabel, args, dag.functions);
         return operator.kind === "shell" ? runShell(args, operator, ctx) : operator.fn(args, ctx);
       });
-      const result = await Promise.race(timeout ? [run, timeout, aborted] : [run, aborted]);
-      const succeeded = await recordable(msg, { type: "InstanceSucceeded", ...base, ...(label !== undefined ? { label } : {}), result, startedAt, at: Date.now() });
+      const result = await Promise.race(timeout ? [run, timeout, attempt.aborted] : [run, attempt.aborted]);
+      const succeeded = await recordable({ type: "InstanceSucceeded", ...base, ...(label !== undefined ? { label } : {}), result, startedAt, at: Date.now() });
       await outcome(msg, succeeded);
     } catch (err) {
       ctx.log.error({ err }, "task failed");
       await outcome(msg, { type: "InstanceFailed", ...base, ...(label !== undefined ? { label } : {}), error: errorInfo(err), startedAt, at: Date.now() });
     } finally {
-      clearInterval(heartbeat);
       clearTimeout(timer);
-      clearTimeout(started);
-      runTries.delete(controller);
+      runTries.delete(attempt.abort);
       if (runTries.size === 0) tries.delete(item.runId);
     }
   }
@@ -258,7 +255,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
    * The success event as it will be appended: the result checked to be
    * storable, and moved to the object store when too large to travel inline.
    */
-  async function recordable(msg: JsMsg, succeeded: InstanceSucceeded): Promise<InstanceSucceeded> {
+  async function recordable(succeeded: InstanceSucceeded): Promise<InstanceSucceeded> {
     let data: Uint8Array;
     try {
       data = encodeValue(succeeded.result);
@@ -270,7 +267,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     }
     if (data.byteLength <= INLINE_VALUE_BYTES) return succeeded;
     const key = objects.result(succeeded.runId, succeeded.taskId, succeeded.mapIndex, succeeded.try, ulid());
-    return { ...succeeded, result: await holding(msg, async () => storeValue(await values(), key, data)) };
+    return { ...succeeded, result: await recovering(async () => storeValue(await values(), key, data)) };
   }
 
   const puller = pullWork(nats, log, settings, handle);
@@ -281,6 +278,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     async stop() {
       stops.unsubscribe();
       await puller.stop();
+      held.stop();
     },
   };
 }

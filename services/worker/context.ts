@@ -1,0 +1,51 @@
+/**
+ * The context one try of a task runs with. Its logger and its AbortSignal
+ * are made on first use: most tasks of a wide map touch neither, and
+ * making both for each of 100,000 trivial instances cost more than the
+ * tasks themselves. Aborting works either way: `aborted` rejects, and the
+ * signal, made before or after, is aborted too.
+ */
+import type { WorkItem } from "../../libs/core/work.ts";
+import type { Logger } from "../../libs/log/index.ts";
+import type { TaskContext } from "../../libs/sdk/types.ts";
+
+export type TryContext = {
+  readonly ctx: TaskContext;
+  /** Rejects with the reason once the try is aborted (its run stopped, its timeout passed). */
+  readonly aborted: Promise<never>;
+  abort(reason: Error): void;
+};
+
+export function tryContext(item: WorkItem, workerLog: Logger): TryContext {
+  let controller: AbortController | undefined;
+  let reason: Error | undefined;
+  let logger: Logger | undefined;
+  let reject!: (reason: Error) => void;
+  const aborted = new Promise<never>((_, r) => (reject = r));
+  aborted.catch(() => {}); // raced, not always awaited
+  const ctx: TaskContext = {
+    get log() {
+      return (logger ??= workerLog.child({ runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, try: item.try }));
+    },
+    get signal() {
+      if (!controller) {
+        controller = new AbortController();
+        if (reason) controller.abort(reason);
+      }
+      return controller.signal;
+    },
+    dagId: item.dagId, runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, tryNumber: item.try,
+    conf: item.conf,
+    ...(item.upstreamStates ? { upstreamStates: item.upstreamStates } : {}),
+  };
+  return {
+    ctx,
+    aborted,
+    abort(why) {
+      if (reason) return;
+      reason = why;
+      controller?.abort(why);
+      reject(why);
+    },
+  };
+}
