@@ -25,6 +25,7 @@ import { DURABILITY_MODES, natsServerBinary } from "../libs/nats/index.ts";
 import { APPEND_WINDOW, appendRate, withServer } from "./bench/appends.ts";
 import { floorRate } from "./bench/floor.ts";
 import { fanout, latency, type FanoutFigure, type ReplayFigure } from "./bench/runs.ts";
+import type { CpuSeconds } from "./bench/stack.ts";
 import { median } from "./bench/stats.ts";
 
 const { values: args } = parseArgs({
@@ -108,6 +109,8 @@ function summary(n: number, workers: number) {
     instancesPerSecond,
     ofFloor: instancesPerSecond / floor,
     perRound: rounds.map((r) => Math.round(r.instancesPerSecond)),
+    /** CPU milliseconds per instance, by process (median of rounds): where the time goes. */
+    cpuMsPerInstance: Object.fromEntries(Object.keys(rounds[0]!.cpuSeconds).map((k) => [k, median(rounds.map((r) => (r.cpuSeconds[k as keyof CpuSeconds] * 1000) / n))])),
   };
 }
 const fanoutTable = settings.sizes.flatMap((n) => settings.workers.map((w) => summary(n, w)));
@@ -156,9 +159,13 @@ const met = (ok: boolean | null) => (ok === null ? "not measured (--huge)" : ok 
 const out: string[] = [];
 out.push(`mapflow bench — ${machine.cpus} CPUs (${machine.cpuModel}), Node ${machine.node}, ${machine.natsServer}; medians of ${settings.rounds} round(s)`, "");
 out.push(`floor: raw JetStream work -> result -> read, three processes   ${int(floor)} loops/s   rounds: ${floorRounds.map(int).join(", ")}`, "");
-out.push("fan-out -> reduce (trigger to success)", `  ${"N".padStart(9)}  workers  ${"wall".padStart(8)}  ${"inst/s".padStart(7)}  of floor   rounds (inst/s)`);
+const cpu = (r: (typeof fanoutTable)[number]) => Object.values(r.cpuMsPerInstance).map((ms) => ms.toFixed(2).padStart(5)).join(" ");
+out.push(
+  "fan-out -> reduce (trigger to success)                                 CPU ms per instance",
+  `  ${"N".padStart(9)}  workers  ${"wall".padStart(8)}  ${"inst/s".padStart(7)}  of floor   ${"rounds (inst/s)".padEnd(24)}  nats coord  proj worker`,
+);
 for (const r of fanoutTable) {
-  out.push(`  ${int(r.n).padStart(9)}  ${String(r.workers).padStart(7)}  ${`${(r.wallMs / 1000).toFixed(2)} s`.padStart(8)}  ${int(r.instancesPerSecond).padStart(7)}  ${pct(r.ofFloor).padStart(8)}   ${r.perRound.map(int).join(", ")}`);
+  out.push(`  ${int(r.n).padStart(9)}  ${String(r.workers).padStart(7)}  ${`${(r.wallMs / 1000).toFixed(2)} s`.padStart(8)}  ${int(r.instancesPerSecond).padStart(7)}  ${pct(r.ofFloor).padStart(8)}   ${r.perRound.map(int).join(", ").padEnd(24)}  ${cpu(r)}`);
 }
 out.push("", `latency: the seed DAG, ${seed.runs} runs on a warm stack   p50 ${seed.p50Ms} ms   p99 ${seed.p99Ms} ms   max ${seed.maxMs} ms`);
 if (memory.peakRssMiB) {

@@ -7,10 +7,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "../../libs/log/index.ts";
 import { startProjector } from "../../services/projector/index.ts";
-import { BENCH_DAGS, EXAMPLE_DAGS, Stack, type PeakRss } from "./stack.ts";
+import { BENCH_DAGS, EXAMPLE_DAGS, Stack, type CpuSeconds, type PeakRss } from "./stack.ts";
 import { median, percentile } from "./stats.ts";
 
-export type FanoutFigure = { n: number; workers: number; ms: number; instancesPerSecond: number; peakRssMiB: PeakRss };
+export type FanoutFigure = {
+  n: number;
+  workers: number;
+  ms: number;
+  instancesPerSecond: number;
+  peakRssMiB: PeakRss;
+  /** CPU seconds each process spent on the timed run (the warm-up's taken off). */
+  cpuSeconds: CpuSeconds;
+};
 export type ReplayFigure = { events: number; ms: number; eventsPerSecond: number };
 
 /** A small run first, so the figure is a warm stack's and not tsx compiling task code. */
@@ -26,8 +34,11 @@ export async function fanout(n: number, workers: number, options: { replay?: boo
   const stack = await Stack.start({ workers, dags: BENCH_DAGS, nodeArgs: options.nodeArgs });
   try {
     await warm(stack);
+    const before = stack.cpuSeconds();
     const finished = await stack.run("bench_fanout", { n });
-    const run = { n, workers, ms: finished.ms, instancesPerSecond: n / (finished.ms / 1000), peakRssMiB: stack.peakRss() };
+    const after = stack.cpuSeconds();
+    const cpuSeconds = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - before[k as keyof CpuSeconds]])) as CpuSeconds;
+    const run = { n, workers, ms: finished.ms, instancesPerSecond: n / (finished.ms / 1000), peakRssMiB: stack.peakRss(), cpuSeconds };
     return options.replay ? { run, replay: await replay(stack) } : { run };
   } finally {
     await stack.stop();

@@ -32,6 +32,8 @@ export type StackOptions = {
   nodeArgs?: readonly string[];
 };
 
+export type CpuSeconds = { natsServer: number; coordinator: number; projector: number; workers: number };
+
 export type PeakRss = { coordinator: number; projector: number; worker: number };
 
 export type Finished = { readonly runId: string; readonly ms: number };
@@ -42,6 +44,14 @@ function peakRssMiB(pid: number): number {
   const kb = /^VmHWM:\s+(\d+) kB$/m.exec(status);
   if (!kb) throw new Error(`no VmHWM in /proc/${pid}/status`);
   return Number(kb[1]) / 1024;
+}
+
+/** CPU time (user + system, seconds) a live process has used so far, from /proc. */
+function cpuSeconds(pid: number): number {
+  // The fields after the command name (which may hold spaces) start after its closing parenthesis.
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  const ticksPerSecond = 100; // USER_HZ: 100 on every Linux Node runs on
+  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
 }
 
 /** Starts one service; its warnings and errors (MAPFLOW_LOG_LEVEL=warn) go to the bench's stderr. */
@@ -123,6 +133,12 @@ export class Stack {
   peakRss(): PeakRss {
     const of = (kind: string) => Math.max(...this.services.filter((s) => s.kind === kind).map((s) => peakRssMiB(s.child.pid!)));
     return { coordinator: of("coordinator"), projector: of("projector"), worker: of("worker") };
+  }
+
+  /** CPU seconds each process has used so far: nats-server, coordinator, projector, and the workers together. */
+  cpuSeconds(): CpuSeconds {
+    const of = (kind: string) => this.services.filter((s) => s.kind === kind).reduce((sum, s) => sum + cpuSeconds(s.child.pid!), 0);
+    return { natsServer: cpuSeconds(this.server.process.pid!), coordinator: of("coordinator"), projector: of("projector"), workers: of("worker") };
   }
 
   /** The event log's last sequence. */

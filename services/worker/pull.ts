@@ -53,10 +53,13 @@ export function pullWork(nats: Nats, log: Logger, settings: PullSettings, handle
   let batch: ConsumerMessages | null = null;
   let consumer: Consumer | null = null;
 
+  // Pull again once half the slots are free, not at each one: a pull request per finished item costs
+  // more than the item when tasks are short.
+  const pullAt = Math.ceil(settings.concurrency / 2);
   const loop = (async () => {
     for (let failures = 0; !stopping; ) {
       const free = settings.concurrency - running.size;
-      if (free <= 0) {
+      if (free < pullAt) {
         await Promise.race(running);
         continue;
       }
