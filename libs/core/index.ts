@@ -2,7 +2,7 @@ export * from "./spec.ts";
 export * from "./state.ts";
 export * from "./expand.ts";
 export * from "./stored.ts";
-export { evolve, fold } from "./evolve.ts";
+export { DECIDING, evolve, fold, type EvolveOptions } from "./evolve.ts";
 export { decide } from "./decide.ts";
 export * from "./work.ts";
 export * from "./report.ts";

@@ -3,7 +3,7 @@ import { headers, NoRespondersError, RequestError, TimeoutError } from "@nats-io
 import { DeliverPolicy, JetStreamApiError, type ConsumerMessages, type JetStreamClient, type JsMsg, type PubAck } from "@nats-io/jetstream";
 import { decodeEvent, encodeEvent } from "../codec/index.ts";
 import { isRunEvent, type MapflowEvent } from "../events/index.ts";
-import { evolve, type RunState } from "../core/index.ts";
+import { evolve, type EvolveOptions, type RunState } from "../core/index.ts";
 import type { Nats } from "./connect.ts";
 import { HEADERS, STREAMS, subjects } from "../names/index.ts";
 import { CodecError, SchemaTooNewError, UnreachableError } from "../errors.ts";
@@ -249,7 +249,7 @@ export async function followEvents(
 export type FoldedRun = { readonly state: RunState | undefined; readonly coordSeq: number; readonly folded: number };
 
 /** Folds one run's events that precede `beforeSeq`, for a reader that does not hold the run's state. */
-export async function foldRun(nats: Nats, runId: string, beforeSeq: number, log: Logger): Promise<FoldedRun> {
+export async function foldRun(nats: Nats, runId: string, beforeSeq: number, log: Logger, options?: EvolveOptions): Promise<FoldedRun> {
   const follow = await followEvents(nats.js, subjects.run(runId), 1, logBadEvent(log));
   let state: RunState | undefined;
   let coordSeq = 0;
@@ -259,7 +259,7 @@ export async function foldRun(nats: Nats, runId: string, beforeSeq: number, log:
       if (seq >= beforeSeq) break;
       folded++;
       if (subject === subjects.coordinator(runId)) coordSeq = seq;
-      if (event && isRunEvent(event)) state = evolve(state, event);
+      if (event && isRunEvent(event)) state = evolve(state, event, options);
       if (caughtUp) break;
     }
   } finally {

@@ -116,10 +116,12 @@ export class Stack {
     const follow = await followEvents(this.nats.js, subjects.coordinator(runId));
     const timer = setTimeout(() => void follow.stop(), timeoutMs);
     try {
+      const failures: string[] = [];
       for await (const { event } of follow) {
+        if (event?.type === "TaskFailed") failures.push(`${event.taskId}: ${event.error.message}`);
         if (event?.type !== "RunFinished") continue;
         // A figure is only worth printing for a run that did its work.
-        if (event.state !== "success") throw new Error(`bench: run ${runId} of ${dagId} ended ${event.state}; see the services' output above`);
+        if (event.state !== "success") throw new Error(`bench: run ${runId} of ${dagId} ended ${event.state}${failures.length ? ` (${failures.join("; ")})` : "; see the services' output above"}`);
         return { runId, ms: event.at - started };
       }
     } finally {

@@ -8,7 +8,7 @@
  * the log, and so still gets its work. Work message ids make repeats harmless.
  */
 import { JetStreamApiError } from "@nats-io/jetstream";
-import { activeInstances, decide, DEFAULT_MAX_MAP_LENGTH, evolve, FINISHED_RUN_STATES, pendingWork, taskSpec, workStream, type DecideSettings, type RunState, type WorkItem } from "../../libs/core/index.ts";
+import { activeInstances, decide, DEFAULT_MAX_MAP_LENGTH, evolve, FINISHED_RUN_STATES, pendingWork, taskSpec, workStream, type DecideSettings, type RunState, type WorkItem, DECIDING } from "../../libs/core/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
 import { isOperatorEvent, isRunEvent, type CoordinatorEvent, type MapflowEvent, type RunEvent } from "../../libs/events/index.ts";
 import { msgIds, STREAMS, subjects } from "../../libs/names/index.ts";
@@ -217,7 +217,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   }
 
   async function recall(seq: number, event: MapflowEvent & { runId: string }): Promise<void> {
-    const { state, coordSeq } = await foldRun(nats, event.runId, seq, log);
+    const { state, coordSeq } = await foldRun(nats, event.runId, seq, log, DECIDING);
     if (!state) return;
     await stored.attachAll(state);
     books.set(event.runId, { state, seenSeq: coordSeq, appendedSeq: 0 });
@@ -243,7 +243,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     }
     if (!isRunEvent(event)) return;
     let book = books.get(event.runId);
-    const state = evolve(book?.state, event);
+    const state = evolve(book?.state, event, DECIDING);
     if (!state) return;
     if (!book) {
       book = { state, seenSeq: 0, appendedSeq: 0 };

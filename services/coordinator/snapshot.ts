@@ -8,7 +8,7 @@
 import { Kvm, type KV } from "@nats-io/kv";
 import { StorageType } from "@nats-io/jetstream";
 import { decodeValue, encodeValue } from "../../libs/codec/index.ts";
-import type { RunState } from "../../libs/core/index.ts";
+import { DECIDING, type RunState } from "../../libs/core/index.ts";
 import { BUCKETS, KEYS } from "../../libs/names/index.ts";
 import { foldRun, replicasFor, type Nats } from "../../libs/nats/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
@@ -56,7 +56,7 @@ export async function restore(nats: Nats, kv: KV, log: Logger): Promise<Restored
   // A few runs at a time: each is its own consumer.
   await Promise.all(Array.from({ length: Math.min(8, queue.length) }, async () => {
     for (let runId = queue.shift(); runId !== undefined; runId = queue.shift()) {
-      const run = await foldRun(nats, runId, snapshot.seq + 1, log);
+      const run = await foldRun(nats, runId, snapshot.seq + 1, log, DECIDING);
       folded += run.folded;
       if (run.state) runs.set(runId, { state: run.state, coordSeq: run.coordSeq });
     }

@@ -3,6 +3,7 @@ import { dag, task } from "mapflow";
 
 export default dag({ id: "bench_fanout" }, () => {
   const numbers = task("numbers", (_: Record<string, never>, ctx) => Array.from({ length: Number(ctx.conf.n) }, (_, i) => i))({});
-  const each = task("each", ({ i }: { i: number }) => i + 1).expand({ i: numbers });
+  // Above the default limit of 100,000 instances: `make bench --huge` maps 1,000,000.
+  const each = task("each", ({ i }: { i: number }) => i + 1, { maxMapLength: 1_000_000 }).expand({ i: numbers });
   task("count", ({ xs }: { xs: number[] }) => xs.length)({ xs: each });
 });
