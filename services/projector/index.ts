@@ -15,7 +15,7 @@ export type ProjectorOptions = {
   nats: Nats;
   log: Logger;
   dbPath: string;
-  /** Events per transaction at most (default 5,000). */
+  /** Events per transaction at most (default 50,000: a replay writes each instance once per batch). */
   batchSize?: number;
   /** How long a caught-up projector gathers events before it writes them (default 20 ms). */
   flushMs?: number;
@@ -98,7 +98,7 @@ function touch(touched: Touched, event: RunEvent, runState: (runId: string) => R
 
 export async function startProjector(options: ProjectorOptions): Promise<Projector> {
   const { nats, log } = options;
-  const batchSize = options.batchSize ?? 5000;
+  const batchSize = options.batchSize ?? 50_000;
   const flushMs = options.flushMs ?? 20;
   const model = new ReadModel(options.dbPath);
   const runs = new Map<string, RunState>();
