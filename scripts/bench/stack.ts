@@ -97,8 +97,9 @@ export class Stack {
       const common = ["--nats", server.url, "--data", join(dir, "data")];
       services.push(await startService("coordinator", common, options));
       services.push(await startService("projector", common, options));
-      const concurrency = String(options.concurrency ?? 64);
-      const workers = Array.from({ length: options.workers }, () => startService("worker", [...common, "--dags", options.dags, "--concurrency", concurrency], options));
+      // The worker's own default concurrency unless told: the figures are what a user gets.
+      const concurrency = options.concurrency ? ["--concurrency", String(options.concurrency)] : [];
+      const workers = Array.from({ length: options.workers }, () => startService("worker", [...common, "--dags", options.dags, ...concurrency], options));
       services.push(...(await Promise.all(workers)));
     } catch (err) {
       await stack.stop();

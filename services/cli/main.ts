@@ -17,7 +17,7 @@ import { startCoordinator } from "../coordinator/index.ts";
 import { DEFAULT_LEASE_MS, whileLeader } from "../coordinator/lease.ts";
 import { hostname } from "node:os";
 import { startProjector } from "../projector/index.ts";
-import { startWorker } from "../worker/index.ts";
+import { DEFAULT_CONCURRENCY, startWorker } from "../worker/index.ts";
 import { parseConf, registeredDag, requestRun, waitForRun } from "./runs.ts";
 import { renderRun } from "./render.ts";
 import { cancelRun, clearRun, currentRun, markInstance } from "./operate.ts";
@@ -321,7 +321,7 @@ serviceCommand("projector", "run a projector (folds the log into SQLite at <data
 serviceCommand("worker", "run a worker: pulls work from a queue and runs task code from --dags")
   .requiredOption("--dags <dir>", "folder of DAG files")
   .option("--queue <name>", "queue to serve", "default")
-  .option("--concurrency <n>", "instances at once", (v) => Number.parseInt(v, 10), 8)
+  .option("--concurrency <n>", "instances at once (short async tasks need many in flight; lower it for memory-heavy tasks)", (v) => Number.parseInt(v, 10), DEFAULT_CONCURRENCY)
   .option("--name <name>", "worker name recorded on each result")
   .option("--ack-wait-ms <ms>", "redeliver an item whose worker is silent this long (default 30000)", positiveInt("--ack-wait-ms"))
   .option("--heartbeat-ms <ms>", "how often a running item reports it is alive (default a third of --ack-wait-ms)", positiveInt("--heartbeat-ms"))
