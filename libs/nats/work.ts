@@ -24,7 +24,7 @@ export type PublishOptions = {
   readonly store: () => Promise<ObjectStore>;
   /** Told when the work stream is full (its limits refuse new work) and publishing waits for workers to drain it. */
   readonly onFull?: () => void;
-  /** The publisher is stopping: waiting for room ends. */
+  /** The publisher is stopping: publishing ends at the next item, and waiting for room ends. */
   readonly stopped?: () => boolean;
 };
 
@@ -42,6 +42,7 @@ export async function publishWork(nats: Nats, items: Iterable<WorkItem>, options
   const oversized: Oversized[] = [];
   let sends: Promise<unknown>[] = [];
   for (const item of items) {
+    if (options.stopped?.()) break; // the rest is sent again by the next coordinator's start
     const data = encodeWork(item);
     if (data.byteLength > options.maxBytes) {
       oversized.push({ item, bytes: data.byteLength });

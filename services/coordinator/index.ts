@@ -184,6 +184,30 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     }
   }
 
+  /**
+   * Work waiting to be published, in decision order, and the one publisher
+   * draining it. The fold loop only queues: it never waits for a wide
+   * expansion's work to go out (or for a full work stream to drain), so it
+   * keeps folding outcomes and deciding meanwhile instead of piling up a
+   * backlog. Safe to build late: work is made from the state when it is
+   * sent, an instance finished meanwhile needs none, and message ids make a
+   * repeat harmless.
+   */
+  const unsent: Outbox = [];
+  let sending: Promise<void> | null = null;
+  function send(work: Outbox): void {
+    if (work.length === 0 || stopping) return;
+    unsent.push(...work);
+    sending ??= drain();
+  }
+  async function drain(): Promise<void> {
+    try {
+      while (unsent.length > 0 && !stopping) await publish(unsent.splice(0));
+    } finally {
+      sending = null; // in the same step as the last check: nothing queued meanwhile is left behind
+    }
+  }
+
   /** Inputs too large for even the object store's limit fail their instance, saying the size and the limit (retrying cannot help). */
   async function failOversized({ item, bytes }: Oversized): Promise<void> {
     const message = `the inputs of task '${item.taskId}' map index ${item.mapIndex} are ${bytes} bytes, over the ${maxWorkBytes}-byte limit for a work item (MAPFLOW_MAX_VALUE_BYTES); ` +
@@ -205,7 +229,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   async function resume(): Promise<void> {
     const states = [...books.values()].map((b) => b.state);
     if (states.length) log.info({ runs: states.length }, "re-publishing open work after start");
-    await publish(states.map((state) => () => pendingWork(state)));
+    send(states.map((state) => () => pendingWork(state)));
   }
 
   /**
@@ -317,9 +341,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       }
       if (noneNewer || ++sinceFlush >= BATCH) {
         sinceFlush = 0;
-        const work = outbox;
+        send(outbox);
         outbox = [];
-        await publish(work);
         await schedule(flush);
         if (caughtUp) await snapshot();
       }
@@ -350,6 +373,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       await follow.stop();
       await loop;
       await chain;
+      await sending; // stops between items: what it did not send, the next start sends (resume)
       if (caughtUp) {
         snapshotAt = 0; // a clean stop leaves a fresh snapshot for the next start
         await snapshot();
