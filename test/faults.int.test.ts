@@ -90,8 +90,8 @@ test("poison work fails its instance with the reason: an unreadable message, a D
     const bag = await loadDags(FAULT_DAGS);
     const { dag, version } = pickDag(bag, "slow");
     const runId = "01POISONRUN00000000000000A";
-    await appendEvent(r.nats.js, { type: "RunRequested", runId, dagId: "slow", dagVersion: version, spec: dag.spec, conf: {}, at: 1 });
-    await appendEvent(r.nats.js, { type: "TaskExpanded", runId, taskId: "work", count: 3, at: 2 });
+    await appendEvent(r.nats, { type: "RunRequested", runId, dagId: "slow", dagVersion: version, spec: dag.spec, conf: {}, at: 1 });
+    await appendEvent(r.nats, { type: "TaskExpanded", runId, taskId: "work", count: 3, at: 2 });
     await r.nats.js.publish(subjects.work("default", runId, "work"), new Uint8Array([0xc1, 0xff, 0x00]), { msgID: msgIds.work(runId, "work", 0, 1) });
     const stale: WorkItem = {
       runId, dagId: "slow", dagVersion: "0000stale0000000", taskId: "work", operator: "function", queue: "default", mapIndex: 1, try: 1,
@@ -355,12 +355,12 @@ test("a restart reads the active runs' events from the snapshot, not the whole h
     const appends: Promise<unknown>[] = [];
     for (let i = 0; i < old; i++) {
       const runId = `01OLDRUN${String(i).padStart(18, "0")}`;
-      appends.push(appendEvent(r.nats.js, { type: "RunRequested", runId, dagId: "slow", dagVersion: version, spec: dag.spec, conf: {}, at: i }));
-      appends.push(appendEvent(r.nats.js, { type: "RunFinished", runId, state: "success", at: i + 1 }));
+      appends.push(appendEvent(r.nats, { type: "RunRequested", runId, dagId: "slow", dagVersion: version, spec: dag.spec, conf: {}, at: i }));
+      appends.push(appendEvent(r.nats, { type: "RunFinished", runId, state: "success", at: i + 1 }));
     }
     await Promise.all(appends);
     const active = "01ACTIVERUN000000000000000";
-    await appendEvent(r.nats.js, { type: "RunRequested", runId: active, dagId: "slow", dagVersion: version, spec: dag.spec, conf: {}, at: 1 });
+    await appendEvent(r.nats, { type: "RunRequested", runId: active, dagId: "slow", dagVersion: version, spec: dag.spec, conf: {}, at: 1 });
 
     const first = await startCoordinator({ nats: r.nats, log });
     await waitForEvent(r.nats, active, (e) => e.type === "TaskExpanded");

@@ -116,11 +116,11 @@ test("the run's conf reaches the task context", async () => {
 
 test("the fence refuses a coordinator append from a stale view, and a repeated result id is dropped", async () => {
   const state = await run("partial_expand");
-  const stale = appendEvent(stack.nats.js, { type: "RunFinished", runId: state.runId, state: "failed", at: 1 }, { expectLastSubjectSeq: 1 });
+  const stale = appendEvent(stack.nats, { type: "RunFinished", runId: state.runId, state: "failed", at: 1 }, { expectLastSubjectSeq: 1 });
   await assert.rejects(stale, (err: unknown) => err instanceof JetStreamApiError && err.code === 10071);
 
   const again = { type: "InstanceSucceeded", runId: state.runId, taskId: "add", mapIndex: 0, try: 1, result: 999, worker: "x", startedAt: 1, at: 2 } as const;
-  const ack = await appendEvent(stack.nats.js, again, { msgId: `${state.runId}/add/0/1` });
+  const ack = await appendEvent(stack.nats, again, { msgId: `${state.runId}/add/0/1` });
   assert.equal(ack.duplicate, true, "same instance and try: JetStream drops it inside the duplicate window");
   const results = (await runEvents(state.runId)).filter((e) => e.event.type === "InstanceSucceeded" && e.event.taskId === "add");
   assert.equal(results.length, 3);

@@ -7,8 +7,15 @@ import {
 import { STREAMS, subjects } from "../names/index.ts";
 import { UnreachableError } from "../errors.ts";
 import { isTransient } from "./eventlog.ts";
+import { Publisher } from "./publisher.ts";
 
-export type Nats = { readonly nc: NatsConnection; readonly js: JetStreamClient; readonly jsm: JetStreamManager };
+export type Nats = {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  /** Acknowledged publishes for the hot paths (events, work): see publisher.ts. */
+  readonly publisher: Publisher;
+};
 
 /** How long JetStream remembers message ids to drop duplicates (results, work, run requests). */
 export const DUPLICATE_WINDOW_MS = 2 * 60_000;
@@ -34,7 +41,7 @@ export async function connectNats(servers: string | readonly string[], name: str
     );
   }
   // No API check here: a cluster's JetStream may still be electing its leader; ensureStreams waits for it.
-  return { nc, js: jetstream(nc), jsm: await jetstreamManager(nc, { checkAPI: false }) };
+  return { nc, js: jetstream(nc), jsm: await jetstreamManager(nc, { checkAPI: false }), publisher: new Publisher(nc) };
 }
 
 /**

@@ -69,17 +69,13 @@ export type AppendOptions = {
   expectLastSubjectSeq?: number;
 };
 
-export async function appendEvent(js: JetStreamClient, event: MapflowEvent, options: AppendOptions = {}): Promise<PubAck> {
+export async function appendEvent(nats: Nats, event: MapflowEvent, options: AppendOptions = {}): Promise<PubAck> {
   const encoded = encodeEvent(event);
   const h = headers();
   h.set(HEADERS.eventType, encoded.type);
   h.set(HEADERS.schemaVersion, String(encoded.schemaVersion));
   try {
-    return await js.publish(subjectOf(event), encoded.data, {
-      headers: h,
-      ...(options.msgId ? { msgID: options.msgId } : {}),
-      ...(options.expectLastSubjectSeq !== undefined ? { expect: { lastSubjectSequence: options.expectLastSubjectSeq } } : {}),
-    });
+    return await nats.publisher.publish(subjectOf(event), encoded.data, { headers: h, ...options });
   } catch (err) {
     if (isTransient(err)) {
       throw new UnreachableError(

@@ -70,7 +70,7 @@ async function publishOne(nats: Nats, item: WorkItem, data: Uint8Array, options:
   }
   for (let attempt = 0; ; attempt++) {
     try {
-      await nats.js.publish(subjects.work(item.queue, item.runId, item.taskId), body, { msgID, headers: h });
+      await nats.publisher.publish(subjects.work(item.queue, item.runId, item.taskId), body, { msgId: msgID, headers: h });
       return;
     } catch (err) {
       if (!(err instanceof JetStreamApiError && err.code === STREAM_FULL) || options.stopped?.()) throw err;

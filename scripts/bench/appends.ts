@@ -35,7 +35,7 @@ export function appendRate(mode: Durability, events: number): Promise<number> {
     const started = performance.now();
     for (let start = 0; start < events; start += APPEND_WINDOW) {
       const sends: Promise<unknown>[] = [];
-      for (let i = start; i < Math.min(events, start + APPEND_WINDOW); i++) sends.push(appendEvent(nats.js, event(i)));
+      for (let i = start; i < Math.min(events, start + APPEND_WINDOW); i++) sends.push(appendEvent(nats, event(i)));
       await Promise.all(sends);
     }
     return events / ((performance.now() - started) / 1000);

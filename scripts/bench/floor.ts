@@ -1,6 +1,7 @@
 /**
  * The floor for `make bench`: the raw JetStream pipeline mapflow is built on,
- * with the same client and server and no mapflow code. Work messages go into
+ * with the same client, server and acknowledged-publish path (publisher.ts)
+ * and no mapflow code. Work messages go into
  * a work queue; a consumer process takes each, publishes one result and then
  * acks; a reader process reads the results back. Each role is its own
  * process, as mapflow's coordinator, workers and readers are, so one Node
@@ -26,7 +27,7 @@ async function worker(nats: Nats, loops: number): Promise<void> {
   const inFlight = new Set<Promise<void>>();
   let taken = 0;
   for await (const m of work) {
-    const loop = nats.js.publish(RESULTS.subject, m.data).then(() => m.ack());
+    const loop = nats.publisher.publish(RESULTS.subject, m.data).then(() => m.ack());
     inFlight.add(loop);
     void loop.finally(() => inFlight.delete(loop));
     if (inFlight.size >= WINDOW) await Promise.race(inFlight);
@@ -74,7 +75,7 @@ export async function floorRate(nats: Nats, url: string, loops: number): Promise
   const started = Date.now();
   for (let start = 0; start < loops; start += WINDOW) {
     const sends: Promise<unknown>[] = [];
-    for (let i = start; i < Math.min(loops, start + WINDOW); i++) sends.push(nats.js.publish(WORK.subject, payload));
+    for (let i = start; i < Math.min(loops, start + WINDOW); i++) sends.push(nats.publisher.publish(WORK.subject, payload));
     await Promise.all(sends);
   }
   const done = Number((await nextLine(roles.reader, "reader")).split(" ")[1]);

@@ -37,7 +37,7 @@ function checkIndexes(state: RunState, taskId: string, mapIndexes: readonly numb
 }
 
 async function append(nats: Nats, event: OperatorEvent): Promise<number> {
-  return (await appendEvent(nats.js, event)).seq;
+  return (await appendEvent(nats, event)).seq;
 }
 
 export async function clearRun(nats: Nats, runId: string, taskId: string, mapIndexes: readonly number[] | null, downstream: boolean, now = Date.now): Promise<number> {

@@ -16,7 +16,7 @@ export async function requestRun(nats: Nats, request: RunRequest, now = Date.now
   const conf = confFor(request.spec, request.conf);
   const runId = ulid();
   await appendEvent(
-    nats.js,
+    nats,
     { type: "RunRequested", runId, dagId: request.dagId, dagVersion: request.version, spec: request.spec, conf, at: now() },
     { msgId: msgIds.run(runId), expectLastSubjectSeq: 0 },
   );

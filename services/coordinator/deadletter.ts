@@ -74,7 +74,7 @@ export async function watchDeadLetters(nats: Nats, log: Logger, isLeader: () => 
     if (instance) {
       const message = `the work for task '${instance.taskId}' map index ${instance.mapIndex} (try ${instance.try}) was delivered ${deliveries} times without an outcome: each worker that took it died or stopped answering (MaxDeliver ${deliveries}). Look for a task that crashes or hangs its worker process.`;
       const at = now();
-      await appendEvent(nats.js, {
+      await appendEvent(nats, {
         type: "InstanceFailed", ...instance, worker: "coordinator", error: { name: "MaxDeliveriesExceeded", message }, startedAt: at, at,
       }, { msgId: msgIds.instance(instance.runId, instance.taskId, instance.mapIndex, instance.try) });
       log.warn({ ...instance, deliveries }, "work used up its deliveries; recorded it as failed");

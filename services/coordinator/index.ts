@@ -124,7 +124,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     for (const [n, event] of events.entries()) {
       const fence = Math.max(book.seenSeq, book.appendedSeq);
       try {
-        const ack = await appendEvent(nats.js, event, { expectLastSubjectSeq: fence });
+        const ack = await appendEvent(nats, event, { expectLastSubjectSeq: fence });
         book.appendedSeq = ack.seq;
       } catch (err) {
         if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
@@ -213,7 +213,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const message = `the inputs of task '${item.taskId}' map index ${item.mapIndex} are ${bytes} bytes, over the ${maxWorkBytes}-byte limit for a work item (MAPFLOW_MAX_VALUE_BYTES); ` +
       "pass large data by reference (a path or URL) instead of through task results";
     const at = now();
-    await appendEvent(nats.js, {
+    await appendEvent(nats, {
       type: "InstanceFailed", runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, try: item.try,
       worker: "coordinator", error: { name: "InputTooLarge", message }, startedAt: at, at,
     }, { msgId: msgIds.instance(item.runId, item.taskId, item.mapIndex, item.try) });

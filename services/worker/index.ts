@@ -73,7 +73,7 @@ export async function registerDags(nats: Nats, bag: DagBag, now = Date.now): Pro
       const known = decodeEvent(last.data, last.header.get(HEADERS.eventType) || undefined);
       if (known.type === "DagRegistered" && known.version === version) continue;
     }
-    await appendEvent(nats.js, { type: "DagRegistered", dagId: id, version, spec: dag.spec, at: now() }, { msgId: msgIds.dag(id, version) });
+    await appendEvent(nats, { type: "DagRegistered", dagId: id, version, spec: dag.spec, at: now() }, { msgId: msgIds.dag(id, version) });
   }
 }
 
@@ -135,7 +135,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       if (finishing.push(go) === 1) setImmediate(appendTogether);
     });
     try {
-      await recovering(() => appendEvent(nats.js, event, { msgId: msgIds.instance(event.runId, event.taskId, event.mapIndex, event.try) }));
+      await recovering(() => appendEvent(nats, event, { msgId: msgIds.instance(event.runId, event.taskId, event.mapIndex, event.try) }));
       if (crashAfterAppend) process.kill(process.pid, "SIGKILL");
       msg.ack();
     } catch (err) {
@@ -235,7 +235,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     const base = { runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, try: item.try, worker: name };
     const startedAt = Date.now();
     hold.running(startedAt, () => {
-      appendEvent(nats.js, { type: "InstanceStarted", ...base, startedAt, at: Date.now() }, { msgId: msgIds.started(item.runId, item.taskId, item.mapIndex, item.try) })
+      appendEvent(nats, { type: "InstanceStarted", ...base, startedAt, at: Date.now() }, { msgId: msgIds.started(item.runId, item.taskId, item.mapIndex, item.try) })
         .catch((err) => ctx.log.warn({ err }, "could not record that the instance is running"));
     });
     let timer: NodeJS.Timeout | undefined;
