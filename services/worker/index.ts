@@ -12,7 +12,6 @@ import { DEFAULT_QUEUE, HEADERS, msgIds, objects, STREAMS, subjects } from "../.
 import { appendEvent, fetchBytes, fetchValue, INLINE_VALUE_BYTES, isTransient, lazyValueStore, maxValueBytes, storeValue, whileJetStreamRecovers, type Nats } from "../../libs/nats/index.ts";
 import { ulid } from "ulid";
 import type { DagBag } from "../../libs/dags/index.ts";
-import type { TaskContext } from "../../libs/sdk/types.ts";
 import type { Logger } from "../../libs/log/index.ts";
 import { runShell } from "./shell.ts";
 import { renderLabel, taskArgs } from "./inputs.ts";
