@@ -177,7 +177,8 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
 
   /** The work item, from the message or, for one too large to travel inline, from the object it names. */
   async function workOf(msg: JsMsg): Promise<WorkItem> {
-    const object = msg.headers?.get(HEADERS.workObject);
+    // Only a stored item's message has an empty body: the others need no header parsing.
+    const object = msg.data.length === 0 ? msg.headers?.get(HEADERS.workObject) : undefined;
     return decodeWork(object ? await recovering(async () => fetchBytes(await values(), object)) : msg.data);
   }
 
