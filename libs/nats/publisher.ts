@@ -33,7 +33,12 @@ export class Publisher {
   private readonly sweep: NodeJS.Timeout;
 
   constructor(private readonly nc: NatsConnection) {
-    nc.subscribe(`${this.prefix}*`, { callback: (_err, msg) => this.settle(msg) });
+    // An error here is the subscription's own (it closed): the sweep and the close handler fail what waits.
+    nc.subscribe(`${this.prefix}*`, {
+      callback: (err, msg) => {
+        if (!err) this.settle(msg);
+      },
+    });
     this.sweep = setInterval(() => this.expire(), 250);
     this.sweep.unref();
     void nc.closed().then(() => {
