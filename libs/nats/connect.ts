@@ -1,7 +1,7 @@
 /** Connecting to NATS and making sure mapflow's streams exist. */
 import { connect, nanos, type NatsConnection } from "@nats-io/transport-node";
 import {
-  DiscardPolicy, jetstream, jetstreamManager, JetStreamApiError, RetentionPolicy, StorageType,
+  DiscardPolicy, jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType,
   type JetStreamClient, type JetStreamManager, type StreamConfig,
 } from "@nats-io/jetstream";
 import { STREAMS, subjects } from "../names/index.ts";
@@ -99,8 +99,6 @@ async function jetStreamReady(nats: Nats, timeoutMs: number): Promise<void> {
   }
 }
 
-/** JetStream's "stream not found" code: the one answer that means the stream must be created. */
-const STREAM_NOT_FOUND = 10059;
 /** What a cluster still forming answers to an R3 stream ("insufficient resources", "no suitable peers"): wait for its peers. */
 const FORMING = new Set([10023, 10005]);
 
@@ -116,7 +114,8 @@ export async function ensureStreams(nats: Nats, timeoutMs = 30_000): Promise<voi
         await jsm.streams.info(config.name);
         break;
       } catch (err) {
-        const missing = err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND;
+        // "Stream not found" is the one answer that means the stream must be created.
+        const missing = err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound;
         if (!missing && !isTransient(err)) throw err;
         failure = new UnreachableError(
           `JetStream does not answer for stream ${config.name} at ${nats.nc.getServer()} (${(err as Error).message}); a cluster needs a majority of its nodes up`,

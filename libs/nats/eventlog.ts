@@ -5,6 +5,7 @@ import { decodeEvent, encodeEvent } from "../codec/index.ts";
 import { isRunEvent, type MapflowEvent } from "../events/index.ts";
 import { evolve, type EvolveOptions, type RunState } from "../core/index.ts";
 import type { Nats } from "./connect.ts";
+import type { PublishAckedOptions } from "./publisher.ts";
 import { HEADERS, STREAMS, subjects } from "../names/index.ts";
 import { CodecError, SchemaTooNewError, UnreachableError } from "../errors.ts";
 import type { Logger } from "../log/index.ts";
@@ -62,12 +63,8 @@ export function subjectOf(event: MapflowEvent): string {
   }
 }
 
-export type AppendOptions = {
-  /** JetStream drops a second message with this id inside the duplicate window. */
-  msgId?: string;
-  /** The fence: the append fails unless the subject's last sequence is this (0: no message yet). */
-  expectLastSubjectSeq?: number;
-};
+/** The message id (deduplication) and the fence (expected last sequence of the event's subject). */
+export type AppendOptions = Omit<PublishAckedOptions, "headers">;
 
 export async function appendEvent(nats: Nats, event: MapflowEvent, options: AppendOptions = {}): Promise<PubAck> {
   const encoded = encodeEvent(event);

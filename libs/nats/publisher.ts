@@ -9,7 +9,7 @@
  * fence check read them as they read the client's.
  */
 import { createInbox, headers as newHeaders, NoRespondersError, TimeoutError, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
-import { JetStreamApiError, type PubAck } from "@nats-io/jetstream";
+import { JetStreamApiError, PubHeaders, type PubAck } from "@nats-io/jetstream";
 
 export type PublishAckedOptions = {
   readonly headers?: MsgHdrs;
@@ -49,9 +49,11 @@ export class Publisher {
   }
 
   publish(subject: string, data: Uint8Array, options: PublishAckedOptions = {}): Promise<PubAck> {
-    const h = options.headers ?? newHeaders();
-    if (options.msgId) h.set("Nats-Msg-Id", options.msgId);
-    if (options.expectLastSubjectSeq !== undefined) h.set("Nats-Expected-Last-Subject-Sequence", String(options.expectLastSubjectSeq));
+    // No header block at all for a plain publish: it costs bytes and parsing on both ends.
+    const needed = options.msgId !== undefined || options.expectLastSubjectSeq !== undefined;
+    const h = options.headers ?? (needed ? newHeaders() : undefined);
+    if (options.msgId) h!.set(PubHeaders.MsgIdHdr, options.msgId);
+    if (options.expectLastSubjectSeq !== undefined) h!.set(PubHeaders.ExpectedLastSubjectSequenceHdr, String(options.expectLastSubjectSeq));
     const token = (this.next++).toString(36);
     return new Promise<PubAck>((resolve, reject) => {
       this.waiting.set(token, { subject, deadline: Date.now() + ACK_TIMEOUT_MS, resolve, reject });

@@ -7,7 +7,7 @@
  * outcome for the instance (the run goes on by its retries and trigger
  * rules), removes the work message, and only then acks the advisory.
  */
-import { AckPolicy, JetStreamApiError } from "@nats-io/jetstream";
+import { AckPolicy, JetStreamApiError, PubHeaders } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import { decodeWork } from "../../libs/codec/index.ts";
 import { consumers, msgIds, STREAMS } from "../../libs/names/index.ts";
@@ -63,7 +63,7 @@ export async function watchDeadLetters(nats: Nats, log: Logger, isLeader: () => 
   async function deadLetter(seq: number, deliveries: number): Promise<void> {
     const stored = await nats.jsm.streams.getMessage(STREAMS.work, { seq });
     if (!stored) return; // acked or removed meanwhile
-    const id = stored.header?.get("Nats-Msg-Id") ?? "";
+    const id = stored.header?.get(PubHeaders.MsgIdHdr) ?? "";
     let instance = msgIds.parseWork(id);
     try {
       const item = decodeWork(stored.data);

@@ -7,8 +7,8 @@
  * its append is acknowledged: an append whose reply was lost still lands in
  * the log, and so still gets its work. Work message ids make repeats harmless.
  */
-import { JetStreamApiError } from "@nats-io/jetstream";
-import { activeInstances, decide, DEFAULT_MAX_MAP_LENGTH, evolve, FINISHED_RUN_STATES, pendingWork, taskSpec, workStream, type DecideSettings, type RunState, type WorkItem, DECIDING } from "../../libs/core/index.ts";
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
+import { activeInstances, decide, DEFAULT_MAX_MAP_LENGTH, evolve, FINISHED_RUN_STATES, pendingWork, taskSpec, workStream, DECIDING, type DecideSettings, type RunState, type WorkItem } from "../../libs/core/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
 import { isOperatorEvent, isRunEvent, type CoordinatorEvent, type MapflowEvent, type RunEvent } from "../../libs/events/index.ts";
 import { msgIds, STREAMS, subjects } from "../../libs/names/index.ts";
@@ -56,8 +56,6 @@ export function globalMaxMapLength(option?: number, env = process.env["MAPFLOW_M
   }
   return raw;
 }
-/** JetStream's error code for a failed expected-last-sequence check. */
-const WRONG_LAST_SEQUENCE = 10071;
 
 export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
   const { nats, log } = options;
@@ -127,7 +125,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         const ack = await appendEvent(nats, event, { expectLastSubjectSeq: fence });
         book.appendedSeq = ack.seq;
       } catch (err) {
-        if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE) {
+        if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
           log.warn({ runId, fence }, "the fence refused an append: another writer decided this run; folding its events first");
         } else {
           log.error({ runId, err }, "append failed; will decide this run again");
@@ -226,7 +224,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   }
 
   /** After a start we cannot know which publishes landed: queue every open instance's work again (deduplicated by id). */
-  async function resume(): Promise<void> {
+  function resume(): void {
     const states = [...books.values()].map((b) => b.state);
     if (states.length) log.info({ runs: states.length }, "re-publishing open work after start");
     send(states.map((state) => () => pendingWork(state)));
@@ -309,7 +307,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const last = await nats.jsm.streams.getMessage(STREAMS.events, { last_by_subj: subjects.allRuns });
   const target = last?.seq ?? 0;
   caughtUp = target <= position;
-  if (caughtUp) await schedule(resume);
+  if (caughtUp) resume();
   const snapshotEveryMs = options.snapshotEveryMs ?? 2000;
   let snapshotAt = Date.now();
   async function snapshot(): Promise<void> {
@@ -336,7 +334,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         if (seq >= target) {
           caughtUp = true;
           log.info({ folded, activeRuns: books.size }, "caught up with the log");
-          await schedule(resume);
+          resume();
         }
       }
       if (noneNewer || ++sinceFlush >= BATCH) {

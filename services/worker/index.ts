@@ -4,7 +4,7 @@
  * (so a redelivered item cannot record a second result), then acks.
  */
 import { hostname } from "node:os";
-import type { JsMsg } from "@nats-io/jetstream";
+import { PubHeaders, type JsMsg } from "@nats-io/jetstream";
 import { decodeEvent, decodeWork, encodeValue } from "../../libs/codec/index.ts";
 import type { WorkItem } from "../../libs/core/work.ts";
 import type { ErrorInfo, InstanceFailed, InstanceSucceeded } from "../../libs/events/index.ts";
@@ -198,7 +198,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       item = await workOf(msg);
     } catch (err) {
       if (isTransient(err)) throw err; // not poison: JetStream is still recovering; the item comes back
-      const named = msgIds.parseWork(msg.headers?.get("Nats-Msg-Id") ?? "");
+      const named = msgIds.parseWork(msg.headers?.get(PubHeaders.MsgIdHdr) ?? "");
       await poisoned(msg, named, { name: "UnreadableWork", message: `the work message for this instance cannot be decoded (${(err as Error).message}); it was dropped` });
       return;
     }
