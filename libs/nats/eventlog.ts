@@ -74,15 +74,17 @@ export async function appendEvent(nats: Nats, event: MapflowEvent, options: Appe
   try {
     return await nats.publisher.publish(subjectOf(event), encoded.data, { headers: h, ...options });
   } catch (err) {
-    if (isTransient(err)) {
-      throw new UnreachableError(
-        `the event log did not acknowledge ${event.type} (${(err as Error).message}): JetStream is restarting or has lost its quorum ` +
-          "(a cluster needs a majority of its nodes up). Check the servers and try again once they are back.",
-        { cause: err },
-      );
-    }
-    throw err;
+    throw isTransient(err) ? jetStreamUnavailable(err, `the event log did not acknowledge ${event.type}`) : err;
   }
+}
+
+/** A transient JetStream failure, said for a person: what did not happen, why it may be, what to do. */
+export function jetStreamUnavailable(err: unknown, what: string): UnreachableError {
+  return new UnreachableError(
+    `${what} (${(err as Error).message}): JetStream is restarting or has lost its quorum ` +
+      "(a cluster needs a majority of its nodes up). Check the servers and try again once they are back.",
+    { cause: err },
+  );
 }
 
 export type LoggedEvent = { readonly seq: number; readonly subject: string; readonly event: MapflowEvent };

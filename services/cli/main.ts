@@ -10,7 +10,7 @@ import { confFor, runReport } from "../../libs/core/index.ts";
 import { loadDags, pickDag, type DagBag } from "../../libs/dags/index.ts";
 import { BadInputError, UnreachableError } from "../../libs/errors.ts";
 import { createLogger, type Logger } from "../../libs/log/index.ts";
-import { connectNats, DURABILITY_MODES, ensureStreams, startCluster, whileJetStreamRecovers, type Durability, type Nats } from "../../libs/nats/index.ts";
+import { connectNats, DURABILITY_MODES, ensureStreams, isTransient, jetStreamUnavailable, startCluster, whileJetStreamRecovers, type Durability, type Nats } from "../../libs/nats/index.ts";
 import { isToken } from "../../libs/names/index.ts";
 import { recordStack, runningStackUrl, startStack } from "../stack/index.ts";
 import { startCoordinator } from "../coordinator/index.ts";
@@ -30,6 +30,8 @@ function fail(err: unknown): never {
     process.stderr.write(`mapflow: ${err.message}\n`);
     process.exit(EXIT.badInput);
   }
+  // Any JetStream request of a command (not only an append) may meet a cluster without its quorum.
+  if (isTransient(err) && !(err instanceof UnreachableError)) err = jetStreamUnavailable(err, "JetStream did not answer");
   if (err instanceof UnreachableError) {
     process.stderr.write(`mapflow: ${err.message}\n`);
     process.exit(EXIT.unreachable);
