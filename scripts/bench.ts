@@ -122,7 +122,12 @@ const peak = (n: number) => {
   return rounds.length ? { coordinator: of("coordinator"), worker: of("worker"), projector: of("projector") } : undefined;
 };
 const memory = { n: largest, workers: 1, peakRssMiB: peak(largest), smallest: settings.sizes.length > 1 ? { n: Math.min(...settings.sizes), peakRssMiB: peak(Math.min(...settings.sizes)) } : undefined };
-const replay = { rounds: replayRounds, eventsPerSecond: median(replayRounds.map((r) => r.eventsPerSecond)), events: median(replayRounds.map((r) => r.events)) };
+const replay = {
+  rounds: replayRounds,
+  eventsPerSecond: median(replayRounds.map((r) => r.eventsPerSecond)),
+  events: median(replayRounds.map((r) => r.events)),
+  readOnlyPerSecond: median(replayRounds.map((r) => r.readOnlyPerSecond)),
+};
 const appendsPerSecond = Object.fromEntries(DURABILITY_MODES.map((mode) => [mode, median(appendRounds[mode]!)]));
 
 const machine = {
@@ -181,6 +186,7 @@ if (huge) {
   out.push(`huge: N = 1,000,000 (1 worker)   ${(huge.ms / 1000).toFixed(1)} s   ${int(huge.instancesPerSecond)} inst/s   coordinator ${int(m.coordinator)} MiB   worker ${int(m.worker)} MiB   projector ${int(m.projector)} MiB`);
 }
 out.push("", `replay: ${int(replay.events)} events into a fresh SQLite file   ${int(replay.eventsPerSecond)} events/s   rounds: ${replayRounds.map((r) => int(r.eventsPerSecond)).join(", ")}`);
+out.push(`        the same log only read (sequence and headers, no decoding)   ${int(replay.readOnlyPerSecond)} events/s   replay is ${pct(replay.eventsPerSecond / replay.readOnlyPerSecond)} of that`);
 out.push("", `scaling at N = ${int(settings.scalingN)} on ${machine.cpus} CPUs: ${scalingTable.map((r) => `${r.workers} worker${r.workers > 1 ? "s" : ""} ${int(r.instancesPerSecond)} inst/s`).join("   ")}`);
 out.push("", `event log appends/s (${APPEND_WINDOW} in flight): ${DURABILITY_MODES.map((mode) => `${mode} ${int(appendsPerSecond[mode]!)}`).join("   ")}   replicated / durable ${results.durability.replicatedOverDurable.toFixed(1)}x`);
 out.push("", "targets (issue 5):");

@@ -26,6 +26,7 @@ test("make bench --quick prints the table and writes every figure to the JSON", 
     for (const service of ["coordinator", "worker", "projector"]) assert.ok(results.memory.peakRssMiB[service] > 10, `${service} RSS`);
     // The replayed log holds at least one outcome per instance of the timed run.
     assert.ok(results.replay.events >= 1000 && results.replay.eventsPerSecond > 0);
+    assert.ok(results.replay.readOnlyPerSecond > 0, "the read-only floor of replay is measured");
     assert.deepEqual(results.scaling.table.map((r: { workers: number }) => r.workers), [1, 2]);
     assert.ok(results.durability.appendsPerSecond.replicated > 0 && results.durability.appendsPerSecond.durable > 0);
     assert.equal(results.huge, null);

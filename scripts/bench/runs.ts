@@ -7,6 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "../../libs/log/index.ts";
 import { startProjector } from "../../services/projector/index.ts";
+import { DeliverPolicy } from "@nats-io/jetstream";
+import { HEADERS, STREAMS, subjects } from "../../libs/names/index.ts";
 import { BENCH_DAGS, EXAMPLE_DAGS, Stack, type CpuSeconds, type PeakRss } from "./stack.ts";
 import { median, percentile } from "./stats.ts";
 
@@ -19,7 +21,13 @@ export type FanoutFigure = {
   /** CPU seconds each process spent on the timed run (the warm-up's taken off). */
   cpuSeconds: CpuSeconds;
 };
-export type ReplayFigure = { events: number; ms: number; eventsPerSecond: number };
+export type ReplayFigure = {
+  events: number;
+  ms: number;
+  eventsPerSecond: number;
+  /** The same log read with the same client and nothing done with it: the floor replay stands on. */
+  readOnlyPerSecond: number;
+};
 
 /**
  * A run of 2,000 first, so the figure is a warm stack's, as a long-running one is: not tsx compiling
@@ -49,7 +57,10 @@ export async function fanout(n: number, workers: number, options: { replay?: boo
   }
 }
 
-/** Events per second folding the stack's whole log into a fresh SQLite file, as a new projector does. */
+/**
+ * Events per second folding the stack's whole log into a fresh SQLite file, as a new projector does;
+ * and, for scale, how fast the same client reads that log while doing nothing with it.
+ */
 export async function replay(stack: Stack): Promise<ReplayFigure> {
   const dir = mkdtempSync(join(tmpdir(), "mapflow-bench-replay-"));
   const last = await stack.lastSeq();
@@ -58,11 +69,29 @@ export async function replay(stack: Stack): Promise<ReplayFigure> {
   try {
     await projector.waitFor(last);
     const ms = performance.now() - started;
-    return { events: last, ms, eventsPerSecond: last / (ms / 1000) };
+    return { events: last, ms, eventsPerSecond: last / (ms / 1000), readOnlyPerSecond: await readOnlyRate(stack, last) };
   } finally {
     await projector.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Reads the log to `last` with the projector's consumer settings, taking each message's sequence and
+ * headers (what any reader of it needs) and decoding nothing.
+ */
+async function readOnlyRate(stack: Stack, last: number): Promise<number> {
+  const started = performance.now();
+  const consumer = await stack.nats.js.consumers.get(STREAMS.events, { filter_subjects: subjects.allEvents, deliver_policy: DeliverPolicy.All });
+  const messages = await consumer.consume({ max_messages: 2048, expires: 5000 });
+  let types = 0;
+  for await (const m of messages) {
+    if (m.headers?.get(HEADERS.eventType)) types++;
+    if (m.seq >= last) break;
+  }
+  await messages.close();
+  if (types === 0) throw new Error("bench: the log read back holds no event headers");
+  return last / ((performance.now() - started) / 1000);
 }
 
 export type LatencyFigure = { runs: number; p50Ms: number; p99Ms: number; maxMs: number; perRun: number[] };

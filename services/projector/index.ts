@@ -27,22 +27,27 @@ export type Projector = {
   stop(): Promise<void>;
 };
 
-function touch(touched: Touched, event: RunEvent, runState: (runId: string) => RunState | undefined): void {
+function touchTask(touched: Touched, runId: string, taskId: string): void {
+  const set = touched.tasks.get(runId);
+  if (set) set.add(taskId);
+  else touched.tasks.set(runId, new Set([taskId]));
+}
+
+function touchInstance(touched: Touched, runId: string, taskId: string, mapIndex: number | "all"): void {
+  const key = `${runId}\0${taskId}`;
+  const current = touched.instances.get(key);
+  if (mapIndex === "all" || current === "all") touched.instances.set(key, "all");
+  else if (current) current.add(mapIndex);
+  else touched.instances.set(key, new Set([mapIndex]));
+}
+
+// Helpers at module level, not closures: this runs once per event, and a replay folds hundreds of thousands.
+function touch(touched: Touched, event: RunEvent, runs: ReadonlyMap<string, RunState>): void {
   const runId = event.runId;
-  const tasks = (id: string) => {
-    const set = touched.tasks.get(runId) ?? new Set<string>();
-    touched.tasks.set(runId, set.add(id));
-  };
-  const instances = (taskId: string, mapIndex: number | "all") => {
-    const key = `${runId}\0${taskId}`;
-    const current = touched.instances.get(key);
-    if (mapIndex === "all" || current === "all") touched.instances.set(key, "all");
-    else touched.instances.set(key, (current ?? new Set<number>()).add(mapIndex));
-  };
   switch (event.type) {
     case "RunRequested":
       touched.runs.add(runId);
-      for (const t of event.spec.tasks) tasks(t.id);
+      for (const t of event.spec.tasks) touchTask(touched, runId, t.id);
       return;
     case "RunCancelRequested":
       touched.runs.add(runId);
@@ -55,39 +60,39 @@ function touch(touched: Touched, event: RunEvent, runState: (runId: string) => R
     case "ClearRequested":
       // These can change every unfinished (or, for a clear, finished) task of the run.
       touched.runs.add(runId);
-      for (const id of Object.keys(runState(runId)?.tasks ?? {})) {
-        tasks(id);
-        instances(id, "all");
+      for (const id of Object.keys(runs.get(runId)?.tasks ?? {})) {
+        touchTask(touched, runId, id);
+        touchInstance(touched, runId, id, "all");
       }
       return;
     case "InstanceMarked":
       touched.runs.add(runId);
-      tasks(event.taskId);
-      instances(event.taskId, event.mapIndex);
+      touchTask(touched, runId, event.taskId);
+      touchInstance(touched, runId, event.taskId, event.mapIndex);
       return;
     case "InstancesRerun":
-      tasks(event.taskId);
-      for (const i of [...event.mapIndexes, ...(event.settled ?? []).map(([i]) => i)]) instances(event.taskId, i);
+      touchTask(touched, runId, event.taskId);
+      for (const i of [...event.mapIndexes, ...(event.settled ?? []).map(([i]) => i)]) touchInstance(touched, runId, event.taskId, i);
       return;
     case "TaskExpanded":
     case "TaskScheduled":
-      tasks(event.taskId);
-      instances(event.taskId, "all");
+      touchTask(touched, runId, event.taskId);
+      touchInstance(touched, runId, event.taskId, "all");
       return;
     case "TaskSkipped":
     case "TaskFailed":
-      tasks(event.taskId);
+      touchTask(touched, runId, event.taskId);
       return;
     case "InstanceStarted":
     case "InstanceSucceeded":
     case "InstanceFailed":
     case "InstanceRetried":
-      tasks(event.taskId);
-      instances(event.taskId, event.mapIndex);
+      touchTask(touched, runId, event.taskId);
+      touchInstance(touched, runId, event.taskId, event.mapIndex);
       return;
     case "InstancesQueued":
-      tasks(event.taskId);
-      for (const i of event.mapIndexes) instances(event.taskId, i);
+      touchTask(touched, runId, event.taskId);
+      for (const i of event.mapIndexes) touchInstance(touched, runId, event.taskId, i);
       return;
     default: {
       const unknown: never = event;
@@ -147,7 +152,7 @@ export async function startProjector(options: ProjectorOptions): Promise<Project
         state = evolve(state, event);
         if (state) {
           runs.set(event.runId, state);
-          touch(touched, event, (id) => runs.get(id));
+          touch(touched, event, runs);
         }
       }
       lastApplied = seq;
