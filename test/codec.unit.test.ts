@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeEvent, decodeValue, decodeWork, encodeEvent, encodeValue, encodeWork } from "../libs/codec/index.ts";
+import { decodeEvent, decodeLogLine, decodeValue, decodeWork, encodeEvent, encodeLogLine, encodeValue, encodeWork } from "../libs/codec/index.ts";
 import { Deferred } from "../libs/core/expand.ts";
 import { iteratedOutputs, StoredValue } from "../libs/core/stored.ts";
 import { dag, task, zip } from "../libs/sdk/index.ts";
@@ -21,6 +21,23 @@ test("decoding validates the shape instead of trusting it", () => {
   assert.throws(() => decodeEvent(encodeValue({ type: "Nope" }), "Nope"), /unknown or mismatched type 'Nope'/);
   assert.throws(() => decodeEvent(new Uint8Array([0xc1]), "TaskExpanded"), /not valid msgpack/);
   assert.throws(() => decodeWork(encodeValue([1, 2])), /expected a map, got an array/);
+});
+
+test("a task's log line round-trips, with or without fields", () => {
+  const line = { at: 1700000000000, level: "info", msg: "working on item", fields: { item: "a", nested: { n: [1, 2] } } } as const;
+  assert.deepEqual(decodeLogLine(encodeLogLine(line)), line);
+  assert.deepEqual(decodeLogLine(encodeLogLine({ at: 1, level: "warn", msg: "" })), { at: 1, level: "warn", msg: "" });
+});
+
+test("a malformed log line is refused with what is wrong", () => {
+  const refused = (value: unknown, why: RegExp) =>
+    assert.throws(() => decodeLogLine(encodeValue(value)), (e: unknown) => e instanceof CodecError && why.test(e.message));
+  refused({ at: 1, level: "info" }, /field 'msg' should be a string/);
+  refused({ at: "yesterday", level: "info", msg: "x" }, /field 'at' should be a number/);
+  refused({ at: 1, level: "loud", msg: "x" }, /unknown level 'loud'/);
+  refused({ at: 1, level: "info", msg: "x", fields: ["a"] }, /'fields' should be a map, got an array/);
+  refused(["a"], /expected a map/);
+  assert.throws(() => decodeLogLine(new Uint8Array([0xc1])), (e: unknown) => e instanceof CodecError && /not valid msgpack/.test(e.message));
 });
 
 test("a log written by a newer schema is refused with advice, not misread", () => {

@@ -7,6 +7,7 @@
 import { Encoder, Decoder, ExtensionCodec } from "@msgpack/msgpack";
 import { EVENT_TYPES, SCHEMA_VERSION, type EventType, type MapflowEvent } from "../events/index.ts";
 import type { WorkItem } from "../core/work.ts";
+import { isLogLevel, type LogLine } from "../core/logline.ts";
 import { Deferred } from "../core/expand.ts";
 import { StoredValue } from "../core/stored.ts";
 import { DEFAULT_TASK_OPTIONS } from "../core/spec.ts";
@@ -145,6 +146,21 @@ export function decodeWork(data: Uint8Array): WorkItem {
     mapIndex: "number", try: "number", args: "object", notBefore: "number",
   });
   return raw as WorkItem;
+}
+
+export function encodeLogLine(line: LogLine): Uint8Array {
+  return encoder.encode(line);
+}
+
+export function decodeLogLine(data: Uint8Array): LogLine {
+  const raw = decodeObject("log line", data);
+  checkFields("log line", raw, { at: "number", level: "string", msg: "string" });
+  if (!isLogLevel(raw["level"])) throw new CodecError(`log line: unknown level '${String(raw["level"])}'`);
+  const fields = raw["fields"];
+  if (fields !== undefined && (typeof fields !== "object" || fields === null || Array.isArray(fields))) {
+    throw new CodecError(`log line: 'fields' should be a map, got ${fields === null ? "null" : Array.isArray(fields) ? "an array" : typeof fields}`);
+  }
+  return raw as LogLine;
 }
 
 /** msgpack-decodes a value written by `encodeValue`. */

@@ -5,6 +5,7 @@ export * from "./stored.ts";
 export { DECIDING, evolve, fold, type EvolveOptions } from "./evolve.ts";
 export { decide } from "./decide.ts";
 export * from "./work.ts";
+export * from "./logline.ts";
 export * from "./report.ts";
 export { confFor } from "./params.ts";
 export { clearPlan, type ClearPlan } from "./clear.ts";

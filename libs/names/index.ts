@@ -9,6 +9,11 @@
  *   mf.evt.run.<runId>.coord            decisions            (coordinator only)
  *   mf.evt.run.<runId>.inst.<taskId>    instance outcomes    (workers)
  *   mf.work.<queue>.<runId>.<taskId>    work items           (coordinator → workers)
+ *   mf.log.<runId>.<taskId>.<mapIndex>.<try>
+ *                                       a try's ctx.log lines (workers)
+ *   mf.ctl.run.<runId>.stop             stop a run's tries   (core NATS, not stored)
+ *
+ * A task id's dots become `~` in a subject (see taskToken), so it stays one token.
  */
 
 export const STREAMS = {
@@ -16,6 +21,8 @@ export const STREAMS = {
   work: "MF_WORK",
   /** JetStream's MAX_DELIVERIES advisories for work, kept until a coordinator has recorded each one. */
   deadLetters: "MF_DEAD_LETTERS",
+  /** What tasks wrote through `ctx.log`, one subject per try. */
+  logs: "MF_LOGS",
 } as const;
 
 export const HEADERS = {
@@ -55,6 +62,13 @@ export const subjects = {
   coordinator: (runId: string) => `mf.evt.run.${runId}.coord`,
   /** One subject per instance, so "has this instance an outcome?" is one last-by-subject lookup. */
   instanceOutcome: (runId: string, taskId: string, mapIndex: number) => `mf.evt.run.${runId}.inst.${taskToken(taskId)}.${mapIndex}`,
+  allLogs: "mf.log.>",
+  /** One try's log lines, in the order its task wrote them. */
+  tryLog: (runId: string, taskId: string, mapIndex: number, tryNumber: number) => `mf.log.${runId}.${taskToken(taskId)}.${mapIndex}.${tryNumber}`,
+  /** The log lines of every try of one instance. */
+  instanceLogs: (runId: string, taskId: string, mapIndex: number) => `mf.log.${runId}.${taskToken(taskId)}.${mapIndex}.*`,
+  /** The try number of a `tryLog` subject. */
+  tryOfLog: (subject: string) => Number(subject.split(".")[5]),
   allWork: "mf.work.>",
   /** Every work message of one run, whatever its queue and task (to drop a stopped run's work). */
   runWork: (runId: string) => `mf.work.*.${runId}.*`,
