@@ -8,6 +8,7 @@ import { STREAMS, subjects } from "../names/index.ts";
 import { UnreachableError } from "../errors.ts";
 import { isTransient } from "./eventlog.ts";
 import { Publisher } from "./publisher.ts";
+import { LOG_MAX_AGE_MS, MAX_LOG_LINE_BYTES } from "./logs.ts";
 
 export type Nats = {
   readonly nc: NatsConnection;
@@ -77,6 +78,15 @@ const STREAM_CONFIGS: readonly (Partial<StreamConfig> & { name: string })[] = [
     subjects: [subjects.workMaxDeliveries],
     storage: StorageType.File,
     retention: RetentionPolicy.Workqueue,
+  },
+  {
+    // Task output, read by people: kept for a while, then aged out, since nothing replays it.
+    name: STREAMS.logs,
+    subjects: [subjects.allLogs],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    max_age: nanos(LOG_MAX_AGE_MS),
+    max_msg_size: MAX_LOG_LINE_BYTES,
   },
 ];
 

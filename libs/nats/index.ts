@@ -4,3 +4,4 @@ export * from "./eventlog.ts";
 export * from "./work.ts";
 export * from "./cluster.ts";
 export * from "./values.ts";
+export * from "./logs.ts";
