@@ -1,7 +1,11 @@
 /** pino loggers: JSON lines, pretty on a TTY; level from MAPFLOW_LOG_LEVEL (default "info"). */
-import { pino, type Logger } from "pino";
+import { pino, type DestinationStream, type Logger } from "pino";
+import type { LogLevel, LogLine } from "../core/logline.ts";
 
 export type { Logger };
+
+/** Secrets never reach a log, printed or stored. */
+const REDACT = { paths: ["*.password", "*.token", "*.secret", "env.*"], censor: "[redacted]" };
 
 export function createLogger(service: string, level = process.env.MAPFLOW_LOG_LEVEL ?? "info"): Logger {
   const pretty = process.stderr.isTTY && process.env.MAPFLOW_LOG_FORMAT !== "json";
@@ -9,9 +13,74 @@ export function createLogger(service: string, level = process.env.MAPFLOW_LOG_LE
     name: service,
     level,
     base: { service },
-    redact: { paths: ["*.password", "*.token", "*.secret", "env.*"], censor: "[redacted]" },
+    redact: REDACT,
     ...(pretty
       ? { transport: { target: "pino-pretty", options: { destination: 2, colorize: true, ignore: "pid,hostname" } } }
       : {}),
   }, pretty ? undefined : pino.destination(2));
+}
+
+/** Makes a logger with `bindings` whose lines, and those of every child made from it, also reach `sink`. */
+export type Capture = (bindings: Record<string, unknown>, sink: (line: LogLine) => void) => Logger;
+
+/** Where a captured logger keeps its sink; its children inherit it, as they inherit everything from their parent. */
+const SINK = Symbol("mapflow.capture");
+type Sink = { readonly take: (line: LogLine) => void; readonly bound: ReadonlySet<string> };
+
+/**
+ * Loggers whose lines are printed as `parent`'s are and also handed, as
+ * `LogLine`s, to a sink of their own. The line is taken from what pino
+ * wrote, so the sink sees exactly what is printed: the message formatted,
+ * errors serialised, secrets redacted. Lines at `level` and above are
+ * captured even where `parent`'s level would not print them (a worker
+ * quiet at "warn" still stores its tasks' "info").
+ *
+ * The root is made here once; a captured logger is one pino child, made
+ * only when asked for.
+ */
+export function capturing(parent: Logger, level: LogLevel = "info"): Capture {
+  // pino keeps a logger's destination under a symbol it exports for integrations like this one.
+  const printed = (parent as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym]!;
+  const printFrom = parent.levelVal;
+  const inherited = parent.bindings();
+  const always = ["level", "time", "msg", ...Object.keys(inherited)];
+  const destination = {
+    // pino then names the logger that wrote each line (lastLogger) and its level, before it calls write.
+    [pino.symbols.needsMetadataGsym]: true as const,
+    lastLevel: 0,
+    lastLogger: undefined as Logger | undefined,
+    write(line: string) {
+      if (this.lastLevel >= printFrom) printed.write(line);
+      const sink = (this.lastLogger as unknown as Record<symbol, Sink | undefined> | undefined)?.[SINK];
+      if (!sink) return;
+      // Capturing must never throw into the task that logged.
+      try {
+        sink.take(logLine(JSON.parse(line) as Record<string, unknown>, this.lastLevel, sink.bound));
+      } catch (err) {
+        parent.warn({ err }, "could not capture a log line");
+      }
+    },
+  };
+  const rootLevel = printFrom <= pino.levels.values[level]! ? parent.level : level;
+  const root = pino({ level: rootLevel, base: null, redact: REDACT }, destination).child(inherited);
+  return (bindings, take) => {
+    const logger = root.child(bindings);
+    Object.defineProperty(logger, SINK, { value: { take, bound: new Set([...always, ...Object.keys(bindings)]) } satisfies Sink });
+    return logger;
+  };
+}
+
+/** A printed pino line as a `LogLine`: what the captured logger was made with is left out of its fields. */
+function logLine(record: Record<string, unknown>, level: number, bound: ReadonlySet<string>): LogLine {
+  let fields: Record<string, unknown> | undefined;
+  for (const key in record) {
+    if (!bound.has(key)) (fields ??= {})[key] = record[key];
+  }
+  return {
+    at: typeof record["time"] === "number" ? record["time"] : Date.now(),
+    // Only the standard levels exist: no logger here declares custom ones.
+    level: pino.levels.labels[level] as LogLevel,
+    msg: typeof record["msg"] === "string" ? record["msg"] : "",
+    ...(fields ? { fields } : {}),
+  };
 }
