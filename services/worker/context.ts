@@ -3,29 +3,31 @@
  * are made on first use: most tasks of a wide map touch neither, and
  * making both for each of 100,000 trivial instances cost more than the
  * tasks themselves. Aborting works either way: `aborted` rejects, and the
- * signal, made before or after, is aborted too.
+ * signal, made before or after, is aborted too. The logger's lines are
+ * also stored for the try (see logs.ts).
  */
 import type { WorkItem } from "../../libs/core/work.ts";
-import type { Logger } from "../../libs/log/index.ts";
 import type { TaskContext } from "../../libs/sdk/types.ts";
+import type { TryLog, TryLogs } from "./logs.ts";
 
 export type TryContext = {
   readonly ctx: TaskContext;
   /** Rejects with the reason once the try is aborted (its run stopped, its timeout passed). */
   readonly aborted: Promise<never>;
   abort(reason: Error): void;
+  /** The try's logger and its stored lines, set when the task first touches `ctx.log`. */
+  log: TryLog | undefined;
 };
 
-export function tryContext(item: WorkItem, workerLog: Logger): TryContext {
+export function tryContext(item: WorkItem, logs: TryLogs): TryContext {
   let controller: AbortController | undefined;
   let reason: Error | undefined;
-  let logger: Logger | undefined;
   let reject!: (reason: Error) => void;
   const aborted = new Promise<never>((_, r) => (reject = r));
   aborted.catch(() => {}); // raced, not always awaited
   const ctx: TaskContext = {
     get log() {
-      return (logger ??= workerLog.child({ runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, try: item.try }));
+      return (attempt.log ??= logs(item)).log;
     },
     get signal() {
       if (!controller) {
@@ -38,7 +40,8 @@ export function tryContext(item: WorkItem, workerLog: Logger): TryContext {
     conf: item.conf,
     ...(item.upstreamStates ? { upstreamStates: item.upstreamStates } : {}),
   };
-  return {
+  // A field rather than a method, so a try that never logs makes nothing more.
+  const attempt: TryContext = {
     ctx,
     aborted,
     abort(why) {
@@ -47,5 +50,7 @@ export function tryContext(item: WorkItem, workerLog: Logger): TryContext {
       controller?.abort(why);
       reject(why);
     },
+    log: undefined,
   };
+  return attempt;
 }

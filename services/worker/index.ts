@@ -20,6 +20,7 @@ import type { StoredValue } from "../../libs/core/stored.ts";
 import { ensureWorkConsumer, pullWork, type PullSettings } from "./pull.ts";
 import { heldWork, type Hold } from "./held.ts";
 import { tryContext } from "./context.ts";
+import { tryLogs } from "./logs.ts";
 
 export type WorkerOptions = {
   nats: Nats;
@@ -94,6 +95,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   await registerDags(nats, bag);
   const values = lazyValueStore(nats);
   const fetch = (ref: StoredValue) => whileJetStreamRecovers(async () => fetchValue(await values(), ref));
+  const logs = tryLogs(nats, log);
 
   /** Tries in progress per run, each as its abort function, so a stopped run's can be aborted. */
   const tries = new Map<string, Set<(reason: Error) => void>>();
@@ -127,7 +129,9 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     for (const go of finishing.splice(0)) go();
   };
 
-  async function outcome(msg: JsMsg, event: InstanceSucceeded | InstanceFailed): Promise<void> {
+  /** Appends a try's outcome and acks its work; `logsStored` first, so a reader who sees the outcome finds the try's log lines. */
+  async function outcome(msg: JsMsg, event: InstanceSucceeded | InstanceFailed, logsStored?: Promise<void>): Promise<void> {
+    if (logsStored) await logsStored;
     // The appends of a wave of finished tries go out in one socket write rather than one each:
     // a wide map of short tasks spent more time in writes than in anything else.
     await new Promise<void>((go) => {
@@ -228,7 +232,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       msg.term(); // the run ended after this was queued; nothing would record this try
       return;
     }
-    const attempt = tryContext(item, log);
+    const attempt = tryContext(item, logs);
     const { ctx } = attempt;
     const runTries = tries.get(item.runId) ?? new Set<(reason: Error) => void>();
     tries.set(item.runId, runTries.add(attempt.abort));
@@ -236,7 +240,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     const startedAt = Date.now();
     hold.running(startedAt, () => {
       appendEvent(nats, { type: "InstanceStarted", ...base, startedAt, at: Date.now() }, { msgId: msgIds.started(item.runId, item.taskId, item.mapIndex, item.try) })
-        .catch((err) => ctx.log.warn({ err }, "could not record that the instance is running"));
+        .catch((err) => log.warn({ err, runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, try: item.try }, "could not record that the instance is running"));
     });
     let timer: NodeJS.Timeout | undefined;
     let label: string | undefined;
@@ -258,10 +262,11 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       });
       const result = await Promise.race(timeout ? [run, timeout, attempt.aborted] : [run, attempt.aborted]);
       const succeeded = await recordable({ type: "InstanceSucceeded", ...base, ...(label !== undefined ? { label } : {}), result, startedAt, at: Date.now() });
-      await outcome(msg, succeeded);
+      await outcome(msg, succeeded, attempt.log?.stored());
     } catch (err) {
-      ctx.log.error({ err }, "task failed");
-      await outcome(msg, { type: "InstanceFailed", ...base, ...(label !== undefined ? { label } : {}), error: errorInfo(err), startedAt, at: Date.now() });
+      // The worker's own line, not stored with the task's: the error itself is recorded in InstanceFailed.
+      log.error({ err, runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, try: item.try }, "task failed");
+      await outcome(msg, { type: "InstanceFailed", ...base, ...(label !== undefined ? { label } : {}), error: errorInfo(err), startedAt, at: Date.now() }, attempt.log?.stored());
     } finally {
       clearTimeout(timer);
       runTries.delete(attempt.abort);
