@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadDags, pickDag, type DagBag } from "../libs/dags/index.ts";
 import { runReport, type LogLine, type RunState } from "../libs/core/index.ts";
-import { readTryLogs } from "../libs/nats/index.ts";
+import { MAX_LOG_LINE_BYTES, readTryLogs } from "../libs/nats/index.ts";
+import { encodeLogLine } from "../libs/codec/index.ts";
 import { createLogger } from "../libs/log/index.ts";
 import { startStack, type Stack } from "../services/stack/index.ts";
 import { requestRun, waitForRun } from "../services/cli/runs.ts";
@@ -71,4 +72,14 @@ test("an instance that never logged has no lines", async () => {
 test("a task inside a group (a dotted task id) has its own lines", async () => {
   const tries = await readTryLogs(stack.nats, state.runId, "stage.note", -1);
   assert.deepEqual(tries.map((t) => [t.try, untimed(t.lines)]), [[1, [{ level: "info", msg: "inside a group" }]]]);
+});
+
+test("a line too long for the stream is stored cut and marked, not lost", async () => {
+  const [only] = await readTryLogs(stack.nats, state.runId, "shout", -1);
+  assert.equal(only?.lines.length, 1);
+  const line = only!.lines[0]!;
+  assert.equal(line.level, "info");
+  assert.match(line.msg, /^x{1000,}…\[truncated\] \(\d+ bytes\)$/);
+  assert.equal(line.fields, undefined, "the fields went into the cut text");
+  assert.ok(encodeLogLine(line).byteLength <= MAX_LOG_LINE_BYTES);
 });

@@ -45,14 +45,15 @@ export function tryLogs(nats: Nats, workerLog: Logger): TryLogs {
       if (--inFlight === 0) idle?.();
     };
     const failed = (err: unknown) => {
-      // Once per try: the lines themselves are still in this worker's own log.
-      if (!warned) workerLog.warn({ err, ...instance }, "could not store a log line of this try; its lines are still in this worker's log");
+      // Once per try, not once per line: a NATS outage would otherwise double the worker's own log.
+      if (!warned) workerLog.warn({ err, ...instance }, "could not store a log line of this try (later ones that fail are not reported)");
       warned = true;
       settle();
     };
     const log = capture(instance, (line) => {
+      const bytes = storable(line);
       inFlight++;
-      nats.publisher.publish(subject, storable(line)).then(settle, failed);
+      nats.publisher.publish(subject, bytes).then(settle, failed);
     });
     return {
       log,
