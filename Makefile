@@ -23,7 +23,7 @@ up: deps nats-server
 	node bin/mapflow.mjs standalone --dags examples --data .mapflow --run sample_repeated_mapping
 
 typecheck: deps
-	npx tsc --noEmit -p .
+	npx tsc --noEmit -p . && npx tsc --noEmit -p services/ui/client
 
 test-unit: deps
 	$(NODE_TEST) $(UNIT)

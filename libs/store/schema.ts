@@ -1,9 +1,9 @@
 /** The SQLite read model's tables. Rebuildable at any time from the log. */
 
 /** Bump when a table changes: a read model of another version is dropped and rebuilt from the log. */
-export const STORE_VERSION = 2;
+export const STORE_VERSION = 3;
 
-export const TABLES = ["projection", "dags", "dag_runs", "tasks", "task_instances"] as const;
+export const TABLES = ["projection", "dags", "dag_versions", "dag_runs", "tasks", "task_instances"] as const;
 
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS projection (
@@ -16,6 +16,13 @@ CREATE TABLE IF NOT EXISTS dags (
   spec        TEXT NOT NULL,
   registered_at INTEGER NOT NULL
 );
+-- Every graph a run ran with, so a past run shows its own even after the DAG file changed.
+CREATE TABLE IF NOT EXISTS dag_versions (
+  dag_id      TEXT NOT NULL,
+  version     TEXT NOT NULL,
+  spec        TEXT NOT NULL,
+  PRIMARY KEY (dag_id, version)
+);
 CREATE TABLE IF NOT EXISTS dag_runs (
   run_id      TEXT PRIMARY KEY,
   dag_id      TEXT NOT NULL,
@@ -23,15 +30,20 @@ CREATE TABLE IF NOT EXISTS dag_runs (
   state       TEXT NOT NULL,
   conf        TEXT NOT NULL,
   started_at  INTEGER NOT NULL,
-  ended_at    INTEGER
+  ended_at    INTEGER,
+  -- The last log sequence that changed anything of the run: live pages ask which runs moved.
+  updated_seq INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dag_runs_by_dag ON dag_runs (dag_id, started_at);
+CREATE INDEX IF NOT EXISTS dag_runs_by_update ON dag_runs (updated_seq);
 CREATE TABLE IF NOT EXISTS tasks (
   run_id      TEXT NOT NULL,
   task_id     TEXT NOT NULL,
   state       TEXT NOT NULL,
   mapped      INTEGER NOT NULL,
   map_count   INTEGER,
+  -- JSON: instances by state, e.g. {"success": 998, "failed": 2}.
+  counts      TEXT NOT NULL,
   error       TEXT,
   started_at  INTEGER,
   ended_at    INTEGER,

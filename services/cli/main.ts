@@ -3,7 +3,7 @@
  * run failed, 2 bad input, 3 NATS cannot be reached.
  */
 import { Command, Option } from "commander";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { confFor, runReport } from "../../libs/core/index.ts";
@@ -21,6 +21,7 @@ import { DEFAULT_CONCURRENCY, startWorker } from "../worker/index.ts";
 import { parseConf, registeredDag, requestRun, waitForRun } from "./runs.ts";
 import { renderRun } from "./render.ts";
 import { cancelRun, clearRun, currentRun, markInstance } from "./operate.ts";
+import { DEFAULT_UI_HOST, DEFAULT_UI_PORT, startUi } from "../ui/index.ts";
 
 const EXIT = { ok: 0, runFailed: 1, badInput: 2, unreachable: 3 } as const;
 const DEFAULT_DATA = ".mapflow";
@@ -140,17 +141,21 @@ program
   .option("--workers <n>", "in-process workers", (v) => Number.parseInt(v, 10), 1)
   .option("--run <dagId>", "once the stack is up, run this DAG and print the run (it keeps serving after)")
   .addOption(durabilityOption())
-  .addHelpText("after", "\nExample:\n  npx mapflow standalone --dags examples --data .mapflow --run sample_repeated_mapping")
-  .action(async (opts: { dags: string; data: string; port?: number; workers: number; run?: string; durability: Durability }) => {
+  .option("--ui-host <host>", "address the web UI listens on", DEFAULT_UI_HOST)
+  .option("--ui-port <n>", "web UI port (0: any free one)", portNumber("--ui-port"), DEFAULT_UI_PORT)
+  .option("--no-ui", "do not serve the web UI")
+  .addHelpText("after", "\nExample:\n  npx mapflow standalone --dags examples --data .mapflow --run sample_repeated_mapping\n  then open http://127.0.0.1:8080")
+  .action(async (opts: { dags: string; data: string; port?: number; workers: number; run?: string; durability: Durability; ui: boolean; uiHost: string; uiPort: number }) => {
     const dataDir = resolve(opts.data);
     const existing = runningStackUrl(dataDir);
     if (existing) throw new BadInputError(`a stack is already running on ${dataDir} (${existing}); stop it first or use another --data`);
     const log = createLogger("mapflow");
     const bag = await loadBag(opts.dags, log);
-    const stack = await startStack({ dataDir, bag, port: opts.port, workers: opts.workers, log, durability: opts.durability });
+    const ui = opts.ui ? { host: opts.uiHost, port: opts.uiPort } : undefined;
+    const stack = await startStack({ dataDir, bag, port: opts.port, workers: opts.workers, log, durability: opts.durability, ui });
     const forget = recordStack(dataDir, stack.url);
     log.info({ nats: stack.url, data: dataDir, dags: [...bag.dags.keys()] }, "mapflow standalone is running; Ctrl-C stops it");
-    process.stdout.write(`mapflow standalone: NATS at ${stack.url}, data in ${dataDir}\n`);
+    process.stdout.write(`mapflow standalone: NATS at ${stack.url}, data in ${dataDir}${stack.ui ? `, web UI at ${stack.ui.url}` : ""}\n`);
     if (opts.run) {
       const loaded = pickDag(bag, opts.run);
       const runId = await requestRun(stack.nats, { dagId: opts.run, version: loaded.version, spec: loaded.dag.spec, conf: {} });
@@ -210,6 +215,14 @@ function positiveInt(flag: string): (value: string) => number {
   return (value) => {
     const n = Number(value);
     if (!Number.isInteger(n) || n < 1) throw new BadInputError(`${flag} takes a whole number ≥ 1, got '${value}'`);
+    return n;
+  };
+}
+
+function portNumber(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new BadInputError(`${flag} takes a port number from 0 to 65535, got '${value}'`);
     return n;
   };
 }
@@ -342,6 +355,24 @@ serviceCommand("worker", "run a worker: pulls work from a queue and runs task co
     process.stdout.write(`worker ${service.name} ready\n`);
     await untilSignal();
     await service.stop();
+    await nats.nc.close();
+  });
+
+serviceCommand("ui", "serve the web UI and its JSON API (reads a projection, talks to NATS for history, logs and actions)")
+  .option("--host <host>", "address to listen on; anything but 127.0.0.1 exposes the UI to the network", DEFAULT_UI_HOST)
+  .option("--port <n>", "port (0: any free one)", portNumber("--port"), DEFAULT_UI_PORT)
+  .option("--db <file>", "read this projection, written by a projector beside this UI; without it the UI runs its own into <data>/ui.sqlite")
+  .addHelpText("after", "\nExample:\n  npx mapflow ui --nats nats://10.0.0.5:4222 --port 8080")
+  .action(async (opts: { nats?: string; data: string; host: string; port: number; db?: string }) => {
+    const log = createLogger("ui");
+    if (opts.db && !existsSync(opts.db)) throw new BadInputError(`--db ${opts.db} does not exist; point it at a projector's SQLite file, or leave it out to run one here`);
+    const nats = await connectTo(opts, "mapflow-ui");
+    const projector = opts.db ? undefined : await startWhenReady(log, () => startProjector({ nats, log, dbPath: resolve(join(opts.data, "ui.sqlite")) }));
+    const ui = await startUi({ nats, log, dbPath: resolve(opts.db ?? join(opts.data, "ui.sqlite")), host: opts.host, port: opts.port });
+    process.stdout.write(`ui ready at ${ui.url}\n`);
+    await untilSignal();
+    await ui.stop();
+    await projector?.stop();
     await nats.nc.close();
   });
 

@@ -153,6 +153,7 @@ export async function startProjector(options: ProjectorOptions): Promise<Project
         if (state) {
           runs.set(event.runId, state);
           touch(touched, event, runs);
+          touched.seqs.set(event.runId, seq);
         }
       }
       lastApplied = seq;

@@ -12,6 +12,7 @@ import { startCoordinator } from "../coordinator/index.ts";
 import { DEFAULT_LEASE_MS, whileLeader } from "../coordinator/lease.ts";
 import { startProjector, type Projector } from "../projector/index.ts";
 import { startWorker, type Worker, type WorkerOptions } from "../worker/index.ts";
+import { startUi, type Ui } from "../ui/index.ts";
 
 export type StackOptions = {
   dataDir: string;
@@ -26,6 +27,8 @@ export type StackOptions = {
   durability?: Durability;
   /** The hard limit on one result or work item (default MAPFLOW_MAX_VALUE_BYTES, else 64 MB). */
   maxValueBytes?: number;
+  /** Serve the web UI here (port 0: any free one); absent: no UI. */
+  ui?: { host?: string; port?: number };
 };
 
 export type Stack = {
@@ -33,6 +36,8 @@ export type Stack = {
   readonly server: NatsServer;
   readonly nats: Nats;
   readonly projector: Projector;
+  /** Present when started with `ui`. */
+  readonly ui?: Ui;
   stop(): Promise<void>;
 };
 
@@ -67,17 +72,21 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   // The same lease as a cluster's coordinators: a second stack on this data dir stands by instead of deciding twice.
   const coordinator = await whileLeader(coordinatorNats, coordinatorLog, `standalone:${process.pid}`, DEFAULT_LEASE_MS, () =>
     startCoordinator({ nats: coordinatorNats, log: coordinatorLog, maxValueBytes: options.maxValueBytes }));
-  const projector = await startProjector({ nats: await connect("mapflow-projector"), log: log.child({ component: "projector" }), dbPath: join(options.dataDir, "mapflow.sqlite") });
+  const dbPath = join(options.dataDir, "mapflow.sqlite");
+  const projector = await startProjector({ nats: await connect("mapflow-projector"), log: log.child({ component: "projector" }), dbPath });
   const workers: Worker[] = [];
   for (let i = 0; i < (options.workers ?? 1); i++) {
     workers.push(await startWorker({ nats: await connect(`mapflow-worker-${i}`), log: log.child({ component: "worker" }), bag: options.bag, maxResultBytes: options.maxValueBytes, ...options.worker }));
   }
+  const ui = options.ui ? await startUi({ nats: await connect("mapflow-ui"), dbPath, log: log.child({ component: "ui" }), ...options.ui }) : undefined;
   return {
     url: server.url,
     server,
     nats,
     projector,
+    ui,
     async stop() {
+      await ui?.stop();
       await Promise.all(workers.map((w) => w.stop()));
       await coordinator.stop();
       await projector.stop();

@@ -8,10 +8,13 @@ import { tempDir } from "./index.ts";
 
 const log = createLogger("test", "warn");
 
-/** Every row of the run tables, in a stable order. */
+/**
+ * Every row of the run tables, in a stable order. A run's `updated_seq` is left out: it says when the
+ * projector last wrote the row (a late duplicate rewrites it unchanged), not what the run's state is.
+ */
 export function dumpTables(db: Database.Database) {
   return {
-    runs: db.prepare("SELECT * FROM dag_runs ORDER BY run_id").all(),
+    runs: (db.prepare("SELECT * FROM dag_runs ORDER BY run_id").all() as Record<string, unknown>[]).map(({ updated_seq: _, ...row }) => row),
     tasks: db.prepare("SELECT * FROM tasks ORDER BY run_id, task_id").all(),
     instances: db.prepare("SELECT * FROM task_instances ORDER BY run_id, task_id, map_index").all(),
   };

@@ -1,0 +1,144 @@
+/**
+ * The JSON API behind the web UI, usable by any tool (documented in the
+ * README). Reads come from the SQLite projection; a run's history and an
+ * instance's logs come from NATS; actions append the same events as the
+ * CLI, checked the same way.
+ */
+import { isRunEvent, type RunEvent } from "../../libs/events/index.ts";
+import { followEvents, logBadEvent, readTryLogs, type Nats } from "../../libs/nats/index.ts";
+import { INSTANCE_SORTS, type InstanceSort, type ReadQueries, type TaskRow } from "../../libs/store/queries.ts";
+import { isTaskId, isToken, subjects } from "../../libs/names/index.ts";
+import { BadInputError } from "../../libs/errors.ts";
+import type { Logger } from "../../libs/log/index.ts";
+import { cancelRun, clearRun, markInstance } from "../cli/operate.ts";
+import { registeredDag, requestRun } from "../cli/runs.ts";
+import { intParam, NotFoundError, readJson, Router, type Request } from "./http.ts";
+
+export type ApiDeps = { nats: Nats; queries: ReadQueries; log: Logger };
+
+/** How many past runs the DAG list and the grid show by default. */
+const RECENT_RUNS = 25;
+/** A history longer than this is cut (the UI says so): a run of a million instances has millions of events. */
+const MAX_HISTORY = 200_000;
+
+function runId(request: Request): string {
+  const id = request.params["runId"]!;
+  if (!isToken(id)) throw new BadInputError(`'${id}' is not a valid run id`);
+  return id;
+}
+
+function taskId(request: Request): string {
+  const id = request.params["taskId"]!;
+  if (!isTaskId(id)) throw new BadInputError(`'${id}' is not a valid task id`);
+  return id;
+}
+
+function mapIndex(text: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < -1) throw new BadInputError(`map index must be a whole number from -1, got '${text}'`);
+  return value;
+}
+
+/** A run's events in log order, read to the end of what the log holds now. */
+async function runHistory(nats: Nats, id: string, log: Logger): Promise<{ events: { seq: number; event: RunEvent }[]; truncated: boolean }> {
+  const follow = await followEvents(nats.js, subjects.run(id), 1, logBadEvent(log));
+  const events: { seq: number; event: RunEvent }[] = [];
+  try {
+    for await (const { seq, event, caughtUp } of follow) {
+      if (event && isRunEvent(event)) events.push({ seq, event });
+      if (caughtUp) break;
+      if (events.length >= MAX_HISTORY) return { events, truncated: true };
+    }
+  } finally {
+    await follow.stop();
+  }
+  return { events, truncated: false };
+}
+
+export function apiRoutes(router: Router, { nats, queries, log }: ApiDeps): Router {
+  const runOr404 = (id: string) => {
+    const run = queries.run(id);
+    if (!run) throw new NotFoundError(`run '${id}' is not in the read model (yet); check the id, or wait for the projector to catch up`);
+    return run;
+  };
+  const tasksInOrder = (id: string, dagId: string, version: string): { spec: ReturnType<ReadQueries["specOf"]>; tasks: TaskRow[] } => {
+    const spec = queries.specOf(dagId, version);
+    const rows = new Map(queries.tasks(id).map((t) => [t.taskId, t]));
+    const order = spec?.tasks.map((t) => t.id) ?? [...rows.keys()];
+    return { spec, tasks: order.flatMap((t) => rows.get(t) ?? []) };
+  };
+
+  return router
+    .on("GET", "/api/dags", () =>
+      queries.dags().map((d) => ({ ...d, runs: queries.runs({ dagId: d.dagId, limit: RECENT_RUNS }) })))
+    .on("GET", "/api/dags/:dagId", ({ params }) => {
+      const dag = queries.dag(params["dagId"]!);
+      if (!dag) throw new NotFoundError(`DAG '${params["dagId"]}' is not registered; start a worker whose --dags folder holds it`);
+      return dag;
+    })
+    .on("GET", "/api/runs", ({ url }) =>
+      queries.runs({ dagId: url.searchParams.get("dag") ?? undefined, state: url.searchParams.get("state") ?? undefined, limit: intParam(url, "limit", RECENT_RUNS) }))
+    .on("GET", "/api/dags/:dagId/grid", ({ params, url }) => {
+      const dag = queries.dag(params["dagId"]!);
+      if (!dag) throw new NotFoundError(`DAG '${params["dagId"]}' is not registered`);
+      // Oldest first, as Airflow's grid reads left to right.
+      const runs = queries.runs({ dagId: dag.dagId, limit: intParam(url, "limit", RECENT_RUNS) }).reverse();
+      const tasks = queries.tasksOfRuns(runs.map((r) => r.runId));
+      return { dag, runs: runs.map((r) => ({ ...r, tasks: Object.fromEntries((tasks.get(r.runId) ?? []).map((t) => [t.taskId, t])) })) };
+    })
+    .on("GET", "/api/runs/:runId", (request) => {
+      const run = runOr404(runId(request));
+      return { ...run, ...tasksInOrder(run.runId, run.dagId, run.dagVersion) };
+    })
+    .on("GET", "/api/runs/:runId/history", async (request) => {
+      const run = runOr404(runId(request));
+      return { runId: run.runId, ...(await runHistory(nats, run.runId, log)) };
+    })
+    .on("GET", "/api/runs/:runId/tasks/:taskId/instances", (request) => {
+      const id = runId(request);
+      runOr404(id);
+      const url = request.url;
+      const sort = url.searchParams.get("sort") ?? "map_index";
+      if (!INSTANCE_SORTS.includes(sort as InstanceSort)) throw new BadInputError(`sort must be one of ${INSTANCE_SORTS.join(", ")}, got '${sort}'`);
+      return queries.instances(id, taskId(request), {
+        state: url.searchParams.get("state") || undefined,
+        sort: sort as InstanceSort,
+        desc: url.searchParams.get("order") === "desc",
+        offset: intParam(url, "offset", 0),
+        limit: intParam(url, "limit", 100),
+      });
+    })
+    .on("GET", "/api/runs/:runId/tasks/:taskId/instances/:mapIndex", (request) => {
+      const found = queries.instance(runId(request), taskId(request), mapIndex(request.params["mapIndex"]!));
+      if (!found) throw new NotFoundError(`run ${request.params["runId"]} has no instance ${request.params["mapIndex"]} of task '${request.params["taskId"]}'`);
+      return found;
+    })
+    .on("GET", "/api/runs/:runId/tasks/:taskId/instances/:mapIndex/logs", async (request) =>
+      readTryLogs(nats, runId(request), taskId(request), mapIndex(request.params["mapIndex"]!)))
+    .on("POST", "/api/dags/:dagId/trigger", async ({ req, params }) => {
+      const body = await readJson(req);
+      const conf = body["conf"] ?? {};
+      if (typeof conf !== "object" || conf === null || Array.isArray(conf)) throw new BadInputError("conf must be a JSON object");
+      const dag = await registeredDag(nats, params["dagId"]!);
+      const id = await requestRun(nats, { dagId: dag.dagId, version: dag.version, spec: dag.spec, conf: conf as Record<string, unknown> });
+      log.info({ runId: id, dagId: dag.dagId }, "run triggered from the UI");
+      return { runId: id };
+    })
+    .on("POST", "/api/runs/:runId/cancel", async (request) => ({ seq: await cancelRun(nats, runId(request)) }))
+    .on("POST", "/api/runs/:runId/clear", async (request) => {
+      const body = await readJson(request.req);
+      const task = body["taskId"];
+      if (typeof task !== "string") throw new BadInputError("taskId (a string) is required");
+      const indexes = body["mapIndexes"];
+      if (indexes !== undefined && indexes !== null && (!Array.isArray(indexes) || !indexes.every((i) => Number.isInteger(i)))) {
+        throw new BadInputError("mapIndexes must be a list of whole numbers, or left out to clear the whole task");
+      }
+      return { seq: await clearRun(nats, runId(request), task, (indexes as number[] | undefined) ?? null, body["downstream"] === true) };
+    })
+    .on("POST", "/api/runs/:runId/mark", async (request) => {
+      const body = await readJson(request.req);
+      const task = body["taskId"];
+      if (typeof task !== "string" || !Number.isInteger(body["mapIndex"])) throw new BadInputError("taskId (a string) and mapIndex (a whole number) are required");
+      return { seq: await markInstance(nats, runId(request), task, body["mapIndex"] as number, String(body["state"])) };
+    });
+}

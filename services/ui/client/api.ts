@@ -1,0 +1,98 @@
+/** The JSON API, typed for the pages, and the live stream they refetch on. */
+import { useEffect, useRef, useState } from "preact/hooks";
+import type { DagSpec } from "../../../libs/core/spec.ts";
+import type { RunEvent } from "../../../libs/events/index.ts";
+import type { DagRow, InstancePage, InstanceRow, RunRow, TaskRow } from "../../../libs/store/queries.ts";
+
+export type { DagRow, InstancePage, InstanceRow, RunRow, TaskRow };
+export type DagWithRuns = DagRow & { runs: RunRow[] };
+export type RunDetail = RunRow & { spec: DagSpec | undefined; tasks: TaskRow[] };
+export type Grid = { dag: DagRow; runs: (RunRow & { tasks: Record<string, TaskRow> })[] };
+export type History = { runId: string; events: { seq: number; event: RunEvent }[]; truncated: boolean };
+export type TryLogs = { try: number; lines: { at: number; level: string; msg: string; fields?: Record<string, unknown> }[] }[];
+export type Change = { seq: number; runs: { runId: string; dagId: string; state: string }[]; dags: boolean };
+
+export class ApiError extends Error {
+  override name = "ApiError";
+  constructor(message: string, readonly status: number) {
+    super(message);
+  }
+}
+
+async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(path, {
+    method,
+    headers: body === undefined ? {} : { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = (await res.json()) as T & { error?: string };
+  if (!res.ok) throw new ApiError(data.error ?? `${res.status} ${res.statusText}`, res.status);
+  return data;
+}
+
+export const get = <T,>(path: string) => call<T>("GET", path);
+export const post = <T,>(path: string, body: unknown = {}) => call<T>("POST", path, body);
+export const enc = encodeURIComponent;
+
+type Listener = (change: Change) => void;
+const listeners = new Set<Listener>();
+let source: EventSource | undefined;
+
+function listen(fn: Listener): () => void {
+  listeners.add(fn);
+  if (!source) {
+    source = new EventSource("/api/live");
+    source.addEventListener("change", (e) => {
+      const change = JSON.parse((e as MessageEvent<string>).data) as Change;
+      for (const l of listeners) l(change);
+    });
+  }
+  return () => listeners.delete(fn);
+}
+
+/**
+ * Data for a page: fetched once, then again when the live stream says
+ * something it shows changed (`affects`), at most once per in-flight fetch.
+ */
+export function useLive<T>(load: () => Promise<T>, deps: unknown[], affects: (change: Change) => boolean = () => true) {
+  const [data, setData] = useState<T | undefined>(undefined);
+  const [error, setError] = useState<string | undefined>(undefined);
+  const refreshRef = useRef<() => Promise<void>>(async () => {});
+  const loadRef = useRef(load);
+  loadRef.current = load;
+  const affectsRef = useRef(affects);
+  affectsRef.current = affects;
+
+  useEffect(() => {
+    const s = { inFlight: false, again: false, alive: true };
+    setData(undefined);
+    setError(undefined);
+    const refresh = async () => {
+      if (s.inFlight) return void (s.again = true);
+      s.inFlight = true;
+      try {
+        const value = await loadRef.current();
+        if (s.alive) (setData(() => value), setError(undefined));
+      } catch (err) {
+        if (s.alive) setError((err as Error).message);
+      } finally {
+        s.inFlight = false;
+        if (s.again && s.alive) (s.again = false), void refresh();
+      }
+    };
+    refreshRef.current = refresh;
+    void refresh();
+    const stop = listen((change) => {
+      if (affectsRef.current(change)) void refresh();
+    });
+    return () => {
+      s.alive = false;
+      stop();
+    };
+  }, deps);
+
+  return { data, error, reload: () => void refreshRef.current() };
+}
+
+export const touchesRun = (runId: string) => (c: Change) => c.runs.some((r) => r.runId === runId);
+export const touchesDag = (dagId: string) => (c: Change) => c.dags || c.runs.some((r) => r.dagId === dagId);

@@ -1,0 +1,3 @@
+/** How times and durations read on every screen. */
+export const time = (ms: number | null | undefined) => (ms ? new Date(ms).toLocaleTimeString() : "");
+export const duration = (from: number | null | undefined, to: number | null | undefined) => (from && to ? `${((to - from) / 1000).toFixed(3)} s` : "");

@@ -1,0 +1,105 @@
+/**
+ * The web UI service: a small node:http server with the JSON API, the live
+ * stream, and the bundled browser code. It reads the SQLite projection a
+ * projector writes (its own or one beside it) and talks to NATS for history,
+ * logs and actions. It binds to 127.0.0.1 unless told otherwise.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Nats } from "../../libs/nats/index.ts";
+import { ReadQueries } from "../../libs/store/queries.ts";
+import type { Logger } from "../../libs/log/index.ts";
+import { apiRoutes } from "./api.ts";
+import { bundleClient, INDEX_HTML, type Bundle } from "./bundle.ts";
+import { Router, sendJson, statusOf } from "./http.ts";
+import { LiveHub } from "./live.ts";
+import { BadInputError } from "../../libs/errors.ts";
+
+export const DEFAULT_UI_HOST = "127.0.0.1";
+export const DEFAULT_UI_PORT = 8080;
+
+export type UiOptions = {
+  nats: Nats;
+  /** The projection's SQLite file (it must exist: start the projector first). */
+  dbPath: string;
+  log: Logger;
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+};
+
+export type Ui = { readonly url: string; stop(): Promise<void> };
+
+export async function startUi(options: UiOptions): Promise<Ui> {
+  const { log } = options;
+  const queries = new ReadQueries(options.dbPath);
+  const live = new LiveHub(queries);
+  const router = apiRoutes(new Router(), { nats: options.nats, queries, log });
+  let bundle: Bundle;
+  try {
+    bundle = await bundleClient();
+  } catch (err) {
+    queries.close();
+    throw err;
+  }
+
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://ui.invalid");
+    const asset = (type: string, body: string) => {
+      res.writeHead(200, { "content-type": type, "cache-control": "no-cache" });
+      res.end(body);
+    };
+    if (req.method === "GET" && url.pathname === "/app.js") return asset("text/javascript; charset=utf-8", bundle.js);
+    if (req.method === "GET" && url.pathname === "/app.css") return asset("text/css; charset=utf-8", bundle.css);
+    if (req.method === "GET" && url.pathname === "/api/live") return live.attach(res);
+    if (!url.pathname.startsWith("/api/")) {
+      // Every other page is the one-page app; it reads its route from the URL.
+      if (req.method !== "GET") return sendJson(res, 405, { error: "only GET serves pages" });
+      return asset("text/html; charset=utf-8", INDEX_HTML);
+    }
+    const found = router.match(req.method ?? "GET", url.pathname);
+    if (found === undefined) return sendJson(res, 404, { error: `no API at ${url.pathname}; see the README's API section` });
+    if (found === "wrong-method") return sendJson(res, 405, { error: `${req.method} is not allowed on ${url.pathname}` });
+    void (async () => {
+      try {
+        sendJson(res, 200, await found.handler({ req, url, params: found.params }, res));
+      } catch (err) {
+        const status = statusOf(err);
+        if (status === 500) log.error({ err, path: url.pathname }, "UI API request failed");
+        if (!res.headersSent) sendJson(res, status, { error: (err as Error).message });
+        else res.end();
+      }
+    })();
+  });
+
+  const host = options.host ?? DEFAULT_UI_HOST;
+  const wanted = options.port ?? DEFAULT_UI_PORT;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(wanted, host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    live.close();
+    queries.close();
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EADDRINUSE") throw new BadInputError(`port ${wanted} on ${host} is in use (another mapflow UI?); pass another port, or 0 for any free one`, { cause: err });
+    if (code === "EADDRNOTAVAIL") throw new BadInputError(`this machine has no address ${host} to serve the UI on; pass a local address such as 127.0.0.1`, { cause: err });
+    throw err;
+  }
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  log.info({ url, host }, host === DEFAULT_UI_HOST ? "web UI listening on this machine only (--host to change)" : "web UI listening");
+  return {
+    url,
+    async stop() {
+      live.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      queries.close();
+    },
+  };
+}
