@@ -5,7 +5,7 @@ NODE_TEST := node --import tsx --test --test-concurrency=1 --test-timeout=600000
 UNIT := $(wildcard test/*.unit.test.ts)
 INTEGRATION := $(wildcard test/*.int.test.ts) $(wildcard test/*.e2e.test.ts) $(wildcard test/cluster/*.int.test.ts)
 
-.PHONY: up test test-unit test-cluster chaos bench deps nats-server typecheck clean
+.PHONY: up test test-unit test-cluster chaos bench deps nats-server chromium screenshots typecheck clean
 
 # Dependencies from the lockfile, reinstalled only when it changes.
 node_modules/.installed: package.json package-lock.json
@@ -18,6 +18,10 @@ deps: node_modules/.installed
 nats-server:
 	@bash scripts/nats-server.sh >/dev/null
 
+# Chromium for the browser tests (PATH, or Debian's package when root with apt); without one they skip, saying why.
+chromium:
+	@bash scripts/chromium.sh >/dev/null
+
 # Install, start the embedded stack with the example DAGs, run the seed DAG, keep serving (Ctrl-C stops).
 up: deps nats-server
 	node bin/mapflow.mjs standalone --dags examples --data .mapflow --run sample_repeated_mapping
@@ -29,7 +33,7 @@ test-unit: deps
 	$(NODE_TEST) $(UNIT)
 
 # Install and run the whole suite: typecheck, unit tests, then tests against real nats-server processes.
-test: deps nats-server typecheck
+test: deps nats-server chromium typecheck
 	$(NODE_TEST) $(UNIT) $(INTEGRATION)
 
 # Only the real 3-node cluster tests (also part of `make test`): node and stream-leader failover, quorum loss.
@@ -48,6 +52,10 @@ chaos: deps nats-server
 BENCH_ARGS ?=
 bench: deps nats-server
 	node --import tsx scripts/bench.ts $(BENCH_ARGS)
+
+# The README's screenshots of the web UI, taken by the browser tests against a real stack.
+screenshots: deps nats-server chromium
+	MAPFLOW_SCREENSHOTS=docs/screenshots $(NODE_TEST) test/ui.browser.e2e.test.ts
 
 clean:
 	rm -rf .mapflow node_modules .tools

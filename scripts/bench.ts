@@ -127,6 +127,7 @@ const replay = {
   eventsPerSecond: median(replayRounds.map((r) => r.eventsPerSecond)),
   events: median(replayRounds.map((r) => r.events)),
   readOnlyPerSecond: median(replayRounds.map((r) => r.readOnlyPerSecond)),
+  uiPageMs: Object.fromEntries((["instances", "firstPage", "sortedByDuration", "filteredDeep"] as const).map((k) => [k, median(replayRounds.map((r) => r.uiPageMs[k]))])),
 };
 const appendsPerSecond = Object.fromEntries(DURABILITY_MODES.map((mode) => [mode, median(appendRounds[mode]!)]));
 
@@ -142,6 +143,7 @@ const targets = {
   seedP99Under200ms: seed.p99Ms < 200,
   millionWithinMemory: huge ? huge.peakRssMiB.coordinator < 500 && huge.peakRssMiB.worker < 200 : null,
   replayAtLeast100kPerSecond: replay.eventsPerSecond >= 100_000,
+  uiInstancePageUnder1s: Math.max(replay.uiPageMs["firstPage"]!, replay.uiPageMs["sortedByDuration"]!, replay.uiPageMs["filteredDeep"]!) < 1000,
 };
 const results = {
   at: new Date().toISOString(),
@@ -187,6 +189,8 @@ if (huge) {
 }
 out.push("", `replay: ${int(replay.events)} events into a fresh SQLite file   ${int(replay.eventsPerSecond)} events/s   rounds: ${replayRounds.map((r) => int(r.eventsPerSecond)).join(", ")}`);
 out.push(`        the same log only read (sequence and headers, no decoding)   ${int(replay.readOnlyPerSecond)} events/s   replay is ${pct(replay.eventsPerSecond / replay.readOnlyPerSecond)} of that`);
+const ui = replay.uiPageMs;
+out.push(`ui: a page of 100 of ${int(ui["instances"]!)} instances   first ${ui["firstPage"]!.toFixed(1)} ms   sorted by duration ${ui["sortedByDuration"]!.toFixed(1)} ms   filtered, at half way ${ui["filteredDeep"]!.toFixed(1)} ms`);
 out.push("", `scaling at N = ${int(settings.scalingN)} on ${machine.cpus} CPUs: ${scalingTable.map((r) => `${r.workers} worker${r.workers > 1 ? "s" : ""} ${int(r.instancesPerSecond)} inst/s`).join("   ")}`);
 out.push("", `event log appends/s (${APPEND_WINDOW} in flight): ${DURABILITY_MODES.map((mode) => `${mode} ${int(appendsPerSecond[mode]!)}`).join("   ")}   replicated / durable ${results.durability.replicatedOverDurable.toFixed(1)}x`);
 out.push("", "targets (issue 5):");
@@ -195,6 +199,7 @@ out.push(`  seed DAG p50 < 50 ms                                  ${met(targets.
 out.push(`  seed DAG p99 < 200 ms                                 ${met(targets.seedP99Under200ms)}`);
 out.push(`  1,000,000 instances: coordinator < 500 MiB, worker < 200 MiB   ${met(targets.millionWithinMemory)}`);
 out.push(`  replay >= 100,000 events/s                            ${met(targets.replayAtLeast100kPerSecond)}`);
+out.push(`  UI (issue 6): a page of a mapped task's instances < 1 s   ${met(targets.uiInstancePageUnder1s)}`);
 mkdirSync(dirname(args.out), { recursive: true });
 writeFileSync(args.out, `${JSON.stringify(results, null, 2)}\n`);
 out.push("", `written to ${args.out}`);

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "../../libs/log/index.ts";
 import { startProjector } from "../../services/projector/index.ts";
+import { ReadQueries } from "../../libs/store/queries.ts";
 import { DeliverPolicy } from "@nats-io/jetstream";
 import { HEADERS, STREAMS, subjects } from "../../libs/names/index.ts";
 import { BENCH_DAGS, EXAMPLE_DAGS, Stack, type CpuSeconds, type PeakRss } from "./stack.ts";
@@ -27,7 +28,33 @@ export type ReplayFigure = {
   eventsPerSecond: number;
   /** The same log read with the same client and nothing done with it: the floor replay stands on. */
   readOnlyPerSecond: number;
+  /** The web UI's reads of the run's mapped task, on the replayed file (median ms of 5). */
+  uiPageMs: UiPageFigure;
 };
+export type UiPageFigure = { instances: number; firstPage: number; sortedByDuration: number; filteredDeep: number };
+
+/** How long the UI's instance list takes to answer for the widest task of the newest run: its first page, sorted, and deep in a filter. */
+function uiPages(dbPath: string): UiPageFigure {
+  const queries = new ReadQueries(dbPath);
+  try {
+    const run = queries.runs({ limit: 1 })[0]!;
+    const task = queries.tasks(run.runId).sort((a, b) => (b.mapCount ?? 0) - (a.mapCount ?? 0))[0]!;
+    const n = task.mapCount ?? 0;
+    const time = (read: () => unknown) => median(Array.from({ length: 5 }, () => {
+      const started = performance.now();
+      read();
+      return performance.now() - started;
+    }));
+    return {
+      instances: n,
+      firstPage: time(() => queries.instances(run.runId, task.taskId, { limit: 100 })),
+      sortedByDuration: time(() => queries.instances(run.runId, task.taskId, { sort: "duration", desc: true, limit: 100 })),
+      filteredDeep: time(() => queries.instances(run.runId, task.taskId, { state: "success", offset: Math.floor(n / 2), limit: 100 })),
+    };
+  } finally {
+    queries.close();
+  }
+}
 
 /**
  * A run of 2,000 first, so the figure is a warm stack's, as a long-running one is: not tsx compiling
@@ -69,7 +96,7 @@ export async function replay(stack: Stack): Promise<ReplayFigure> {
   try {
     await projector.waitFor(last);
     const ms = performance.now() - started;
-    return { events: last, ms, eventsPerSecond: last / (ms / 1000), readOnlyPerSecond: await readOnlyRate(stack, last) };
+    return { events: last, ms, eventsPerSecond: last / (ms / 1000), readOnlyPerSecond: await readOnlyRate(stack, last), uiPageMs: uiPages(join(dir, "replay.sqlite")) };
   } finally {
     await projector.stop();
     rmSync(dir, { recursive: true, force: true });

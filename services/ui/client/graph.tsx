@@ -79,8 +79,11 @@ function build(spec: DagSpec, views: ReadonlyMap<string, TaskView> | undefined, 
     const data = dataUpstream(t.args, t.mapping);
     const group = t.group ? spec.groups.find((g) => g.id === t.group) : undefined;
     if (group) dataUpstream(group.args, group.mapping).forEach((u) => data.add(u));
-    for (const u of t.upstream) add(u, t.id, !data.has(u));
-    for (const u of data) if (!t.upstream.includes(u)) add(u, t.id, false);
+    // A group's inputs feed every task in it; drawn only into the tasks that start the group, they read as one flow.
+    const inner = group !== undefined && t.upstream.some((u) => spec.tasks.find((x) => x.id === u)?.group === t.group);
+    const shown = (u: string) => !(inner && group!.upstream.includes(u));
+    for (const u of t.upstream) if (shown(u)) add(u, t.id, !data.has(u));
+    for (const u of data) if (!t.upstream.includes(u) && shown(u)) add(u, t.id, false);
   }
   return { nodes: [...nodes.values()], edges: [...edges.values()] };
 }
