@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Browser, Page } from "playwright-core";
-import { loadDags, pickDag } from "../libs/dags/index.ts";
+import { loadDags, pickDag, type DagBag } from "../libs/dags/index.ts";
 import { createLogger } from "../libs/log/index.ts";
 import { startStack, type Stack } from "../services/stack/index.ts";
 import { requestRun, waitForRun } from "../services/cli/runs.ts";
@@ -35,18 +35,20 @@ let browser: Browser;
 let page: Page;
 let base: string;
 let runId: string;
+let bag: DagBag;
 
 /** The same colour as the browser reports it for an SVG fill. */
 const rgb = (hex: string) => `rgb(${[1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)).join(", ")})`;
-const shot = (name: string) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+const shot = (name: string, fullPage = true) => page.screenshot({ path: join(shots, `${name}.png`), fullPage });
 
 before(async () => {
   if (skip) return;
   mkdirSync(shots, { recursive: true });
   const examples = await loadDags(join(ROOT, "examples"));
   const groups = await loadDags(join(FIXTURES, "mapping"));
-  // The examples plus a DAG with a mapped task group, for the group box.
-  const bag = { ...examples, dags: new Map([...examples.dags, ...[...groups.dags].filter(([id]) => id === "mapped_group")]) };
+  const wide = await loadDags(join(ROOT, "scripts", "bench", "dags"));
+  // The examples, a DAG with a mapped task group (the group box) and the benchmark's wide fan-out (a live run).
+  bag = { ...examples, dags: new Map([...examples.dags, ...[...groups.dags].filter(([id]) => id === "mapped_group"), ...wide.dags]) };
   stack = await startStack({ dataDir: dir.path, bag, log: createLogger("test", "warn"), ui: { port: 0 } });
   base = stack.ui!.url;
   const { version, dag } = pickDag(bag, "sample_repeated_mapping");
@@ -180,4 +182,28 @@ test("history: the slider shows the graph as it stood at an earlier event", { sk
   assert.equal(await label.textContent(), "add [6]");
   assert.doesNotMatch((await page.locator('.history-view g.node[data-task="add"] text.sub').textContent()) ?? "", /✓/);
   await shot("history");
+});
+
+test("a run of 10,000 instances updates live: the mapped box counts up while it runs, without a reload", { skip, timeout: 120_000 }, async () => {
+  const { version, dag } = pickDag(bag, "bench_fanout");
+  const apiCalls: string[] = [];
+  page.on("request", (r) => {
+    if (r.url().includes("/api/") && !r.url().endsWith("/api/live")) apiCalls.push(r.url());
+  });
+  const wideRun = await requestRun(stack.nats, { dagId: "bench_fanout", version, spec: dag.spec, conf: { n: 10_000 } });
+  await page.goto(`${base}/runs/${wideRun}?task=each`);
+  const sub = page.locator('g.node[data-task="each"] text.sub');
+  await sub.waitFor();
+  const seen = new Set<string>();
+  // Read the box as the live stream moves it, until the run's badge says success.
+  while ((await page.locator(".run-state").getAttribute("data-state")) !== "success") {
+    seen.add((await sub.textContent()) ?? "");
+    await page.waitForTimeout(50);
+  }
+  await page.locator('g.node[data-task="each"] text.sub', { hasText: "10000 ✓" }).waitFor();
+  const intermediate = [...seen].filter((t) => /\d+ ✓/.test(t) && !t.startsWith("10000 ✓"));
+  assert.ok(intermediate.length >= 1, `the box showed counts while the run was under way (saw: ${[...seen].join(" | ")})`);
+  assert.equal(await page.locator('table.instances tbody tr[data-map-index="0"]').getAttribute("data-state"), "success");
+  process.stderr.write(`live 10,000-instance run: ${seen.size} distinct box texts seen, ${apiCalls.length} API requests in all\n`);
+  await shot("live-10k", false);
 });
