@@ -22,7 +22,7 @@ nats-server:
 chromium:
 	@bash scripts/chromium.sh >/dev/null
 
-# Install, start the embedded stack with the example DAGs, run the seed DAG, keep serving (Ctrl-C stops).
+# Install, start the embedded stack with the example DAGs, run the seed DAG, serve the web UI at http://127.0.0.1:8080 (Ctrl-C stops).
 up: deps nats-server
 	node bin/mapflow.mjs standalone --dags examples --data .mapflow --run sample_repeated_mapping
 
