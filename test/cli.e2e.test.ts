@@ -57,11 +57,17 @@ test("trigger with no stack to talk to exits 3 and says what to check", async ()
   }
 });
 
-test("standalone keeps a stack up; trigger --wait --json finds it through the data dir and prints the run", async () => {
+test("standalone keeps a stack up and serves the UI; trigger --wait --json finds it through the data dir and prints the run", async () => {
   const dir = tempDir();
-  const standalone = await startCli(["standalone", "--dags", ACCEPTANCE, "--data", dir.path], /mapflow standalone: NATS at/);
+  const standalone = await startCli(["standalone", "--dags", ACCEPTANCE, "--data", dir.path, "--ui-port", "0"], /mapflow standalone: NATS at .*\n/);
   try {
     assert.ok(existsSync(join(dir.path, "stack.json")));
+    const ui = /web UI at (http:\/\/127\.0\.0\.1:\d+)/.exec(standalone.output())?.[1];
+    assert.ok(ui, `standalone names its UI:\n${standalone.output()}`);
+    // The projector lists the DAGs once it has folded their registration.
+    const listed = async () => ((await (await fetch(`${ui}/api/dags`)).json()) as { dagId: string }[]).some((d) => d.dagId === "sample_repeated_mapping");
+    for (const deadline = Date.now() + 10_000; !(await listed()) && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(await listed(), "the UI lists the stack's DAGs");
     const { code, stdout, stderr } = await cli(["trigger", "sample_repeated_mapping", "--wait", "--json", "--data", dir.path]);
     assert.equal(code, 0, stderr);
     const run = JSON.parse(stdout) as { state: string; tasks: Record<string, { instances: { result: unknown }[] }> };

@@ -15,7 +15,7 @@ type Report = {
 };
 
 before(async () => {
-  standalone = await startCli(["standalone", "--dags", DAGS, "--data", dir.path], /mapflow standalone: NATS at/);
+  standalone = await startCli(["standalone", "--dags", DAGS, "--data", dir.path, "--no-ui"], /mapflow standalone: NATS at/);
 });
 
 after(async () => {

@@ -6,7 +6,9 @@ import { loadDags, pickDag, type DagBag } from "../libs/dags/index.ts";
 import { createLogger } from "../libs/log/index.ts";
 import { startStack, type Stack } from "../services/stack/index.ts";
 import { requestRun, waitForRun } from "../services/cli/runs.ts";
-import { ROOT, tempDir } from "./helpers/index.ts";
+import { ROOT, startCli, tempDir } from "./helpers/index.ts";
+import { startUi } from "../services/ui/index.ts";
+import { BadInputError } from "../libs/errors.ts";
 
 const dir = tempDir();
 let stack: Stack;
@@ -161,4 +163,33 @@ test("trigger checks conf against the DAG and starts a run", async () => {
   const unknown = await postJson("/api/dags/no_such_dag/trigger", {});
   assert.equal(unknown.status, 400);
   assert.match(unknown.body.error, /not registered/);
+});
+
+test("a UI on a port already taken says so and what to do", async () => {
+  const port = Number(new URL(base).port);
+  await assert.rejects(
+    startUi({ nats: stack.nats, dbPath: join(dir.path, "mapflow.sqlite"), log: createLogger("test", "warn"), port }),
+    (err: Error) => err instanceof BadInputError && /port \d+ on 127\.0\.0\.1 is in use.*0 for any free one/.test(err.message),
+  );
+});
+
+test("'mapflow ui' beside a stack runs its own projector and serves the same runs", async () => {
+  const data = tempDir("mapflow-ui-cli-");
+  const ui = await startCli(["ui", "--nats", stack.url, "--data", data.path, "--port", "0"], /ui ready at (http:\S+)/);
+  try {
+    const url = /ui ready at (http:\S+)/.exec(ui.output())![1]!;
+    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    // Its projector folds the log from the start; the run shows up once it has.
+    const deadline = Date.now() + 30_000;
+    let runs: { runId: string }[] = [];
+    while (!runs.some((r) => r.runId === runId) && Date.now() < deadline) {
+      runs = (await (await fetch(`${url}/api/runs`)).json()) as { runId: string }[];
+      if (!runs.some((r) => r.runId === runId)) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(runs.some((r) => r.runId === runId), "the run the stack ran is listed");
+  } finally {
+    ui.kill("SIGTERM");
+    await new Promise((r) => ui.once("exit", r));
+    data.remove();
+  }
 });
