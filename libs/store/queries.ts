@@ -86,36 +86,46 @@ const instance = (i: RawInstance): InstanceRow => ({
   result: i.result, resultLength: i.result_length ?? 0, error: i.error ? (JSON.parse(i.error) as InstanceRow["error"]) : null, group: i.group_index,
 });
 
+type RawDag = { dag_id: string; version: string; spec: string; registered_at: number };
+const dagRow = (d: RawDag): DagRow => ({ dagId: d.dag_id, version: d.version, spec: JSON.parse(d.spec) as DagSpec, registeredAt: d.registered_at });
+
 export class ReadQueries {
   readonly db: Database.Database;
+  // The live stream asks these every tick while a page is open: prepared once.
+  private readonly stmts;
 
   constructor(path: string) {
     // Read-only: a second connection beside the projector's, never a writer (WAL lets both run).
     this.db = new Database(path, { readonly: true, fileMustExist: true });
+    this.stmts = {
+      lastSeq: this.db.prepare<[], { last_seq: number }>("SELECT last_seq FROM projection WHERE id = 1"),
+      changedRuns: this.db.prepare<[number], { run_id: string; dag_id: string; state: string }>("SELECT run_id, dag_id, state FROM dag_runs WHERE updated_seq > ?"),
+      dagVersions: this.db.prepare<[], { mark: string | null }>("SELECT group_concat(dag_id || '@' || version) AS mark FROM (SELECT dag_id, version FROM dags ORDER BY dag_id)"),
+    };
   }
 
   /** The last stream sequence the projection applied. */
   lastSeq(): number {
-    return this.db.prepare<[], { last_seq: number }>("SELECT last_seq FROM projection WHERE id = 1").get()?.last_seq ?? 0;
+    return this.stmts.lastSeq.get()?.last_seq ?? 0;
   }
 
   /** Runs whose rows changed after `seq` (see the projector's `updated_seq`). */
   changedRuns(seq: number): { runId: string; dagId: string; state: string }[] {
-    return this.db
-      .prepare<[number], { run_id: string; dag_id: string; state: string }>("SELECT run_id, dag_id, state FROM dag_runs WHERE updated_seq > ?")
-      .all(seq)
-      .map((r) => ({ runId: r.run_id, dagId: r.dag_id, state: r.state }));
+    return this.stmts.changedRuns.all(seq).map((r) => ({ runId: r.run_id, dagId: r.dag_id, state: r.state }));
+  }
+
+  /** Changes whenever a DAG is registered or changes version. */
+  dagsMark(): string {
+    return this.stmts.dagVersions.get()?.mark ?? "";
   }
 
   dags(): DagRow[] {
-    return this.db
-      .prepare<[], { dag_id: string; version: string; spec: string; registered_at: number }>("SELECT dag_id, version, spec, registered_at FROM dags ORDER BY dag_id")
-      .all()
-      .map((d) => ({ dagId: d.dag_id, version: d.version, spec: JSON.parse(d.spec) as DagSpec, registeredAt: d.registered_at }));
+    return this.db.prepare<[], RawDag>("SELECT dag_id, version, spec, registered_at FROM dags ORDER BY dag_id").all().map(dagRow);
   }
 
   dag(dagId: string): DagRow | undefined {
-    return this.dags().find((d) => d.dagId === dagId);
+    const row = this.db.prepare<[string], RawDag>("SELECT dag_id, version, spec, registered_at FROM dags WHERE dag_id = ?").get(dagId);
+    return row ? dagRow(row) : undefined;
   }
 
   /** The graph a run ran with: its own version's, else the DAG's latest. */

@@ -24,12 +24,12 @@ export class LiveHub {
 
   constructor(private readonly queries: ReadQueries) {
     this.seq = queries.lastSeq();
-    this.dagsMark = this.markOfDags();
+    this.dagsMark = this.queries.dagsMark();
   }
 
   private resync(): void {
     this.seq = this.queries.lastSeq();
-    this.dagsMark = this.markOfDags();
+    this.dagsMark = this.queries.dagsMark();
   }
 
   /** Holds the response open as an event stream until the page goes away. */
@@ -46,15 +46,11 @@ export class LiveHub {
     this.keepalive ??= setInterval(() => this.broadcast(": keepalive\n\n"), KEEPALIVE_MS);
   }
 
-  private markOfDags(): string {
-    return this.queries.dags().map((d) => `${d.dagId}@${d.version}`).join(",");
-  }
-
   private tick(): void {
     const seq = this.queries.lastSeq();
     if (seq === this.seq) return;
     const runs = this.queries.changedRuns(this.seq);
-    const mark = this.markOfDags();
+    const mark = this.queries.dagsMark();
     const change: Change = { seq, runs, dags: mark !== this.dagsMark };
     this.seq = seq;
     this.dagsMark = mark;
