@@ -9,3 +9,4 @@ export * from "./logline.ts";
 export * from "./report.ts";
 export { confFor } from "./params.ts";
 export { clearPlan, type ClearPlan } from "./clear.ts";
+export { LogAudit, type Finding } from "./audit.ts";

@@ -121,7 +121,7 @@ const OPEN_MS = 120_000;
 const STALL_MS = 8000;
 
 /** Whether the stream's leader holds a message for `filter` at or after `seq` (the authority, unlike a lagging replica). */
-async function hasMessageFrom(js: JetStreamClient, filter: string | string[], seq: number): Promise<boolean> {
+export async function hasMessageFrom(js: JetStreamClient, filter: string | string[], seq: number): Promise<boolean> {
   const jsm = await js.jetstreamManager(false);
   for (const subject of Array.isArray(filter) ? filter : [filter]) {
     // The server's STREAM.MSG.GET takes `next_by_subj` with `seq`; the client's type lists only the other forms.

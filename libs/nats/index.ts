@@ -5,3 +5,4 @@ export * from "./work.ts";
 export * from "./cluster.ts";
 export * from "./values.ts";
 export * from "./logs.ts";
+export * from "./records.ts";
