@@ -100,6 +100,8 @@ export type Delivered = {
   readonly seq: number;
   readonly subject: string;
   readonly event: MapflowEvent | null;
+  /** When the server stored it (epoch ms). */
+  readonly time: number;
   /** Nothing newer was pending when this message arrived. */
   readonly caughtUp: boolean;
 };
@@ -219,7 +221,7 @@ export async function followEvents(
               onBadEvent(msg.seq, err);
               event = null;
             }
-            yield { seq: msg.seq, subject: msg.subject, event, caughtUp };
+            yield { seq: msg.seq, subject: msg.subject, event, time: Math.floor(msg.info.timestampNanos / 1e6), caughtUp };
           }
           if (!stalled || stopped) break;
           stalled = false;

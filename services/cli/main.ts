@@ -2,15 +2,15 @@
  * The `mapflow` command line (DESIGN.md §4). Exit codes: 0 success, 1 the
  * run failed, 2 bad input, 3 NATS cannot be reached.
  */
-import { Command, Option } from "commander";
+import { Command } from "commander";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { confFor, runReport } from "../../libs/core/index.ts";
-import { loadDags, pickDag, type DagBag } from "../../libs/dags/index.ts";
-import { BadInputError, UnreachableError } from "../../libs/errors.ts";
+import { pickDag } from "../../libs/dags/index.ts";
+import { BadInputError } from "../../libs/errors.ts";
 import { createLogger, type Logger } from "../../libs/log/index.ts";
-import { connectNats, DURABILITY_MODES, ensureStreams, isTransient, jetStreamUnavailable, startCluster, whileJetStreamRecovers, type Durability, type Nats } from "../../libs/nats/index.ts";
+import { startCluster, whileJetStreamRecovers, type Durability, type Nats } from "../../libs/nats/index.ts";
 import { isToken } from "../../libs/names/index.ts";
 import { recordStack, runningStackUrl, startStack } from "../stack/index.ts";
 import { startCoordinator } from "../coordinator/index.ts";
@@ -22,65 +22,8 @@ import { parseConf, registeredDag, requestRun, waitForRun } from "./runs.ts";
 import { renderRun } from "./render.ts";
 import { cancelRun, clearRun, currentRun, markInstance } from "./operate.ts";
 import { DEFAULT_UI_HOST, DEFAULT_UI_PORT, startUi } from "../ui/index.ts";
-
-const EXIT = { ok: 0, runFailed: 1, badInput: 2, unreachable: 3 } as const;
-const DEFAULT_DATA = ".mapflow";
-
-function fail(err: unknown): never {
-  if (err instanceof BadInputError) {
-    process.stderr.write(`mapflow: ${err.message}\n`);
-    process.exit(EXIT.badInput);
-  }
-  // Any JetStream request of a command (not only an append) may meet a cluster without its quorum.
-  if (isTransient(err) && !(err instanceof UnreachableError)) err = jetStreamUnavailable(err, "JetStream did not answer");
-  if (err instanceof UnreachableError) {
-    process.stderr.write(`mapflow: ${err.message}\n`);
-    process.exit(EXIT.unreachable);
-  }
-  process.stderr.write(`mapflow: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exit(EXIT.runFailed);
-}
-
-async function loadBag(dir: string, log = createLogger("cli")): Promise<DagBag> {
-  const bag = await loadDags(dir);
-  for (const e of bag.errors) log.error({ file: e.file }, `DAG file failed to load: ${e.message}`);
-  return bag;
-}
-
-/** `--nats <url>`, else the stack recorded in the data dir. */
-function stackUrl(opts: { nats?: string; data: string }): string | undefined {
-  return opts.nats ?? runningStackUrl(resolve(opts.data));
-}
-
-async function connectTo(opts: { nats?: string; data: string }, name: string): Promise<Nats> {
-  const url = stackUrl(opts);
-  if (!url) {
-    throw new UnreachableError(`no stack is running on data dir '${resolve(opts.data)}' and no --nats <url> was given; start one with 'mapflow standalone --dags <dir>' or pass --nats`);
-  }
-  const nats = await connectNats(url, name);
-  await ensureStreams(nats, 10_000);
-  return nats;
-}
-
-function checkDagId(dagId: string): void {
-  if (!isToken(dagId)) throw new BadInputError(`'${dagId}' is not a valid DAG id: use letters, digits, '_' and '-' only`);
-}
-
-function print(json: boolean, value: object, text: string): void {
-  process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${text}\n`);
-}
-
-function untilSignal(): Promise<void> {
-  return new Promise((done) => {
-    process.once("SIGINT", () => done());
-    process.once("SIGTERM", () => done());
-  });
-}
-
-const natsOption = () => new Option("--nats <url>", "NATS server URL(s), comma-separated");
-const durabilityOption = () =>
-  new Option("--durability <mode>", "embedded nats-server: replicated (default flush) or durable (fsync before every ack)").choices(DURABILITY_MODES).default("replicated");
-const dataOption = () => new Option("--data <dir>", "data dir (store, read model, running stack)").default(DEFAULT_DATA);
+import { auditCommands } from "./audit.ts";
+import { checkDagId, connectTo, dataOption, DEFAULT_DATA, durabilityOption, EXIT, fail, loadBag, natsOption, print, untilSignal } from "./common.ts";
 
 const program = new Command("mapflow")
   .description("Dynamic task mapping DAGs on an event-sourced NATS JetStream cluster")
@@ -375,6 +318,8 @@ serviceCommand("ui", "serve the web UI and its JSON API (reads a projection, tal
     await projector?.stop();
     await nats.nc.close();
   });
+
+auditCommands(program);
 
 try {
   await program.parseAsync(process.argv);

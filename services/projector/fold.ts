@@ -89,8 +89,18 @@ export class ProjectionFold {
   private pending = 0;
   private last: number;
 
-  constructor(readonly model: ReadModel) {
+  /**
+   * `keepFinished`: hold finished runs too. A replay has no log to fold a
+   * run again from when a clear reopens it later (an archive), so it keeps
+   * every run; the live projector drops them and folds one again if needed.
+   */
+  constructor(readonly model: ReadModel, private readonly options: { keepFinished?: boolean } = {}) {
     this.last = model.lastSeq();
+  }
+
+  /** The state of a run folded so far (for a run still held). */
+  stateOf(runId: string): RunState | undefined {
+    return this.runs.get(runId);
   }
 
   /** Events folded since the last commit. */
@@ -128,8 +138,10 @@ export class ProjectionFold {
   commit(): number {
     if (this.pending === 0) return this.last;
     this.model.commit(this.last, this.touched, this.runs);
-    for (const [runId, state] of this.runs) {
-      if (FINISHED_RUN_STATES.has(state.state)) this.runs.delete(runId);
+    if (!this.options.keepFinished) {
+      for (const [runId, state] of this.runs) {
+        if (FINISHED_RUN_STATES.has(state.state)) this.runs.delete(runId);
+      }
     }
     this.touched = emptyTouched();
     this.pending = 0;
