@@ -69,6 +69,7 @@ const UPCASTERS: ReadonlyMap<number, Upcaster> = new Map([
 
 const REQUIRED: Record<EventType, Record<string, "string" | "number" | "object" | "boolean">> = {
   DagRegistered: { dagId: "string", version: "string", spec: "object", at: "number" },
+  RunsPurged: { runIds: "object", before: "number", at: "number" },
   RunRequested: { runId: "string", dagId: "string", dagVersion: "string", spec: "object", conf: "object", at: "number" },
   TaskExpanded: { runId: "string", taskId: "string", count: "number", at: "number" },
   TaskScheduled: { runId: "string", taskId: "string", at: "number" },

@@ -10,8 +10,10 @@ import type { DagSpec } from "../core/spec.ts";
  * Bump when an event's shape changes, and add an upcaster in the codec.
  * 3: a result may be a reference to the object store (msgpack extension 2),
  * which an older reader would take for plain data; v2 events need no change.
+ * 4: RunsPurged (db clean), which an older projector would skip and so keep
+ * rows the log no longer has; it stops instead. v3 events need no change.
  */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 export type ErrorInfo = { readonly name: string; readonly message: string; readonly stack?: string };
 
@@ -206,11 +208,27 @@ export type RunEvent =
   | RunTimedOut
   | RunFinished;
 
-export type MapflowEvent = DagRegistered | RunEvent;
+/**
+ * `mapflow db clean` removed these finished runs' events from the log (after
+ * archiving them): the read model drops their rows. Appended before the purge,
+ * so a rebuild of a log whose purge did not finish drops them too.
+ */
+export type RunsPurged = {
+  readonly type: "RunsPurged";
+  readonly runIds: readonly string[];
+  /** The cut-off the runs ended before (epoch ms). */
+  readonly before: number;
+  /** Where their events were archived; null when the operator chose not to keep them. */
+  readonly archive: string | null;
+  readonly at: number;
+};
+
+export type MapflowEvent = DagRegistered | RunsPurged | RunEvent;
 export type EventType = MapflowEvent["type"];
 
 export const EVENT_TYPES: readonly EventType[] = [
   "DagRegistered",
+  "RunsPurged",
   "RunRequested",
   "TaskExpanded",
   "TaskScheduled",
@@ -237,7 +255,7 @@ export type OperatorEvent = RunRequested | ClearRequested | InstanceMarked | Run
 export type WorkerEvent = InstanceStarted | InstanceSucceeded | InstanceFailed;
 
 export function isRunEvent(event: MapflowEvent): event is RunEvent {
-  return event.type !== "DagRegistered";
+  return event.type !== "DagRegistered" && event.type !== "RunsPurged";
 }
 
 const OPERATOR_EVENTS: ReadonlySet<EventType> = new Set(["RunRequested", "ClearRequested", "InstanceMarked", "RunCancelRequested"]);

@@ -5,6 +5,7 @@
  *
  * Subjects are shaped so that NATS permissions can tell writers apart:
  *   mf.evt.dag.<dagId>                  DagRegistered        (worker / CLI)
+ *   mf.evt.admin                        RunsPurged           (admin: db clean)
  *   mf.evt.run.<runId>.req              RunRequested         (CLI / API)
  *   mf.evt.run.<runId>.coord            decisions            (coordinator only)
  *   mf.evt.run.<runId>.inst.<taskId>    instance outcomes    (workers)
@@ -55,6 +56,8 @@ function taskToken(taskId: string): string {
 export const subjects = {
   allEvents: "mf.evt.>",
   dagRegistered: (dagId: string) => `mf.evt.dag.${dagId}`,
+  /** Administration of the log itself (RunsPurged): outside every run's subjects, so it outlives what it purges. */
+  admin: "mf.evt.admin",
   allRuns: "mf.evt.run.>",
   run: (runId: string) => `mf.evt.run.${runId}.>`,
   /** Operators' requests: RunRequested, ClearRequested, InstanceMarked, RunCancelRequested. */
@@ -66,6 +69,8 @@ export const subjects = {
   /** One try's log lines, in the order its task wrote them. */
   tryLog: (runId: string, taskId: string, mapIndex: number, tryNumber: number) => `mf.log.${runId}.${taskToken(taskId)}.${mapIndex}.${tryNumber}`,
   /** The log lines of every try of one instance. */
+  /** Every log line of one run (to purge a cleaned run's). */
+  runLogs: (runId: string) => `mf.log.${runId}.>`,
   instanceLogs: (runId: string, taskId: string, mapIndex: number) => `mf.log.${runId}.${taskToken(taskId)}.${mapIndex}.*`,
   /** The try number of a `tryLog` subject. */
   tryOfLog: (subject: string) => Number(subject.split(".")[5]),
@@ -98,6 +103,8 @@ export const BUCKETS = {
 /** The object store bucket for values too large for a message (results and work items), and its object names. */
 export const VALUES_BUCKET = "mf-values";
 export const objects = {
+  /** Name prefixes of one run's stored results and work items (to delete a cleaned run's). */
+  ofRun: (runId: string) => [`results/${runId}/`, `work/${runId}/`],
   /** `unique` tells apart two copies of one try (a paused worker's and its replacement's); the log records one. */
   result: (runId: string, taskId: string, mapIndex: number, tryNumber: number, unique: string) =>
     `results/${runId}/${taskId}/${mapIndex}/${tryNumber}/${unique}`,

@@ -20,10 +20,12 @@ export type Touched = {
   instances: Map<string, Set<number> | "all">;
   /** runId → the sequence of the last event that changed the run (the same however the log is batched). */
   seqs: Map<string, number>;
+  /** Runs `db clean` removed from the log: their rows go. */
+  purged: Set<string>;
 };
 
 export function emptyTouched(): Touched {
-  return { dags: new Map(), runs: new Set(), tasks: new Map(), instances: new Map(), seqs: new Map() };
+  return { dags: new Map(), runs: new Set(), tasks: new Map(), instances: new Map(), seqs: new Map(), purged: new Set() };
 }
 
 /** Instances by state; recounted whenever the task is written (a pass over 100,000 instances is well under a millisecond). */
@@ -69,6 +71,11 @@ export class ReadModel {
         "INSERT OR REPLACE INTO task_instances (run_id, task_id, map_index, state, tries, result, error, worker, label, group_index, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
       dropInstances: this.db.prepare("DELETE FROM task_instances WHERE run_id = ? AND task_id = ?"),
+      dropRun: [
+        this.db.prepare("DELETE FROM task_instances WHERE run_id = ?"),
+        this.db.prepare("DELETE FROM tasks WHERE run_id = ?"),
+        this.db.prepare("DELETE FROM dag_runs WHERE run_id = ?"),
+      ],
     };
   }
 
@@ -123,6 +130,8 @@ export class ReadModel {
           if (i) write(i);
         }
       }
+      // Last: a run purged in this batch leaves no row, whatever else the batch wrote for it.
+      for (const runId of touched.purged) for (const drop of this.stmts.dropRun) drop.run(runId);
       this.stmts.setSeq.run(lastSeq);
     })();
   }

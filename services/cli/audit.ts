@@ -4,6 +4,7 @@
  * the live projection and the log itself (`audit verify`).
  */
 import type { Command } from "commander";
+import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { MapflowEvent } from "../../libs/events/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
@@ -12,6 +13,7 @@ import { followEvents, hasMessageFrom, lastLogSeq, readRecords, type LogRecord }
 import { readArchive } from "../audit/archive.ts";
 import { replayToFile, type Cut } from "../audit/replay.ts";
 import { verifyProjection } from "../audit/verify.ts";
+import { cleanRuns } from "../audit/clean.ts";
 import { connectTo, dataOption, EXIT, natsOption, untilSignal } from "./common.ts";
 
 /** The fields every history row has a column for; the rest is the short payload. */
@@ -68,6 +70,40 @@ function checkRunId(runId: string): void {
 }
 
 export function auditCommands(program: Command): void {
+  program
+    .command("db")
+    .description("the log's retention")
+    .command("clean")
+    .description("archive the events of finished runs that ended before a date, check the archive replays to the same rows, then purge those runs")
+    .addOption(natsOption())
+    .addOption(dataOption())
+    .requiredOption("--before <date>", "runs that ended before this ISO date or time")
+    .option("--archive <file>", "write their events here first (JSON lines; replay with 'replay --from-archive')")
+    .option("--no-archive", "purge without an archive: their history is gone for good")
+    .option("--dry-run", "list what would be cleaned; change nothing")
+    .option("--db <file>", "the live projection (default <data>/mapflow.sqlite)")
+    .option("--json", "print the report as JSON")
+    .addHelpText("after", "\nExample:\n  npx mapflow db clean --before 2026-01-01 --archive runs-2025.jsonl --dry-run")
+    .action(async (opts: { nats?: string; data: string; before: string; archive?: string | boolean; dryRun?: boolean; db?: string; json?: boolean }) => {
+      const before = Date.parse(opts.before);
+      if (Number.isNaN(before)) throw new BadInputError(`--before takes an ISO date or time (e.g. 2026-01-01 or 2026-01-01T00:00:00Z), got '${opts.before}'`);
+      if ((opts.archive === undefined || opts.archive === true) && !opts.dryRun) throw new BadInputError("say where to archive the runs with --archive <file>, or pass --no-archive to purge without one");
+      const archive = typeof opts.archive === "string" ? resolve(opts.archive) : null;
+      if (archive && existsSync(archive) && !opts.dryRun) throw new BadInputError(`${archive} already exists; an archive is never overwritten, so pass a new file`);
+      const nats = await connectTo(opts, "mapflow-admin");
+      const report = await cleanRuns(nats, { before, archive, dryRun: opts.dryRun ?? false, dbPath: resolve(opts.db ?? join(opts.data, "mapflow.sqlite")) });
+      await nats.nc.close();
+      if (opts.json) return void process.stdout.write(`${JSON.stringify(report)}\n`);
+      const lines = report.runs.map((r) => `  ${r.runId}  ${r.dagId}  ${r.state}  ended ${new Date(r.endedAt).toISOString()}  ${r.events} events`);
+      const events = report.runs.reduce((a, r) => a + r.events, 0);
+      if (report.runs.length === 0) lines.push(`no finished run ended before ${new Date(before).toISOString()}; nothing to clean`);
+      else if (report.dryRun) lines.push(`dry run: would clean ${report.runs.length} runs (${events} events); nothing was changed`);
+      else {
+        lines.push(`cleaned ${report.runs.length} runs (${events} events): ${archive ? `archived to ${archive} and checked (it replays to the same rows)` : "not archived"}; purged from the log, the task logs and the read model; ${report.objectsDeleted} stored values deleted`);
+      }
+      process.stdout.write(`${lines.join("\n")}\n`);
+    });
+
   program
     .command("events <runId>")
     .description("a run's full history in log order: sequence, time, event, task, map index, try, worker, payload")

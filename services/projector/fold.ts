@@ -5,7 +5,7 @@
  * checkpoint in one transaction.
  */
 import { evolve, FINISHED_RUN_STATES, type RunState } from "../../libs/core/index.ts";
-import { isOperatorEvent, type MapflowEvent, type RunEvent } from "../../libs/events/index.ts";
+import { isOperatorEvent, isRunEvent, type MapflowEvent, type RunEvent } from "../../libs/events/index.ts";
 import { emptyTouched, type ReadModel, type Touched } from "../../libs/store/index.ts";
 
 function touchTask(touched: Touched, runId: string, taskId: string): void {
@@ -114,7 +114,7 @@ export class ProjectionFold {
    * (which changes nothing) — an operator's request (a clear) on a finished run does need them.
    */
   needsHistory(event: MapflowEvent): event is RunEvent {
-    return event.type !== "DagRegistered" && event.type !== "RunRequested" && !this.runs.has(event.runId) &&
+    return isRunEvent(event) && event.type !== "RunRequested" && !this.runs.has(event.runId) &&
       (isOperatorEvent(event) || !this.model.isFinished(event.runId));
   }
 
@@ -122,6 +122,11 @@ export class ProjectionFold {
   apply(seq: number, event: MapflowEvent | null, earlier?: RunState): void {
     if (event?.type === "DagRegistered") {
       this.touched.dags.set(event.dagId, event);
+    } else if (event?.type === "RunsPurged") {
+      for (const runId of event.runIds) {
+        this.runs.delete(runId);
+        this.touched.purged.add(runId);
+      }
     } else if (event) {
       const state = evolve(this.runs.get(event.runId) ?? earlier, event);
       if (state) {
