@@ -15,7 +15,8 @@ type Report = {
 };
 
 before(async () => {
-  standalone = await startCli(["standalone", "--dags", DAGS, "--data", dir.path, "--no-ui"], /mapflow standalone: NATS at/);
+  // Only the default queue in-process: the queue test brings its own worker for "special".
+  standalone = await startCli(["standalone", "--dags", DAGS, "--data", dir.path, "--no-ui", "--queues", "default"], /mapflow standalone: NATS at/);
 });
 
 after(async () => {

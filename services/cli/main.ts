@@ -81,21 +81,22 @@ program
   .option("--dags <dir>", "folder of DAG files", "dags")
   .addOption(dataOption())
   .option("--port <n>", "NATS port (default: a free one)", (v) => Number.parseInt(v, 10))
-  .option("--workers <n>", "in-process workers", (v) => Number.parseInt(v, 10), 1)
+  .option("--workers <n>", "in-process workers per queue", (v) => Number.parseInt(v, 10), 1)
+  .option("--queues <list>", "queues the in-process workers serve, comma-separated (default: every queue the DAGs name)", queueList)
   .option("--run <dagId>", "once the stack is up, run this DAG and print the run (it keeps serving after)")
   .addOption(durabilityOption())
   .option("--ui-host <host>", "address the web UI listens on", DEFAULT_UI_HOST)
   .option("--ui-port <n>", "web UI port (0: any free one)", portNumber("--ui-port"), DEFAULT_UI_PORT)
   .option("--no-ui", "do not serve the web UI")
   .addHelpText("after", "\nExample:\n  npx mapflow standalone --dags examples --data .mapflow --run sample_repeated_mapping\n  then open http://127.0.0.1:8080")
-  .action(async (opts: { dags: string; data: string; port?: number; workers: number; run?: string; durability: Durability; ui: boolean; uiHost: string; uiPort: number }) => {
+  .action(async (opts: { dags: string; data: string; port?: number; workers: number; queues?: string[]; run?: string; durability: Durability; ui: boolean; uiHost: string; uiPort: number }) => {
     const dataDir = resolve(opts.data);
     const existing = runningStackUrl(dataDir);
     if (existing) throw new BadInputError(`a stack is already running on ${dataDir} (${existing}); stop it first or use another --data`);
     const log = createLogger("mapflow");
     const bag = await loadBag(opts.dags, log);
     const ui = opts.ui ? { host: opts.uiHost, port: opts.uiPort } : undefined;
-    const stack = await startStack({ dataDir, bag, port: opts.port, workers: opts.workers, log, durability: opts.durability, ui });
+    const stack = await startStack({ dataDir, bag, port: opts.port, workers: opts.workers, queues: opts.queues, log, durability: opts.durability, ui });
     const forget = recordStack(dataDir, stack.url);
     log.info({ nats: stack.url, data: dataDir, dags: [...bag.dags.keys()] }, "mapflow standalone is running; Ctrl-C stops it");
     process.stdout.write(`mapflow standalone: NATS at ${stack.url}, data in ${dataDir}${stack.ui ? `, web UI at ${stack.ui.url}` : ""}\n`);
@@ -160,6 +161,13 @@ function positiveInt(flag: string): (value: string) => number {
     if (!Number.isInteger(n) || n < 1) throw new BadInputError(`${flag} takes a whole number ≥ 1, got '${value}'`);
     return n;
   };
+}
+
+function queueList(value: string): string[] {
+  const queues = value.split(",").map((q) => q.trim()).filter(Boolean);
+  const bad = queues.find((q) => !isToken(q));
+  if (bad !== undefined || queues.length === 0) throw new BadInputError(`--queues takes queue names (letters, digits, '_' and '-') separated by commas, got '${value}'`);
+  return queues;
 }
 
 function portNumber(flag: string): (value: string) => number {

@@ -7,6 +7,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { configFor, connectNats, ensureStreams, startNatsServer, type Durability, type Nats, type NatsServer } from "../../libs/nats/index.ts";
 import type { DagBag } from "../../libs/dags/index.ts";
+import { DEFAULT_QUEUE } from "../../libs/names/index.ts";
 import { createLogger, type Logger } from "../../libs/log/index.ts";
 import { startCoordinator } from "../coordinator/index.ts";
 import { DEFAULT_LEASE_MS, whileLeader } from "../coordinator/lease.ts";
@@ -27,6 +28,8 @@ export type StackOptions = {
   durability?: Durability;
   /** The hard limit on one result or work item (default MAPFLOW_MAX_VALUE_BYTES, else 64 MB). */
   maxValueBytes?: number;
+  /** Queues the in-process workers serve (default: every queue the DAGs name). */
+  queues?: readonly string[];
   /** Serve the web UI here (port 0: any free one); absent: no UI. */
   ui?: { host?: string; port?: number };
 };
@@ -42,6 +45,13 @@ export type Stack = {
 };
 
 const STACK_FILE = "stack.json";
+
+/** Every queue the DAGs' tasks name, and the default: one machine serves them all, so a DAG that sends training to `train` runs here too. */
+export function queuesOf(bag: DagBag): string[] {
+  const queues = new Set([DEFAULT_QUEUE]);
+  for (const { dag } of bag.dags.values()) for (const task of dag.spec.tasks) queues.add(task.options.queue);
+  return [...queues].sort();
+}
 
 /** The NATS URL a running `standalone` recorded in this data dir, if it is still alive. */
 export function runningStackUrl(dataDir: string): string | undefined {
@@ -75,8 +85,12 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const dbPath = join(options.dataDir, "mapflow.sqlite");
   const projector = await startProjector({ nats: await connect("mapflow-projector"), log: log.child({ component: "projector" }), dbPath });
   const workers: Worker[] = [];
-  for (let i = 0; i < (options.workers ?? 1); i++) {
-    workers.push(await startWorker({ nats: await connect(`mapflow-worker-${i}`), log: log.child({ component: "worker" }), bag: options.bag, maxResultBytes: options.maxValueBytes, ...options.worker }));
+  for (const queue of options.queues ?? queuesOf(options.bag)) {
+    for (let i = 0; i < (options.workers ?? 1); i++) {
+      workers.push(await startWorker({
+        nats: await connect(`mapflow-worker-${queue}-${i}`), log: log.child({ component: "worker" }), bag: options.bag, maxResultBytes: options.maxValueBytes, ...options.worker, queue,
+      }));
+    }
   }
   const ui = options.ui ? await startUi({ nats: await connect("mapflow-ui"), dbPath, log: log.child({ component: "ui" }), ...options.ui }) : undefined;
   return {
