@@ -100,6 +100,17 @@ test("replay --until a sequence rebuilds the read model as it stood then (time t
     assert.deepEqual(JSON.parse(tables(byTime).add!.counts), { queued: 6 });
   }
 
+  // One run's events only: its rows, and none of the DAG registrations around it.
+  const one = join(dir.path, "one-run.sqlite");
+  assert.equal((await mapflow("replay", "--run", runId, "--out", one)).code, 0);
+  const only = new Database(one, { readonly: true });
+  try {
+    assert.deepEqual(only.prepare("SELECT run_id FROM dag_runs").pluck().all(), [runId]);
+    assert.equal(only.prepare("SELECT COUNT(*) FROM dags").pluck().get(), 0);
+  } finally {
+    only.close();
+  }
+
   const again = await mapflow("replay", "--out", out);
   assert.equal(again.code, 2);
   assert.match(again.stderr, /already exists/);
