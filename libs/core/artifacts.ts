@@ -4,6 +4,7 @@
  * message a task's author needs, or undefined when all is well.
  */
 import { isArtifactName, MAX_ARTIFACT_NAME_LENGTH } from "../names/index.ts";
+import type { RunState } from "./state.ts";
 
 /** A try may store at most this many artifacts: each is a line in its outcome event. */
 export const MAX_ARTIFACTS_PER_TRY = 1000;
@@ -34,4 +35,32 @@ export function contentTypeProblem(contentType: unknown): string | undefined {
 export function artifactSizeProblem(name: string, bytes: number, limit: number): string | undefined {
   if (bytes <= limit) return undefined;
   return `artifact '${name}' is ${bytes} bytes, over the ${limit}-byte limit for one artifact (MAPFLOW_MAX_VALUE_BYTES); split it, or write it to storage of its own and record its URL`;
+}
+
+/** One artifact of a run, as `mapflow artifacts --json` lists it (and the UI API, from the read model). */
+export type ArtifactListing = {
+  readonly taskId: string;
+  readonly mapIndex: number;
+  readonly try: number;
+  readonly name: string;
+  readonly contentType: string;
+  readonly bytes: number;
+  readonly object: string;
+};
+
+/** A folded run's artifacts (of one task, or one instance), ordered by task id, map index, try and name, as the read model orders them. */
+export function runArtifacts(state: RunState, filter: { taskId?: string; mapIndex?: number } = {}): ArtifactListing[] {
+  const out: ArtifactListing[] = [];
+  for (const task of Object.values(state.tasks)) {
+    if (filter.taskId !== undefined && task.id !== filter.taskId) continue;
+    // A task cleared whole and not expanded again holds its instances' artifacts in `previous`.
+    for (const instance of task.instances ?? task.previous ?? []) {
+      if (filter.mapIndex !== undefined && instance.mapIndex !== filter.mapIndex) continue;
+      for (const a of instance.artifacts ?? []) {
+        out.push({ taskId: task.id, mapIndex: instance.mapIndex, try: a.try, name: a.name, contentType: a.contentType, bytes: a.bytes, object: a.object });
+      }
+    }
+  }
+  const order = (a: string | number, b: string | number) => (a < b ? -1 : a > b ? 1 : 0);
+  return out.sort((a, b) => order(a.taskId, b.taskId) || a.mapIndex - b.mapIndex || a.try - b.try || order(a.name, b.name));
 }
