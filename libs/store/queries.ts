@@ -6,6 +6,7 @@
  */
 import Database from "better-sqlite3";
 import type { DagSpec } from "../core/spec.ts";
+import type { ArtifactListing } from "../core/artifacts.ts";
 
 export type StateCounts = Record<string, number>;
 
@@ -59,8 +60,8 @@ const SORT_SQL: Record<InstanceSort, string> = {
   worker: "worker",
 };
 
-/** A file an instance's try stored with `ctx.artifact`. */
-export type ArtifactRow = { taskId: string; mapIndex: number; try: number; name: string; contentType: string; bytes: number; object: string };
+/** A file an instance's try stored with `ctx.artifact` (the same shape as `mapflow artifacts --json` lists). */
+export type ArtifactRow = ArtifactListing;
 type RawArtifact = { task_id: string; map_index: number; try: number; name: string; content_type: string; bytes: number; object: string };
 const artifactRow = (a: RawArtifact): ArtifactRow => ({
   taskId: a.task_id, mapIndex: a.map_index, try: a.try, name: a.name, contentType: a.content_type, bytes: a.bytes, object: a.object,
