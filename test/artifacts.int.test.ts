@@ -8,6 +8,8 @@ import { loadDags, pickDag, type DagBag } from "../libs/dags/index.ts";
 import { runReport, type ArtifactListing, type RunState } from "../libs/core/index.ts";
 import { createLogger } from "../libs/log/index.ts";
 import { firstDifference } from "../libs/store/digest.ts";
+import { artifactStore } from "../libs/nats/index.ts";
+import { cleanRuns } from "../services/audit/clean.ts";
 import { startStack, type Stack } from "../services/stack/index.ts";
 import { requestRun, waitForRun } from "../services/cli/runs.ts";
 import { cli, FIXTURES, tempDir } from "./helpers/index.ts";
@@ -159,4 +161,16 @@ test("the projection, artifacts included, equals a rebuild from the log", async 
   assert.equal(difference, undefined);
   const rows = stack.projector.model.db.prepare("SELECT COUNT(*) FROM artifacts").pluck().get();
   assert.equal(rows, EXPECTED.length + 1);
+});
+
+test("db clean deletes a purged run's artifacts with it", async () => {
+  const store = await artifactStore(stack.nats);
+  const ofRuns = async () => (await store.list()).filter((o) => o.name.startsWith(`${run.runId}/`) || o.name.startsWith(`${refused.runId}/`)).length;
+  assert.equal(await ofRuns(), EXPECTED.length + 1);
+  const report = await cleanRuns(stack.nats, { before: Date.now() + 60_000, archive: null, dryRun: false, dbPath: join(dir.path, "mapflow.sqlite") });
+  assert.deepEqual(report.runs.map((r) => r.runId).sort(), [run.runId, refused.runId].sort());
+  assert.equal(report.artifactsDeleted, EXPECTED.length + 1);
+  assert.equal(await ofRuns(), 0);
+  const gone = await json(`/api/runs/${run.runId}/artifacts/write/0/1/note.txt`);
+  assert.equal(gone.status, 404);
 });

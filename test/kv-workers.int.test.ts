@@ -13,6 +13,7 @@ import { MAX_KV_VALUE_BYTES, taskKvBucket } from "../libs/nats/index.ts";
 import { startStack, type Stack } from "../services/stack/index.ts";
 import { startWorker } from "../services/worker/index.ts";
 import { taskKvs } from "../services/worker/kv.ts";
+import { cleanRuns } from "../services/audit/clean.ts";
 import { requestRun, waitForRun } from "../services/cli/runs.ts";
 import { cli, FIXTURES, startCli, stopProcess, tempDir } from "./helpers/index.ts";
 import { SCORES } from "./fixtures/artifacts/kv_best.ts";
@@ -117,4 +118,20 @@ test("`mapflow workers --json` lists workers on other queues with their queue an
     if (gpuRunning) await gpu.stop();
     await stopProcess(train);
   }
+});
+
+test("db clean purges a cleaned run's ctx.kv keys and keeps the DAG's", async () => {
+  const kv = await taskKvBucket(stack.nats);
+  const keys = async (filter: string) => {
+    const found: string[] = [];
+    for await (const key of await kv.keys(filter)) found.push(key);
+    return found.sort();
+  };
+  assert.equal((await keys("run.>")).length, 9);
+  const report = await cleanRuns(stack.nats, { before: Date.now() + 60_000, archive: null, dryRun: false, dbPath: join(dir.path, "mapflow.sqlite") });
+  assert.equal(report.runs.length, 2, "the two kv_best runs");
+  // Each kv_best run had best, trials and note.final; the keys the scopes test wrote belong to no run in the log, so they stay.
+  assert.equal(report.kvKeysDeleted, 6);
+  assert.deepEqual(await keys("run.>"), ["run.01RUNA.n", "run.01RUNA.racing", "run.01RUNA.shared.name"]);
+  assert.deepEqual(await keys("dag.kv_best.>"), ["dag.kv_best.runs"]);
 });
