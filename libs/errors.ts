@@ -24,3 +24,9 @@ export class UnreachableError extends MapflowError {}
 
 /** A stored value's object is not in the object store (deleted, or never written). */
 export class ValueGoneError extends MapflowError {}
+
+/** A task's `ctx.artifact` call was refused (its name, size or content type): it fails that try, naming what to change. */
+export class ArtifactError extends MapflowError {}
+
+/** A task's `ctx.kv` call was refused (its key or value): it fails that try, naming what to change. */
+export class TaskKvError extends MapflowError {}

@@ -13,6 +13,7 @@ import { startStack, type Stack } from "../services/stack/index.ts";
 import { requestRun, waitForRun } from "../services/cli/runs.ts";
 import { STATE_COLOURS } from "../services/ui/client/states.ts";
 import { FIXTURES, ROOT, tempDir } from "./helpers/index.ts";
+import { noteOf } from "./fixtures/artifacts/artifacts.ts";
 
 /** scripts/chromium.sh finds (or installs, as root with apt) Chromium, or says why there is none. */
 function findChromium(): { path?: string; why?: string } {
@@ -47,8 +48,12 @@ before(async () => {
   const examples = await loadDags(join(ROOT, "examples"));
   const groups = await loadDags(join(FIXTURES, "mapping"));
   const wide = await loadDags(join(ROOT, "scripts", "bench", "dags"));
-  // The examples, a DAG with a mapped task group (the group box) and the benchmark's wide fan-out (a live run).
-  bag = { ...examples, dags: new Map([...examples.dags, ...[...groups.dags].filter(([id]) => id === "mapped_group"), ...wide.dags]) };
+  const files = await loadDags(join(FIXTURES, "artifacts"));
+  // The examples, a DAG with a mapped task group (the group box), the benchmark's wide fan-out (a live run) and one that stores artifacts.
+  bag = {
+    ...examples,
+    dags: new Map([...examples.dags, ...[...groups.dags].filter(([id]) => id === "mapped_group"), ...wide.dags, ...[...files.dags].filter(([id]) => id === "artifacts")]),
+  };
   stack = await startStack({ dataDir: dir.path, bag, log: createLogger("test", "warn"), ui: { port: 0 } });
   base = stack.ui!.url;
   const { version, dag } = pickDag(bag, "sample_repeated_mapping");
@@ -146,6 +151,26 @@ test("the task panel lists every mapped instance; an instance opens its result a
   await log.waitFor();
   assert.match((await log.textContent()) ?? "", /INFO +reduce received the mapped results/);
   await shot("logs");
+});
+
+test("an instance's artifacts tab links each try's files for download; the Workers page lists the live workers", { skip }, async () => {
+  const { version, dag } = pickDag(bag, "artifacts");
+  const id = await requestRun(stack.nats, { dagId: "artifacts", version, spec: dag.spec, conf: {} });
+  await waitForRun(stack.nats, id);
+  await page.goto(`${base}/runs/${id}?task=write&instance=1`);
+  await page.locator('section.instance nav.tabs button[data-tab="artifacts"]').click();
+  const links = page.locator("table.artifacts tbody tr a");
+  await links.nth(1).waitFor();
+  assert.deepEqual(await links.allTextContents(), ["data.bin", "note.txt"]);
+  const href = await links.nth(1).getAttribute("href");
+  assert.equal(await page.evaluate(async (url) => (await fetch(url!)).text(), href), noteOf("b"));
+  await shot("artifacts", false);
+
+  await page.locator("header.top a", { hasText: "Workers" }).click();
+  const row = page.locator("table.workers tbody tr").first();
+  await row.waitFor();
+  assert.match((await row.textContent()) ?? "", /default/);
+  await shot("workers", false);
 });
 
 test("clearing one instance re-runs it, and the open page shows it live without a reload", { skip }, async () => {

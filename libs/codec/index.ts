@@ -8,6 +8,7 @@ import { Encoder, Decoder, ExtensionCodec } from "@msgpack/msgpack";
 import { EVENT_TYPES, SCHEMA_VERSION, type EventType, type MapflowEvent } from "../events/index.ts";
 import type { WorkItem } from "../core/work.ts";
 import { isLogLevel, type LogLine } from "../core/logline.ts";
+import type { WorkerBeat } from "../core/presence.ts";
 import { Deferred } from "../core/expand.ts";
 import { StoredValue } from "../core/stored.ts";
 import { DEFAULT_TASK_OPTIONS } from "../core/spec.ts";
@@ -114,6 +115,15 @@ function decodeObject(what: string, data: Uint8Array): Record<string, unknown> {
   return raw as Record<string, unknown>;
 }
 
+/** An outcome's optional list of artifacts: each names its object, size and content type. */
+function checkArtifacts(kind: string, value: unknown): void {
+  if (!Array.isArray(value)) throw new CodecError(`${kind}: field 'artifacts' should be a list, got ${value === null ? "null" : typeof value}`);
+  for (const [n, item] of value.entries()) {
+    if (typeof item !== "object" || item === null || Array.isArray(item)) throw new CodecError(`${kind}: artifact ${n} should be a map`);
+    checkFields(`${kind}: artifact ${n}`, item as Record<string, unknown>, { name: "string", contentType: "string", bytes: "number", object: "string" });
+  }
+}
+
 /**
  * Decodes one event. `type` and `schemaVersion` come from the message
  * headers; a message without them is read as the current version with the
@@ -133,6 +143,7 @@ export function decodeEvent(data: Uint8Array, type?: string, schemaVersion: numb
     throw new CodecError(`event: unknown or mismatched type '${String(kind)}' (body says '${String(raw["type"])}')`);
   }
   checkFields(kind, raw, REQUIRED[kind]);
+  if ((kind === "InstanceSucceeded" || kind === "InstanceFailed") && raw["artifacts"] !== undefined) checkArtifacts(kind, raw["artifacts"]);
   return raw as MapflowEvent;
 }
 
@@ -162,6 +173,18 @@ export function decodeLogLine(data: Uint8Array): LogLine {
     throw new CodecError(`log line: 'fields' should be a map, got ${fields === null ? "null" : Array.isArray(fields) ? "an array" : typeof fields}`);
   }
   return raw as LogLine;
+}
+
+export function encodeWorkerBeat(beat: WorkerBeat): Uint8Array {
+  return encoder.encode(beat);
+}
+
+export function decodeWorkerBeat(data: Uint8Array): WorkerBeat {
+  const raw = decodeObject("worker heartbeat", data);
+  checkFields("worker heartbeat", raw, { name: "string", host: "string", pid: "number", queues: "object", concurrency: "number", running: "number", startedAt: "number", at: "number" });
+  const queues = raw["queues"];
+  if (!Array.isArray(queues) || !queues.every((q) => typeof q === "string")) throw new CodecError("worker heartbeat: 'queues' should be a list of strings");
+  return raw as WorkerBeat;
 }
 
 /** msgpack-decodes a value written by `encodeValue`. */

@@ -142,7 +142,12 @@ export function evolve(state: RunState | undefined, event: RunEvent, options: Ev
       if (task.previous) {
         // A cleared task expands again: tries continue, and instances past the new length are removed.
         const previous = task.previous;
-        task.instances.forEach((i, n) => previous[n] && (i.try = previous[n]!.try + 1));
+        task.instances.forEach((i, n) => {
+          const before = previous[n];
+          if (!before) return;
+          i.try = before.try + 1;
+          if (before.artifacts) i.artifacts = before.artifacts; // earlier tries' files stay listed
+        });
         const length = task.instances.length;
         for (let n = length; task.mapped && n < previous.length; n++) task.instances.push({ ...previous[n]!, state: "removed" });
         if (task.instances.length > length) task.removed = task.instances.length - length;
@@ -211,6 +216,7 @@ export function evolve(state: RunState | undefined, event: RunEvent, options: Ev
         instance.endedAt = event.at;
         instance.worker = event.worker;
         if (event.label !== undefined) instance.label = event.label;
+        if (event.artifacts?.length) (instance.artifacts ??= []).push(...event.artifacts.map(({ name, contentType, bytes, object }) => ({ name, contentType, bytes, object, try: event.try })));
       }
       if (event.type === "InstanceSucceeded") {
         instance.state = "success";

@@ -5,7 +5,10 @@
  * quadratic. Whoever folds owns the state; take a copy to keep a snapshot.
  */
 import type { DagSpec } from "./spec.ts";
-import type { ErrorInfo } from "../events/index.ts";
+import type { ArtifactRef, ErrorInfo } from "../events/index.ts";
+
+/** An artifact of one try of an instance. */
+export type TryArtifact = ArtifactRef & { readonly try: number };
 
 /** Airflow's task-instance states. `scheduled`: waiting for a free slot (`maxActive…`); `queued`: its work is published. */
 export type InstanceStateName =
@@ -31,6 +34,12 @@ export type Instance = {
   worker?: string;
   /** For a retry: not to start before this time (epoch ms). */
   notBefore?: number;
+  /**
+   * What its tries stored with `ctx.artifact`, oldest try first. Kept across
+   * retries and clears (the objects outlive the try), and only by readers
+   * (`details`): the coordinator decides without them.
+   */
+  artifacts?: TryArtifact[];
 };
 
 export type TaskRun = {

@@ -91,9 +91,25 @@ type InstanceOutcome = {
   readonly at: number;
 };
 
+/** A file a try wrote with `ctx.artifact`, stored in the artifacts object store under `object`. */
+export type ArtifactRef = {
+  readonly name: string;
+  readonly contentType: string;
+  readonly bytes: number;
+  readonly object: string;
+};
+
 type InstanceOutcomeBase = InstanceOutcome & {
   /** The instance's `mapIndexLabel`, rendered by the worker. */
   readonly label?: string;
+  /**
+   * The files this try stored with `ctx.artifact`, recorded with its outcome
+   * so the log says which artifacts exist (a copy of a try whose outcome was
+   * not recorded leaves objects the log never names). Absent when none.
+   * Optional and additive, so no schema bump: an older reader skips it and
+   * misses only the artifact list, never a state.
+   */
+  readonly artifacts?: readonly ArtifactRef[];
 };
 
 export type InstanceSucceeded = InstanceOutcomeBase & {

@@ -98,6 +98,59 @@ export const BUCKETS = {
   leases: "mf-leases",
   /** The coordinator's snapshot: the log position and the runs active there. */
   coordinator: "mf-coordinator",
+  /** `ctx.kv`: values tasks share, under a run's or a DAG's scope (see kvKeys). */
+  taskKv: "mf-kv",
+  /** Live workers' heartbeats; a key expires unless its worker writes it again. */
+  workers: "mf-workers",
+} as const;
+
+/**
+ * `ctx.kv` keys: the scope comes first, so runs never collide by default and
+ * one scope is one wildcard (to purge a cleaned run's keys).
+ */
+export const kvKeys = {
+  run: (runId: string, key: string) => `run.${runId}.${key}`,
+  dag: (dagId: string, key: string) => `dag.${dagId}.${key}`,
+  ofRun: (runId: string) => `run.${runId}.>`,
+} as const;
+
+/** A `ctx.kv` key: tokens of letters, digits, `_`, `-`, `=` or `/`, joined by single dots (a KV key without wildcards). */
+const KV_KEY = /^[A-Za-z0-9_=/-]+(\.[A-Za-z0-9_=/-]+)*$/;
+export const MAX_KV_KEY_LENGTH = 200;
+
+export function isKvKey(value: string): boolean {
+  return value.length <= MAX_KV_KEY_LENGTH && KV_KEY.test(value);
+}
+
+/** A heartbeat's key: the worker's name made a KV key, and a suffix unique to the process's worker (names may repeat). */
+export function workerKey(name: string, unique: string): string {
+  return `${name.replace(/[^A-Za-z0-9_-]/g, "_")}_${unique}`;
+}
+
+/** The object store bucket for files tasks write with `ctx.artifact`. */
+export const ARTIFACTS_BUCKET = "mf-artifacts";
+/**
+ * An artifact name is a file name: letters, digits, `.`, `_` and `-`, not
+ * starting with a dot — no path separators, wildcards or spaces, so it is
+ * safe as a file name, a URL segment and a download's file name.
+ */
+const ARTIFACT_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
+export const MAX_ARTIFACT_NAME_LENGTH = 200;
+
+export function isArtifactName(value: string): boolean {
+  return value.length <= MAX_ARTIFACT_NAME_LENGTH && ARTIFACT_NAME.test(value);
+}
+
+export const artifactObjects = {
+  /**
+   * One object per try and name, so a retry's artifact never overwrites an
+   * earlier try's; `unique` tells apart two copies of one try (a paused
+   * worker's and its replacement's), as for stored results: the log records one.
+   */
+  object: (runId: string, taskId: string, mapIndex: number, tryNumber: number, unique: string, name: string) =>
+    `${runId}/${taskId}/${mapIndex}/${tryNumber}/${unique}/${name}`,
+  /** Name prefix of one run's artifacts (to delete a cleaned run's). */
+  ofRun: (runId: string) => `${runId}/`,
 } as const;
 
 /** The object store bucket for values too large for a message (results and work items), and its object names. */

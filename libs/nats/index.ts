@@ -6,3 +6,6 @@ export * from "./cluster.ts";
 export * from "./values.ts";
 export * from "./logs.ts";
 export * from "./records.ts";
+export * from "./artifacts.ts";
+export * from "./taskkv.ts";
+export * from "./workers.ts";

@@ -2,6 +2,7 @@
 import type { Logger } from "pino";
 import type { DagSpec, TriggerRule, ValueSource } from "../core/spec.ts";
 import type { UpstreamState } from "../core/work.ts";
+import type { ArtifactRef } from "../events/index.ts";
 
 /** What a task function receives beside its arguments. */
 export type TaskContext = {
@@ -19,7 +20,47 @@ export type TaskContext = {
   readonly signal: AbortSignal;
   /** For a task with `partialResults: true`: each upstream's state and the map indexes that failed. */
   readonly upstreamStates?: Readonly<Record<string, UpstreamState>>;
+  /**
+   * Stores a file from this try in the `mf-artifacts` object store and
+   * records it with the try's outcome (listed by `mapflow artifacts` and the
+   * UI, every try's kept). `name` is a plain file name (letters, digits,
+   * `.`, `_`, `-`; no `/`), unique within the try; at most
+   * MAPFLOW_MAX_VALUE_BYTES (64 MB) each. `contentType` defaults to
+   * `text/plain; charset=utf-8` for a string, else `application/octet-stream`.
+   * Await it: a refused or failed write rejects (failing the try unless
+   * caught), and only writes finished when the task returns are recorded.
+   */
+  artifact(name: string, data: Uint8Array | string, contentType?: string): Promise<ArtifactRef>;
+  /**
+   * A key-value store tasks share (JetStream KV, bucket `mf-kv`). Keys are
+   * scoped to this run, so runs never see each other's values; `ctx.kv.dag`
+   * is shared by every run of this DAG. Values are plain data (msgpack), up
+   * to 1 MiB each.
+   */
+  readonly kv: TaskKv;
 };
+
+/** One scope of `ctx.kv`. Keys: letters, digits, `_`, `-`, `=`, `/`, parts joined by single dots (`scores.fold-1`). */
+export interface TaskKvScope {
+  /** The value, or undefined when the key has none. */
+  get(key: string): Promise<unknown>;
+  put(key: string, value: unknown): Promise<void>;
+  delete(key: string): Promise<void>;
+  /**
+   * Atomically replaces the value with `fn(current)`: a compare-and-set on
+   * the key's revision, retried with the new value when another task wrote
+   * first, so no update is lost (`update("best", (b) => Math.max(b ?? 0, score))`).
+   * `fn` may run more than once; returning undefined leaves the value as it
+   * is. Resolves to the value stored.
+   */
+  update<T = unknown>(key: string, fn: (current: T | undefined) => T | undefined | Promise<T | undefined>): Promise<T | undefined>;
+}
+
+/** `ctx.kv`: the run's scope, and the DAG's as `dag`. */
+export interface TaskKv extends TaskKvScope {
+  /** Shared by every run of this DAG (a sweep across runs, a best model so far). */
+  readonly dag: TaskKvScope;
+}
 
 export type TaskFn<A = any, R = unknown> = (args: A, ctx: TaskContext) => R | Promise<R>;
 

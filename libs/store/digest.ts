@@ -17,6 +17,8 @@ const TABLES = [
   { name: "dag_runs", key: ["run_id"], skip: ["updated_seq"] },
   { name: "tasks", key: ["run_id", "task_id"], skip: [] },
   { name: "task_instances", key: ["run_id", "task_id", "map_index"], skip: [] },
+  // Added after digests were first recorded: hashed only when a run has rows here, so a run without artifacts keeps its digest.
+  { name: "artifacts", key: ["run_id", "task_id", "map_index", "try", "name"], skip: [], onlyWithRows: true },
 ] as const;
 
 function clean(row: Row, skip: readonly string[]): Row {
@@ -29,12 +31,20 @@ function rows(db: Database.Database, table: (typeof TABLES)[number], where = "",
   return db.prepare(`SELECT * FROM ${table.name} ${where} ORDER BY ${table.key.join(", ")}`).iterate(...params) as IterableIterator<Row>;
 }
 
-/** sha256 of a run's rows (its run row, tasks and instances), in key order. */
+/** sha256 of a run's rows (its run row, tasks, instances and artifacts), in key order. */
 export function runDigest(db: Database.Database, runId: string): string {
   const hash = createHash("sha256");
   for (const table of TABLES.filter((t) => (t.key as readonly string[]).includes("run_id"))) {
-    hash.update(`\n${table.name}\n`);
-    for (const row of rows(db, table, "WHERE run_id = ?", [runId])) hash.update(`${JSON.stringify(clean(row, table.skip))}\n`);
+    const header = `\n${table.name}\n`;
+    let headerDue = "onlyWithRows" in table;
+    if (!headerDue) hash.update(header);
+    for (const row of rows(db, table, "WHERE run_id = ?", [runId])) {
+      if (headerDue) {
+        hash.update(header);
+        headerDue = false;
+      }
+      hash.update(`${JSON.stringify(clean(row, table.skip))}\n`);
+    }
   }
   return hash.digest("hex");
 }

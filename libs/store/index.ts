@@ -71,7 +71,12 @@ export class ReadModel {
         "INSERT OR REPLACE INTO task_instances (run_id, task_id, map_index, state, tries, result, error, worker, label, group_index, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
       dropInstances: this.db.prepare("DELETE FROM task_instances WHERE run_id = ? AND task_id = ?"),
+      // Rows are only added: an instance's artifacts in its state only grow, so the rows are the same however batches fell.
+      artifact: this.db.prepare(
+        "INSERT OR IGNORE INTO artifacts (run_id, task_id, map_index, try, name, content_type, bytes, object) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      ),
       dropRun: [
+        this.db.prepare("DELETE FROM artifacts WHERE run_id = ?"),
         this.db.prepare("DELETE FROM task_instances WHERE run_id = ?"),
         this.db.prepare("DELETE FROM tasks WHERE run_id = ?"),
         this.db.prepare("DELETE FROM dag_runs WHERE run_id = ?"),
@@ -115,15 +120,25 @@ export class ReadModel {
       }
       for (const [key, which] of touched.instances) {
         const [runId, taskId] = key.split("\0") as [string, string];
-        const instances = runs.get(runId)?.tasks[taskId]?.instances;
+        const task = runs.get(runId)?.tasks[taskId];
+        const instances = task?.instances;
+        const artifacts = (i: Instance) => {
+          for (const a of i.artifacts ?? []) this.stmts.artifact.run(runId, taskId, i.mapIndex, a.try, a.name, a.contentType, a.bytes, a.object);
+        };
         // A whole task written again (expanded, cleared, stopped) replaces its rows, so none outlive the state.
         if (which === "all") this.stmts.dropInstances.run(runId, taskId);
-        if (!instances) continue;
-        const write = (i: Instance) =>
+        if (!instances) {
+          // Cleared whole and not expanded again yet: its earlier tries' artifacts are held in `previous`.
+          task?.previous?.forEach(artifacts);
+          continue;
+        }
+        const write = (i: Instance) => {
           this.stmts.instance.run(
             runId, taskId, i.mapIndex, i.state, i.try, json(i.result), i.error ? JSON.stringify(i.error) : null, i.worker ?? null,
             i.label ?? null, i.group ?? null, i.startedAt ?? null, i.endedAt ?? null,
           );
+          if (i.artifacts) artifacts(i);
+        };
         if (which === "all") instances.forEach(write);
         else for (const mapIndex of which) {
           const i = instances[mapIndex < 0 ? 0 : mapIndex];

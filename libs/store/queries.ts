@@ -6,6 +6,7 @@
  */
 import Database from "better-sqlite3";
 import type { DagSpec } from "../core/spec.ts";
+import type { ArtifactListing } from "../core/artifacts.ts";
 
 export type StateCounts = Record<string, number>;
 
@@ -58,6 +59,13 @@ const SORT_SQL: Record<InstanceSort, string> = {
   duration: "(ended_at - started_at)",
   worker: "worker",
 };
+
+/** A file an instance's try stored with `ctx.artifact` (the same shape as `mapflow artifacts --json` lists). */
+export type ArtifactRow = ArtifactListing;
+type RawArtifact = { task_id: string; map_index: number; try: number; name: string; content_type: string; bytes: number; object: string };
+const artifactRow = (a: RawArtifact): ArtifactRow => ({
+  taskId: a.task_id, mapIndex: a.map_index, try: a.try, name: a.name, contentType: a.content_type, bytes: a.bytes, object: a.object,
+});
 
 export type InstancePage = { total: number; counts: StateCounts; offset: number; rows: InstanceRow[] };
 export type InstanceQuery = { state?: string; sort?: InstanceSort; desc?: boolean; offset?: number; limit?: number };
@@ -189,6 +197,25 @@ export class ReadQueries {
       )
       .get(runId, taskId, mapIndex);
     return row ? instance(row) : undefined;
+  }
+
+  /** A run's artifacts (of one task, or one instance), by task, map index, try and name. */
+  artifacts(runId: string, filter: { taskId?: string; mapIndex?: number } = {}): ArtifactRow[] {
+    const where = ["run_id = ?"];
+    const params: (string | number)[] = [runId];
+    if (filter.taskId !== undefined) where.push("task_id = ?"), params.push(filter.taskId);
+    if (filter.mapIndex !== undefined) where.push("map_index = ?"), params.push(filter.mapIndex);
+    return this.db
+      .prepare<(string | number)[], RawArtifact>(`SELECT * FROM artifacts WHERE ${where.join(" AND ")} ORDER BY task_id, map_index, try, name`)
+      .all(...params)
+      .map(artifactRow);
+  }
+
+  artifact(runId: string, taskId: string, mapIndex: number, tryNumber: number, name: string): ArtifactRow | undefined {
+    const row = this.db
+      .prepare<[string, string, number, number, string], RawArtifact>("SELECT * FROM artifacts WHERE run_id = ? AND task_id = ? AND map_index = ? AND try = ? AND name = ?")
+      .get(runId, taskId, mapIndex, tryNumber, name);
+    return row ? artifactRow(row) : undefined;
   }
 
   close(): void {

@@ -1,9 +1,9 @@
 /** The SQLite read model's tables. Rebuildable at any time from the log. */
 
 /** Bump when a table changes: a read model of another version is dropped and rebuilt from the log. */
-export const STORE_VERSION = 3;
+export const STORE_VERSION = 4;
 
-export const TABLES = ["projection", "dags", "dag_versions", "dag_runs", "tasks", "task_instances"] as const;
+export const TABLES = ["projection", "dags", "dag_versions", "dag_runs", "tasks", "task_instances", "artifacts"] as const;
 
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS projection (
@@ -63,5 +63,17 @@ CREATE TABLE IF NOT EXISTS task_instances (
   started_at  INTEGER,
   ended_at    INTEGER,
   PRIMARY KEY (run_id, task_id, map_index)
+);
+-- Files tries stored with ctx.artifact (recorded on their outcome events); every try's, not only the last.
+CREATE TABLE IF NOT EXISTS artifacts (
+  run_id       TEXT NOT NULL,
+  task_id      TEXT NOT NULL,
+  map_index    INTEGER NOT NULL,
+  try          INTEGER NOT NULL,
+  name         TEXT NOT NULL,
+  content_type TEXT NOT NULL,
+  bytes        INTEGER NOT NULL,
+  object       TEXT NOT NULL,
+  PRIMARY KEY (run_id, task_id, map_index, try, name)
 );
 `;

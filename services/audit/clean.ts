@@ -2,7 +2,7 @@
  * `mapflow db clean` (Airflow's `airflow db clean`): finished runs that ended
  * before a date are archived, the archive is replayed and checked against
  * the live rows, and only then are the runs taken out of the log, their task
- * logs, work and stored values, and the read model (by a RunsPurged event
+ * logs, work, stored values, artifacts and run-scoped `ctx.kv` keys, and the read model (by a RunsPurged event
  * the projector folds, appended before the purge so a rebuild of a log whose
  * purge was cut short drops them as well).
  */
@@ -11,8 +11,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BadInputError } from "../../libs/errors.ts";
-import { objects, STREAMS, subjects } from "../../libs/names/index.ts";
-import { appendEvent, lastLogSeq, readRecords, valueStore, type LogRecord, type Nats } from "../../libs/nats/index.ts";
+import { artifactObjects, kvKeys, objects, STREAMS, subjects } from "../../libs/names/index.ts";
+import { appendEvent, artifactStore, lastLogSeq, readRecords, taskKvBucket, valueStore, type LogRecord, type Nats } from "../../libs/nats/index.ts";
 import { runDigests } from "../../libs/store/digest.ts";
 import { readArchive, writeArchive } from "./archive.ts";
 import { replayToFile } from "./replay.ts";
@@ -28,7 +28,9 @@ export type CleanOptions = {
 };
 
 export type CleanedRun = { runId: string; dagId: string; state: string; endedAt: number; events: number };
-export type CleanReport = { runs: CleanedRun[]; archived: number; objectsDeleted: number; dryRun: boolean; archive: string | null };
+export type CleanReport = {
+  runs: CleanedRun[]; archived: number; objectsDeleted: number; artifactsDeleted: number; kvKeysDeleted: number; dryRun: boolean; archive: string | null;
+};
 
 /** A RunsPurged event names at most this many runs (its size stays far under a message's limit). */
 const RUNS_PER_EVENT = 1000;
@@ -66,7 +68,7 @@ export async function cleanRuns(nats: Nats, options: CleanOptions): Promise<Clea
       const events = Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
       runs.push({ runId: r.run_id, dagId: r.dag_id, state: r.state, endedAt: r.ended_at, events });
     }
-    const report: CleanReport = { runs, archived: 0, objectsDeleted: 0, dryRun: options.dryRun, archive: options.archive };
+    const report: CleanReport = { runs, archived: 0, objectsDeleted: 0, artifactsDeleted: 0, kvKeysDeleted: 0, dryRun: options.dryRun, archive: options.archive };
     if (options.dryRun || runs.length === 0) return report;
     const ids = runs.map((r) => r.runId);
 
@@ -79,6 +81,9 @@ export async function cleanRuns(nats: Nats, options: CleanOptions): Promise<Clea
     }
     const store = await valueStore(nats);
     const stored = (await store.list()).map((o) => o.name);
+    const artifacts = await artifactStore(nats);
+    const files = (await artifacts.list()).map((o) => o.name);
+    const kv = await taskKvBucket(nats);
     for (const runId of ids) {
       await nats.jsm.streams.purge(STREAMS.events, { filter: subjects.run(runId) });
       await nats.jsm.streams.purge(STREAMS.logs, { filter: subjects.runLogs(runId) });
@@ -86,6 +91,14 @@ export async function cleanRuns(nats: Nats, options: CleanOptions): Promise<Clea
       const prefixes = objects.ofRun(runId);
       for (const name of stored.filter((n) => prefixes.some((p) => n.startsWith(p)))) {
         if (await store.delete(name)) report.objectsDeleted++;
+      }
+      for (const name of files.filter((n) => n.startsWith(artifactObjects.ofRun(runId)))) {
+        if (await artifacts.delete(name)) report.artifactsDeleted++;
+      }
+      // DAG-scoped keys stay: other runs share them.
+      for await (const key of await kv.keys(kvKeys.ofRun(runId))) {
+        await kv.purge(key);
+        report.kvKeysDeleted++;
       }
     }
     return report;

@@ -99,7 +99,7 @@ export function auditCommands(program: Command): void {
       if (report.runs.length === 0) lines.push(`no finished run ended before ${new Date(before).toISOString()}; nothing to clean`);
       else if (report.dryRun) lines.push(`dry run: would clean ${report.runs.length} runs (${events} events); nothing was changed`);
       else {
-        lines.push(`cleaned ${report.runs.length} runs (${events} events): ${archive ? `archived to ${archive} and checked (it replays to the same rows)` : "not archived"}; purged from the log, the task logs and the read model; ${report.objectsDeleted} stored values deleted`);
+        lines.push(`cleaned ${report.runs.length} runs (${events} events): ${archive ? `archived to ${archive} and checked (it replays to the same rows)` : "not archived"}; purged from the log, the task logs and the read model; ${report.objectsDeleted} stored values, ${report.artifactsDeleted} artifacts and ${report.kvKeysDeleted} ctx.kv keys deleted`);
       }
       process.stdout.write(`${lines.join("\n")}\n`);
     });

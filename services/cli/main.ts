@@ -23,6 +23,8 @@ import { renderRun } from "./render.ts";
 import { cancelRun, clearRun, currentRun, markInstance } from "./operate.ts";
 import { DEFAULT_UI_HOST, DEFAULT_UI_PORT, startUi } from "../ui/index.ts";
 import { auditCommands } from "./audit.ts";
+import { artifactCommands } from "./artifacts.ts";
+import { workerCommands } from "./workers.ts";
 import { checkDagId, connectTo, dataOption, DEFAULT_DATA, durabilityOption, EXIT, fail, loadBag, natsOption, print, untilSignal } from "./common.ts";
 
 const program = new Command("mapflow")
@@ -328,6 +330,8 @@ serviceCommand("ui", "serve the web UI and its JSON API (reads a projection, tal
   });
 
 auditCommands(program);
+artifactCommands(program);
+workerCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -4,10 +4,15 @@
  * instance's logs come from NATS; actions append the same events as the
  * CLI, checked the same way.
  */
+import type { ServerResponse } from "node:http";
+import { Readable } from "node:stream";
+import type { ReadableStream } from "node:stream/web";
+import { pipeline } from "node:stream/promises";
 import { isRunEvent, type RunEvent } from "../../libs/events/index.ts";
-import { followEvents, logBadEvent, readTryLogs, type Nats } from "../../libs/nats/index.ts";
-import { INSTANCE_SORTS, type InstanceSort, type ReadQueries, type TaskRow } from "../../libs/store/queries.ts";
-import { isTaskId, isToken, subjects } from "../../libs/names/index.ts";
+import { contentTypeProblem } from "../../libs/core/artifacts.ts";
+import { artifactStore, followEvents, lazily, logBadEvent, readArtifact, readTryLogs, readWorkers, type Nats } from "../../libs/nats/index.ts";
+import { INSTANCE_SORTS, type ArtifactRow, type InstanceSort, type ReadQueries, type TaskRow } from "../../libs/store/queries.ts";
+import { isArtifactName, isTaskId, isToken, subjects } from "../../libs/names/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
 import type { Logger } from "../../libs/log/index.ts";
 import { cancelRun, clearRun, markInstance } from "../cli/operate.ts";
@@ -55,7 +60,34 @@ async function runHistory(nats: Nats, id: string, log: Logger): Promise<{ events
   return { events, truncated: false };
 }
 
+/** Where an artifact is downloaded from (the API lists it with each artifact). */
+export function artifactUrl(runId: string, a: ArtifactRow): string {
+  return `/api/runs/${runId}/artifacts/${encodeURIComponent(a.taskId)}/${a.mapIndex}/${a.try}/${encodeURIComponent(a.name)}`;
+}
+
+/**
+ * Streams an artifact as a download: its recorded content type, never
+ * sniffed, and always as an attachment, so a task's HTML cannot run as a
+ * page of this UI. A transfer cut short ends the connection (content-length
+ * tells the client it is incomplete).
+ */
+async function sendArtifact(res: ServerResponse, store: () => ReturnType<typeof artifactStore>, a: ArtifactRow): Promise<void> {
+  const result = await readArtifact(await store(), a.object);
+  const name = isArtifactName(a.name) ? a.name : "artifact";
+  res.writeHead(200, {
+    "content-type": contentTypeProblem(a.contentType) ? "application/octet-stream" : a.contentType,
+    "content-length": String(a.bytes),
+    "content-disposition": `attachment; filename="${name}"`,
+    "x-content-type-options": "nosniff",
+    "cache-control": "no-store",
+  });
+  await pipeline(Readable.fromWeb(result.data as ReadableStream<Uint8Array>), res);
+  const failed = await result.error; // the digest is checked as the last chunk arrives
+  if (failed) throw failed;
+}
+
 export function apiRoutes(router: Router, { nats, queries, log }: ApiDeps): Router {
+  const artifacts = lazily(() => artifactStore(nats));
   const runOr404 = (id: string) => {
     const run = queries.run(id);
     if (!run) throw new NotFoundError(`run '${id}' is not in the read model (yet); check the id, or wait for the projector to catch up`);
@@ -115,6 +147,24 @@ export function apiRoutes(router: Router, { nats, queries, log }: ApiDeps): Rout
     })
     .on("GET", "/api/runs/:runId/tasks/:taskId/instances/:mapIndex/logs", async (request) =>
       readTryLogs(nats, runId(request), taskId(request), mapIndex(request.params["mapIndex"]!)))
+    .on("GET", "/api/runs/:runId/artifacts", (request) => {
+      const id = runId(request);
+      runOr404(id);
+      const task = request.url.searchParams.get("task") || undefined;
+      if (task !== undefined && !isTaskId(task)) throw new BadInputError(`'${task}' is not a valid task id`);
+      const index = request.url.searchParams.get("mapIndex");
+      const rows = queries.artifacts(id, { taskId: task, mapIndex: index === null || index === "" ? undefined : mapIndex(index) });
+      return rows.map((a) => ({ ...a, url: artifactUrl(id, a) }));
+    })
+    .on("GET", "/api/runs/:runId/artifacts/:taskId/:mapIndex/:try/:name", async (request, res) => {
+      const tryNumber = Number(request.params["try"]);
+      if (!Number.isInteger(tryNumber) || tryNumber < 1) throw new BadInputError(`try must be a whole number from 1, got '${request.params["try"]}'`);
+      const where = { run: runId(request), task: taskId(request), index: mapIndex(request.params["mapIndex"]!), name: request.params["name"]! };
+      const found = queries.artifact(where.run, where.task, where.index, tryNumber, where.name);
+      if (!found) throw new NotFoundError(`run ${where.run} has no artifact '${where.name}' of ${where.task}[${where.index}] try ${tryNumber}; GET /api/runs/${where.run}/artifacts lists them`);
+      await sendArtifact(res, artifacts, found);
+    })
+    .on("GET", "/api/workers", () => readWorkers(nats))
     .on("POST", "/api/dags/:dagId/trigger", async ({ req, params }) => {
       const body = await readJson(req);
       const conf = body["conf"] ?? {};

@@ -62,12 +62,14 @@ export async function startUi(options: UiOptions): Promise<Ui> {
     if (found === "wrong-method") return sendJson(res, 405, { error: `${req.method} is not allowed on ${url.pathname}` });
     void (async () => {
       try {
-        sendJson(res, 200, await found.handler({ req, url, params: found.params }, res));
+        const body = await found.handler({ req, url, params: found.params }, res);
+        // A handler that answered itself (a download) has sent its headers already.
+        if (!res.headersSent) sendJson(res, 200, body);
       } catch (err) {
         const status = statusOf(err);
         if (status === 500) log.error({ err, path: url.pathname }, "UI API request failed");
         if (!res.headersSent) sendJson(res, status, { error: (err as Error).message });
-        else res.end();
+        else res.destroy(); // cut short: the client must not take what it got for the whole answer
       }
     })();
   });

@@ -4,11 +4,17 @@
  * making both for each of 100,000 trivial instances cost more than the
  * tasks themselves. Aborting works either way: `aborted` rejects, and the
  * signal, made before or after, is aborted too. The logger's lines are
- * also stored for the try (see logs.ts).
+ * also stored for the try (see logs.ts). Artifacts and the task KV are made
+ * on first use too (artifacts.ts, kv.ts).
  */
 import type { WorkItem } from "../../libs/core/work.ts";
-import type { TaskContext } from "../../libs/sdk/types.ts";
+import type { TaskContext, TaskKv } from "../../libs/sdk/types.ts";
 import type { TryLog, TryLogs } from "./logs.ts";
+import type { TryArtifacts, TryArtifactsFactory } from "./artifacts.ts";
+import type { TaskKvFactory } from "./kv.ts";
+
+/** What a worker lends every try: made per try only when the task first uses it. */
+export type TryTools = { readonly artifacts: TryArtifactsFactory; readonly kv: TaskKvFactory };
 
 export type TryContext = {
   readonly ctx: TaskContext;
@@ -17,10 +23,13 @@ export type TryContext = {
   abort(reason: Error): void;
   /** The try's logger and its stored lines, set when the task first touches `ctx.log`. */
   log: TryLog | undefined;
+  /** The try's artifacts, set when the task first calls `ctx.artifact`. */
+  artifacts: TryArtifacts | undefined;
 };
 
-export function tryContext(item: WorkItem, logs: TryLogs): TryContext {
+export function tryContext(item: WorkItem, logs: TryLogs, tools: TryTools): TryContext {
   let controller: AbortController | undefined;
+  let kv: TaskKv | undefined;
   let reason: Error | undefined;
   let reject!: (reason: Error) => void;
   const aborted = new Promise<never>((_, r) => (reject = r));
@@ -35,6 +44,12 @@ export function tryContext(item: WorkItem, logs: TryLogs): TryContext {
         if (reason) controller.abort(reason);
       }
       return controller.signal;
+    },
+    get kv() {
+      return (kv ??= tools.kv(item));
+    },
+    artifact(name, data, contentType) {
+      return (attempt.artifacts ??= tools.artifacts(item)).write(name, data, contentType);
     },
     dagId: item.dagId, runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, tryNumber: item.try,
     conf: item.conf,
@@ -51,6 +66,7 @@ export function tryContext(item: WorkItem, logs: TryLogs): TryContext {
       reject(why);
     },
     log: undefined,
+    artifacts: undefined,
   };
   return attempt;
 }

@@ -21,6 +21,9 @@ import { ensureWorkConsumer, pullWork, type PullSettings } from "./pull.ts";
 import { heldWork, type Hold } from "./held.ts";
 import { tryContext } from "./context.ts";
 import { tryLogs } from "./logs.ts";
+import { tryArtifacts, type TryArtifacts } from "./artifacts.ts";
+import { taskKvs } from "./kv.ts";
+import { announcePresence } from "./presence.ts";
 
 export type WorkerOptions = {
   nats: Nats;
@@ -43,6 +46,8 @@ export type WorkerOptions = {
    * Results over 1 MB go to the object store and the log records a reference.
    */
   maxResultBytes?: number;
+  /** How often the worker's heartbeat (`mapflow workers`) is written (default WORKER_BEAT_MS, 5 s). */
+  presenceMs?: number;
   /**
    * A try still running after this long is recorded as `running` (InstanceStarted).
    * Shorter tries go straight to their outcome: two messages per instance, not three.
@@ -96,6 +101,9 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const values = lazyValueStore(nats);
   const fetch = (ref: StoredValue) => whileJetStreamRecovers(async () => fetchValue(await values(), ref));
   const logs = tryLogs(nats, log);
+  const tools = { artifacts: tryArtifacts(nats, maxResultBytes), kv: taskKvs(nats) };
+  /** Tries running now, for the heartbeat. */
+  let running = 0;
 
   /** Tries in progress per run, each as its abort function, so a stopped run's can be aborted. */
   const tries = new Map<string, Set<(reason: Error) => void>>();
@@ -232,7 +240,8 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       msg.term(); // the run ended after this was queued; nothing would record this try
       return;
     }
-    const attempt = tryContext(item, logs);
+    const attempt = tryContext(item, logs, tools);
+    running++;
     const { ctx } = attempt;
     const runTries = tries.get(item.runId) ?? new Set<(reason: Error) => void>();
     tries.set(item.runId, runTries.add(attempt.abort));
@@ -261,17 +270,29 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
         return operator.kind === "shell" ? runShell(args, operator, ctx) : operator.fn(args, ctx);
       });
       const result = await Promise.race(timeout ? [run, timeout, attempt.aborted] : [run, attempt.aborted]);
-      const succeeded = await recordable({ type: "InstanceSucceeded", ...base, ...(label !== undefined ? { label } : {}), result, startedAt, at: Date.now() });
+      const artifacts = attempt.artifacts && (await artifactsOf(attempt.artifacts));
+      const succeeded = await recordable({ type: "InstanceSucceeded", ...base, ...(label !== undefined ? { label } : {}), ...artifacts, result, startedAt, at: Date.now() });
       await outcome(msg, succeeded, attempt.log?.stored());
     } catch (err) {
       // The worker's own line, not stored with the task's: the error itself is recorded in InstanceFailed.
       log.error({ err, runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, try: item.try }, "task failed");
-      await outcome(msg, { type: "InstanceFailed", ...base, ...(label !== undefined ? { label } : {}), error: errorInfo(err), startedAt, at: Date.now() }, attempt.log?.stored());
+      const artifacts = attempt.artifacts && (await artifactsOf(attempt.artifacts));
+      await outcome(msg, { type: "InstanceFailed", ...base, ...(label !== undefined ? { label } : {}), ...artifacts, error: errorInfo(err), startedAt, at: Date.now() }, attempt.log?.stored());
     } finally {
+      running--;
       clearTimeout(timer);
       runTries.delete(attempt.abort);
       if (runTries.size === 0) tries.delete(item.runId);
     }
+  }
+
+  /**
+   * The artifacts a try stored, for its outcome event (a failed try's too: they may be what explains it).
+   * Asked only of a try that wrote any, so the others' outcomes wait for nothing.
+   */
+  async function artifactsOf(artifacts: TryArtifacts): Promise<{ artifacts?: InstanceSucceeded["artifacts"] }> {
+    const stored = await artifacts.seal();
+    return stored.length ? { artifacts: stored } : {};
   }
 
   /**
@@ -294,6 +315,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   }
 
   const puller = pullWork(nats, log, settings, handle);
+  const presence = await announcePresence(nats, log, { name, queues: [queue], concurrency, running: () => running }, options.presenceMs);
 
   log.info({ queue, concurrency, dags: [...bag.dags.keys()] }, "worker started");
   return {
@@ -302,6 +324,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       stops.unsubscribe();
       await puller.stop();
       held.stop();
+      await presence.stop();
     },
   };
 }

@@ -51,6 +51,10 @@ async function drive(dag: Dag, sim: Simulation, initial: WorkItem[], options: Op
         const ctx: TaskContext = {
           log, dagId: item.dagId, runId: "R", taskId: item.taskId, mapIndex: item.mapIndex, tryNumber: item.try,
           conf: item.conf, signal: new AbortController().signal, ...(item.upstreamStates ? { upstreamStates: item.upstreamStates } : {}),
+          artifact: () => Promise.reject(new Error("the in-memory simulation stores no artifacts")),
+          get kv(): never {
+            throw new Error("the in-memory simulation has no ctx.kv");
+          },
         };
         const result = await operator.fn(args, ctx);
         event = { type: "InstanceSucceeded", ...base, result, ...(label !== undefined ? { label } : {}) };

@@ -2,9 +2,12 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { DagSpec } from "../../../libs/core/spec.ts";
 import type { RunEvent } from "../../../libs/events/index.ts";
-import type { DagRow, InstancePage, InstanceRow, RunRow, TaskRow } from "../../../libs/store/queries.ts";
+import type { ArtifactRow, DagRow, InstancePage, InstanceRow, RunRow, TaskRow } from "../../../libs/store/queries.ts";
+import type { WorkerPresence } from "../../../libs/core/presence.ts";
 
-export type { DagRow, InstancePage, InstanceRow, RunRow, TaskRow };
+export type { DagRow, InstancePage, InstanceRow, RunRow, TaskRow, WorkerPresence };
+/** An artifact as the API lists it, with where to download it. */
+export type Artifact = ArtifactRow & { url: string };
 export type DagWithRuns = DagRow & { runs: RunRow[] };
 export type RunDetail = RunRow & { spec: DagSpec | undefined; tasks: TaskRow[] };
 export type Grid = { dag: DagRow; runs: (RunRow & { tasks: Record<string, TaskRow> })[] };

@@ -1,8 +1,8 @@
-/** One instance: its result (pretty, cut when large), error, logs per try, its events, and the actions on it. */
+/** One instance: its result (pretty, cut when large), error, logs per try, artifacts, its events, and the actions on it. */
 import { useState } from "preact/hooks";
-import { enc, get, post, touchesRun, useLive, type History, type InstanceRow, type TryLogs } from "./api.ts";
+import { enc, get, post, touchesRun, useLive, type Artifact, type History, type InstanceRow, type TryLogs } from "./api.ts";
 import { colourOf } from "./states.ts";
-import { duration, time } from "./format.ts";
+import { duration, size, time } from "./format.ts";
 
 /** Results longer than this show their start and a link to the whole value. */
 const SHOWN_CHARS = 20_000;
@@ -35,6 +35,30 @@ function Logs({ path }: { path: string }) {
   );
 }
 
+/** The files its tries stored with ctx.artifact, each a download link. */
+function Artifacts({ runId, taskId, mapIndex }: { runId: string; taskId: string; mapIndex: number }) {
+  const path = `/api/runs/${enc(runId)}/artifacts?task=${enc(taskId)}&mapIndex=${mapIndex}`;
+  const { data, error } = useLive(() => get<Artifact[]>(path), [path], touchesRun(runId));
+  if (error) return <p class="error">{error}</p>;
+  if (!data) return <p class="muted">loading artifacts…</p>;
+  if (data.length === 0) return <p class="muted artifacts-empty">This instance stored no artifacts (ctx.artifact).</p>;
+  return (
+    <table class="artifacts">
+      <thead><tr><th>try</th><th>name</th><th>type</th><th>size</th></tr></thead>
+      <tbody>
+        {data.map((a) => (
+          <tr key={`${a.try}/${a.name}`} data-try={a.try} data-name={a.name}>
+            <td>{a.try}</td>
+            <td><a href={a.url} download={a.name}>{a.name}</a></td>
+            <td class="muted">{a.contentType}</td>
+            <td>{size(a.bytes)}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
 function InstanceHistory({ runId, taskId, mapIndex }: { runId: string; taskId: string; mapIndex: number }) {
   const { data, error } = useLive(() => get<History>(`/api/runs/${enc(runId)}/history`), [runId], touchesRun(runId));
   if (error) return <p class="error">{error}</p>;
@@ -61,7 +85,7 @@ export function InstanceDetail(props: { runId: string; taskId: string; mapIndex:
   const { runId, taskId, mapIndex } = props;
   const base = `/api/runs/${enc(runId)}/tasks/${enc(taskId)}/instances/${mapIndex}`;
   const { data: i, error } = useLive(() => get<InstanceRow>(base), [base], touchesRun(runId));
-  const [tab, setTab] = useState<"result" | "logs" | "history">("result");
+  const [tab, setTab] = useState<"result" | "logs" | "artifacts" | "history">("result");
   const act = async (what: string, path: string, body: unknown) => {
     try {
       await post(path, body);
@@ -86,7 +110,7 @@ export function InstanceDetail(props: { runId: string; taskId: string; mapIndex:
         <button onClick={() => void act("marked failed", `/api/runs/${enc(runId)}/mark`, { taskId, mapIndex, state: "failed" })}>Mark failed</button>
       </div>
       <nav class="tabs">
-        {(["result", "logs", "history"] as const).map((t) => <button key={t} class={tab === t ? "on" : ""} onClick={() => setTab(t)}>{t}</button>)}
+        {(["result", "logs", "artifacts", "history"] as const).map((t) => <button key={t} class={tab === t ? "on" : ""} data-tab={t} onClick={() => setTab(t)}>{t}</button>)}
       </nav>
       {tab === "result" ? (
         <>
@@ -96,6 +120,8 @@ export function InstanceDetail(props: { runId: string; taskId: string; mapIndex:
         </>
       ) : tab === "logs" ? (
         <Logs path={`${base}/logs`} />
+      ) : tab === "artifacts" ? (
+        <Artifacts runId={runId} taskId={taskId} mapIndex={mapIndex} />
       ) : (
         <InstanceHistory runId={runId} taskId={taskId} mapIndex={mapIndex} />
       )}

@@ -10,6 +10,7 @@ import { HistoryView } from "./history.tsx";
 import { navigate, setQuery, useLocation } from "./route.ts";
 import { colourOf } from "./states.ts";
 import { TaskPanel } from "./task-panel.tsx";
+import { WorkersPage } from "./workers.tsx";
 import "./style.css";
 
 const FINISHED = new Set(["success", "failed", "cancelled"]);
@@ -120,9 +121,10 @@ function App() {
         <Link to="/">mapflow</Link>
         <Link to="/">DAGs</Link>
         <Link to="/runs">Runs</Link>
+        <Link to="/workers">Workers</Link>
       </header>
       <main>
-        {section === "dags" && id ? <DagPage dagId={id} /> : section === "runs" && id ? <RunPage runId={id} /> : section === "runs" ? <RunsPage /> : <DagsPage />}
+        {section === "dags" && id ? <DagPage dagId={id} /> : section === "runs" && id ? <RunPage runId={id} /> : section === "runs" ? <RunsPage /> : section === "workers" ? <WorkersPage /> : <DagsPage />}
       </main>
     </>
   );
