@@ -2,7 +2,7 @@
 // ELT over a changing set of files, one model per customer, and the hyperparameter sweeps.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { cli, ROOT, startCli, stopProcess, tempDir } from "./helpers/index.ts";
@@ -10,11 +10,17 @@ import { cli, ROOT, startCli, stopProcess, tempDir } from "./helpers/index.ts";
 const EXAMPLES = join(ROOT, "examples");
 const dir = tempDir("mapflow-examples-");
 
-type Report = {
-  runId: string;
-  state: string;
-  tasks: Record<string, { state: string; instances: { mapIndex: number; state: string; label?: string; result: any; error?: string }[] }>;
-};
+type Instance = { mapIndex: number; state: string; label?: string; result: any; error?: string; worker?: string; startedAt: number | null; endedAt: number | null };
+type Report = { runId: string; state: string; tasks: Record<string, { state: string; instances: Instance[] }> };
+
+/** The most instances that were running at one moment, from their start and end times. */
+function mostAtOnce(instances: Instance[]): number {
+  const edges = instances.flatMap((i) => [[i.startedAt!, 1], [i.endedAt!, -1]] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let now = 0;
+  let most = 0;
+  for (const [, step] of edges) most = Math.max(most, (now += step));
+  return most;
+}
 
 async function run(dagId: string, conf: Record<string, unknown> = {}): Promise<{ code: number | null; report: Report; stderr: string }> {
   const { code, stdout, stderr } = await cli(["run", dagId, "--dags", EXAMPLES, "--json", "--conf", JSON.stringify(conf)], { timeoutMs: 180_000 });
@@ -109,6 +115,49 @@ test("per_customer: each run trains one model per customer listed then; dropped 
       if (!labels.includes("acme")) await new Promise((r) => setTimeout(r, 100));
     }
     assert.deepEqual(labels, ["acme", "globex", "initech"]);
+  } finally {
+    await stopProcess(standalone, "SIGINT");
+    data.remove();
+  }
+});
+
+test("hpo_sweep: 24 grid trials on the train queue, 4 at a time; the leaderboard is stored as artifacts of the run", async () => {
+  const data = tempDir("mapflow-hpo-");
+  const standalone = await startCli(["standalone", "--dags", EXAMPLES, "--data", data.path, "--no-ui"], /mapflow standalone: NATS at/);
+  try {
+    const { code, stdout, stderr } = await cli(["trigger", "hpo_sweep", "--wait", "--json", "--data", data.path], { timeoutMs: 180_000 });
+    assert.equal(code, 0, stderr);
+    const report = JSON.parse(stdout) as Report;
+    const trials = report.tasks.trial!.instances;
+    assert.equal(trials.length, 24);
+    assert.ok(trials.every((t) => t.state === "success" && t.worker?.endsWith(":train")), "every trial ran on a worker of the train queue");
+    assert.ok(mostAtOnce(trials) <= 4, `maxActivePerRun 4 held (${mostAtOnce(trials)} at once)`);
+    const accuracies = trials.map((t) => t.result.accuracy as number);
+    assert.ok(Math.min(...accuracies) < Math.max(...accuracies), "the hyperparameters make a difference");
+    const winner = report.tasks.leaderboard!.instances[0]!.result;
+    assert.equal(winner.accuracy, Math.max(...accuracies));
+    assert.deepEqual(Object.keys(winner.best).sort(), ["maxDepth", "maxFeatures", "nEstimators"]);
+
+    const listed = await cli(["artifacts", "list", report.runId, "--json", "--data", data.path]);
+    assert.equal(listed.code, 0, listed.stderr);
+    const names = (JSON.parse(listed.stdout) as { artifacts: { name: string; contentType: string }[] }).artifacts.map((a) => `${a.name} ${a.contentType}`).sort();
+    assert.deepEqual(names, ["leaderboard.json application/json", "leaderboard.svg image/svg+xml"]);
+    const out = join(data.path, "leaderboard.json");
+    const got = await cli(["artifacts", "get", report.runId, "leaderboard", "leaderboard.json", "--out", out, "--data", data.path]);
+    assert.equal(got.code, 0, got.stderr);
+    const board = JSON.parse(readFileSync(out, "utf8")) as { trials: { accuracy: number }[] };
+    assert.equal(board.trials.length, 24);
+    assert.equal(board.trials[0]!.accuracy, winner.accuracy);
+
+    // Random search: trials sampled at run time; once one reaches the target, trials that start later stop early.
+    const random = await cli(["trigger", "hpo_random", "--conf", JSON.stringify({ trials: 16, target: 0.9 }), "--wait", "--json", "--data", data.path], { timeoutMs: 180_000 });
+    assert.equal(random.code, 0, random.stderr);
+    const sampled = (JSON.parse(random.stdout) as Report).tasks.trial!.instances;
+    assert.equal(sampled.length, 16);
+    const reached = Math.min(...sampled.filter((t) => t.result.accuracy >= 0.9).map((t) => t.endedAt!));
+    const stopped = sampled.filter((t) => t.result.stoppedEarly);
+    assert.ok(stopped.length >= 1, "some trials stopped early");
+    assert.ok(stopped.every((t) => t.startedAt! >= reached - 5), "no trial stopped before a trial had reached the target");
   } finally {
     await stopProcess(standalone, "SIGINT");
     data.remove();
