@@ -69,6 +69,7 @@ const UPCASTERS: ReadonlyMap<number, Upcaster> = new Map([
 
 const REQUIRED: Record<EventType, Record<string, "string" | "number" | "object" | "boolean">> = {
   DagRegistered: { dagId: "string", version: "string", spec: "object", at: "number" },
+  DagPaused: { dagId: "string", paused: "boolean", at: "number" },
   RunsPurged: { runIds: "object", before: "number", at: "number" },
   RunRequested: { runId: "string", dagId: "string", dagVersion: "string", spec: "object", conf: "object", at: "number" },
   TaskExpanded: { runId: "string", taskId: "string", count: "number", at: "number" },
@@ -86,6 +87,11 @@ const REQUIRED: Record<EventType, Record<string, "string" | "number" | "object" 
   RunCancelRequested: { runId: "string", at: "number" },
   RunTimedOut: { runId: "string", error: "object", at: "number" },
   RunFinished: { runId: "string", state: "string", at: "number" },
+};
+
+/** Fields an event may leave out (added after it was first logged), checked when present. */
+const OPTIONAL: Partial<Record<EventType, Record<string, "string" | "number">>> = {
+  RunRequested: { runType: "string", logicalDate: "number", dataIntervalStart: "number", dataIntervalEnd: "number" },
 };
 
 function isEventType(value: unknown): value is EventType {
@@ -133,6 +139,8 @@ export function decodeEvent(data: Uint8Array, type?: string, schemaVersion: numb
     throw new CodecError(`event: unknown or mismatched type '${String(kind)}' (body says '${String(raw["type"])}')`);
   }
   checkFields(kind, raw, REQUIRED[kind]);
+  const optional = OPTIONAL[kind];
+  if (optional) checkFields(kind, raw, Object.fromEntries(Object.entries(optional).filter(([field]) => raw[field] !== undefined)));
   return raw as MapflowEvent;
 }
 

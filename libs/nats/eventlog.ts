@@ -49,6 +49,8 @@ export function subjectOf(event: MapflowEvent): string {
   switch (event.type) {
     case "DagRegistered":
       return subjects.dagRegistered(event.dagId);
+    case "DagPaused":
+      return subjects.dagPaused(event.dagId);
     case "RunsPurged":
       return subjects.admin;
     case "RunRequested":
