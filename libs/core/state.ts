@@ -5,7 +5,7 @@
  * quadratic. Whoever folds owns the state; take a copy to keep a snapshot.
  */
 import type { DagSpec } from "./spec.ts";
-import type { ErrorInfo } from "../events/index.ts";
+import type { ErrorInfo, RunType } from "../events/index.ts";
 
 /** Airflow's task-instance states. `scheduled`: waiting for a free slot (`maxActive…`); `queued`: its work is published. */
 export type InstanceStateName =
@@ -69,6 +69,11 @@ export type RunState = {
   dagVersion: string;
   spec: DagSpec;
   conf: Record<string, unknown>;
+  /** How the run came to be, and the data interval it covers (epoch ms; a manual run's is its trigger instant). */
+  runType: RunType;
+  logicalDate: number;
+  dataIntervalStart: number;
+  dataIntervalEnd: number;
   state: RunStateName;
   startedAt: number;
   endedAt?: number;

@@ -19,6 +19,16 @@ export type TaskContext = {
   readonly signal: AbortSignal;
   /** For a task with `partialResults: true`: each upstream's state and the map indexes that failed. */
   readonly upstreamStates?: Readonly<Record<string, UpstreamState>>;
+  /**
+   * The run's logical date and data interval, each a new `Date` (a UTC
+   * instant) on every read. A scheduled run covers [dataIntervalStart,
+   * dataIntervalEnd) and its logical date is the interval's start, as in
+   * Airflow; a manual run's logical date is when it was triggered, and its
+   * interval is that instant.
+   */
+  readonly logicalDate: Date;
+  readonly dataIntervalStart: Date;
+  readonly dataIntervalEnd: Date;
 };
 
 export type TaskFn<A = any, R = unknown> = (args: A, ctx: TaskContext) => R | Promise<R>;

@@ -19,6 +19,13 @@ export type TryContext = {
   log: TryLog | undefined;
 };
 
+/** A date of the run as a fresh Date, so one task cannot change what another reads. */
+function runDate(item: WorkItem, field: "logicalDate" | "dataIntervalStart" | "dataIntervalEnd"): Date {
+  const at = item[field];
+  if (at === undefined) throw new Error(`ctx.${field} is unknown: this work was published by a coordinator older than schedules; restart the coordinator and clear the task`);
+  return new Date(at);
+}
+
 export function tryContext(item: WorkItem, logs: TryLogs): TryContext {
   let controller: AbortController | undefined;
   let reason: Error | undefined;
@@ -35,6 +42,16 @@ export function tryContext(item: WorkItem, logs: TryLogs): TryContext {
         if (reason) controller.abort(reason);
       }
       return controller.signal;
+    },
+    // Getters, like log and signal: a wide map of tasks that never read them makes no Dates.
+    get logicalDate() {
+      return runDate(item, "logicalDate");
+    },
+    get dataIntervalStart() {
+      return runDate(item, "dataIntervalStart");
+    },
+    get dataIntervalEnd() {
+      return runDate(item, "dataIntervalEnd");
     },
     dagId: item.dagId, runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, tryNumber: item.try,
     conf: item.conf,

@@ -51,6 +51,7 @@ async function drive(dag: Dag, sim: Simulation, initial: WorkItem[], options: Op
         const ctx: TaskContext = {
           log, dagId: item.dagId, runId: "R", taskId: item.taskId, mapIndex: item.mapIndex, tryNumber: item.try,
           conf: item.conf, signal: new AbortController().signal, ...(item.upstreamStates ? { upstreamStates: item.upstreamStates } : {}),
+          logicalDate: new Date(item.logicalDate!), dataIntervalStart: new Date(item.dataIntervalStart!), dataIntervalEnd: new Date(item.dataIntervalEnd!),
         };
         const result = await operator.fn(args, ctx);
         event = { type: "InstanceSucceeded", ...base, result, ...(label !== undefined ? { label } : {}) };
