@@ -10,3 +10,4 @@ export * from "./report.ts";
 export { confFor } from "./params.ts";
 export { clearPlan, type ClearPlan } from "./clear.ts";
 export { LogAudit, type Finding } from "./audit.ts";
+export * from "./schedule.ts";

@@ -128,8 +128,19 @@ export type Dag = {
 export type DagOptions = {
   id: string;
   description?: string;
-  startDate?: string;
+  /**
+   * Runs on their own, one per data interval once it has ended: an Airflow
+   * preset (`@hourly`, `@daily`, `@weekly`, `@monthly`, `@quarterly`,
+   * `@yearly`) or a 5-field cron expression, in UTC. null or absent: manual
+   * runs only.
+   */
+  schedule?: string | null;
+  /** The first data interval starts at the schedule's first fire time from here: a Date, or an ISO date or date-time (UTC unless it says otherwise). */
+  startDate?: string | Date;
+  /** Create a run for every missed interval, oldest first (default false: only the latest). */
   catchup?: boolean;
+  /** At most this many unfinished runs at once; scheduled runs wait for a free slot (default 16, as Airflow's max_active_runs). */
+  maxActiveRuns?: number;
   /** A run still unfinished after this long fails its unfinished instances with a timeout error. */
   runTimeoutMs?: number;
   /** The `--conf` keys this DAG accepts, with their defaults; another key, or a value of another type, is refused before the run starts. */
