@@ -67,6 +67,8 @@ export const subjects = {
   run: (runId: string) => `mf.evt.run.${runId}.>`,
   /** Operators' requests: RunRequested, ClearRequested, InstanceMarked, RunCancelRequested. */
   requests: (runId: string) => `mf.evt.run.${runId}.req`,
+  /** Every run's requests: where each run begins (its RunRequested), whatever its DAG. */
+  allRequests: "mf.evt.run.*.req",
   coordinator: (runId: string) => `mf.evt.run.${runId}.coord`,
   /** One subject per instance, so "has this instance an outcome?" is one last-by-subject lookup. */
   instanceOutcome: (runId: string, taskId: string, mapIndex: number) => `mf.evt.run.${runId}.inst.${taskToken(taskId)}.${mapIndex}`,

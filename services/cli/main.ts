@@ -66,7 +66,8 @@ program
       return;
     }
     const dataDir = opts.data ? resolve(opts.data) : mkdtempSync(join(tmpdir(), "mapflow-run-"));
-    const stack = await startStack({ dataDir, bag, log, durability: opts.durability });
+    // One run, the one asked for: its DAG's schedule (if any) is for stacks that stay up.
+    const stack = await startStack({ dataDir, bag, log, durability: opts.durability, scheduling: false });
     try {
       await runOn(stack.nats);
     } finally {
