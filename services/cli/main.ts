@@ -23,6 +23,7 @@ import { renderRun } from "./render.ts";
 import { cancelRun, clearRun, currentRun, markInstance } from "./operate.ts";
 import { DEFAULT_UI_HOST, DEFAULT_UI_PORT, startUi } from "../ui/index.ts";
 import { auditCommands } from "./audit.ts";
+import { dagCommands } from "./dags.ts";
 import { checkDagId, connectTo, dataOption, DEFAULT_DATA, durabilityOption, EXIT, fail, loadBag, natsOption, print, untilSignal } from "./common.ts";
 
 const program = new Command("mapflow")
@@ -321,6 +322,7 @@ serviceCommand("ui", "serve the web UI and its JSON API (reads a projection, tal
   });
 
 auditCommands(program);
+dagCommands(program);
 
 try {
   await program.parseAsync(process.argv);
