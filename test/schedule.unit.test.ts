@@ -9,6 +9,7 @@ import { dag, task } from "../libs/sdk/index.ts";
 import { loadDags } from "../libs/dags/index.ts";
 import { DagDefinitionError } from "../libs/errors.ts";
 import { FIXTURES } from "./helpers/index.ts";
+import { newestScheduledRuns } from "../services/audit/clean.ts";
 
 const at = (iso: string) => Date.parse(iso);
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -141,4 +142,12 @@ test("a scheduled run's id names its DAG and logical date, and reads back", () =
   assert.equal(id, "daily_report__scheduled__20240102T000000Z");
   assert.deepEqual(runIds.parseScheduled(id), { dagId: "daily_report", stamp: "20240102T000000Z" });
   assert.equal(runIds.parseScheduled("01J9Z8Q4M3N5P7R2S6T8V0W1X3"), undefined);
+});
+
+test("db clean keeps each DAG's newest scheduled run, where its schedule continues from", () => {
+  const kept = newestScheduledRuns([
+    "daily__scheduled__20240101T000000Z", "daily__scheduled__20240103T000000Z", "daily__scheduled__20240102T000000Z",
+    "other__scheduled__20231231T000000Z", "01J9Z8Q4M3N5P7R2S6T8V0W1X3",
+  ]);
+  assert.deepEqual([...kept].sort(), ["daily__scheduled__20240103T000000Z", "other__scheduled__20231231T000000Z"]);
 });
