@@ -8,6 +8,7 @@ import { loadDags, pickDag, type DagBag } from "../libs/dags/index.ts";
 import { decodeRecord, appendEvent, connectNats, ensureStreams, readRecords, startNatsServer, type Nats, type NatsServer } from "../libs/nats/index.ts";
 import type { RunRequested } from "../libs/events/index.ts";
 import { KEYS, subjects } from "../libs/names/index.ts";
+import { decodeValue } from "../libs/codec/index.ts";
 import { createLogger } from "../libs/log/index.ts";
 import { dag, task } from "../libs/sdk/index.ts";
 import { startCoordinator, type Coordinator } from "../services/coordinator/index.ts";
@@ -115,8 +116,18 @@ test("a restarted coordinator requests nothing twice: from its snapshot, or fold
   await passOfTheScheduler();
   assert.deepEqual(intervals(await runsOf("every_day")), before, "restarted from its snapshot");
 
+  // With no snapshot, a coordinator that does not schedule (mapflow run's) folds the positions from the
+  // whole log, and keeps them in the snapshot it writes, for the next coordinator that does schedule.
   await coordinator.stop();
-  await (await snapshotBucket(nats)).delete(KEYS.coordinatorSnapshot);
+  const snapshots = await snapshotBucket(nats);
+  await snapshots.delete(KEYS.coordinatorSnapshot);
+  const quiet = await startCoordinator({ nats, log, now: () => clock, tickMs: 50, scheduling: false, snapshotEveryMs: 0 });
+  await waitUntil("the coordinator has written a snapshot", async () => ((await snapshots.get(KEYS.coordinatorSnapshot))?.value.length ?? 0) > 0);
+  await quiet.stop();
+  const saved = decodeValue((await snapshots.get(KEYS.coordinatorSnapshot))!.value) as { scheduled: Record<string, number> };
+  assert.equal(saved.scheduled["every_day"], day(4), "every_day's position: the end of its newest scheduled interval");
+
+  await snapshots.delete(KEYS.coordinatorSnapshot);
   coordinator = await start();
   await passOfTheScheduler();
   assert.ok(coordinator.foldedAtStart() > 0, "without a snapshot it folded the log");

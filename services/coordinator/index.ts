@@ -267,7 +267,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       return;
     }
     if (!isRunEvent(event)) return;
-    if (event.type === "RunRequested") scheduler?.observe(event);
+    if (event.type === "RunRequested") scheduler.observe(event);
     let book = books.get(event.runId);
     const state = evolve(book?.state, event, DECIDING);
     if (!state) return;
@@ -317,13 +317,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   async function snapshot(): Promise<void> {
     if (Date.now() - snapshotAt < snapshotEveryMs) return;
     snapshotAt = Date.now();
-    await saveSnapshot(snapshots, { seq: position, runs: [...books.keys()], ...(scheduler ? { scheduled: scheduler.cursors() } : {}) }).catch((err) => log.warn({ err }, "could not save the coordinator snapshot"));
+    await saveSnapshot(snapshots, { seq: position, runs: [...books.keys()], scheduled: scheduler.cursors() }).catch((err) => log.warn({ err }, "could not save the coordinator snapshot"));
   }
 
   // Before the reader and the loop: a failure here leaves nothing running behind a start that is retried.
   const deadLetters = await watchDeadLetters(nats, log, () => !stopping, now);
-  const scheduler = options.scheduling === false ? undefined : await startScheduler({
-    nats, log, now, cursors: restored.scheduled,
+  const scheduler = await startScheduler({
+    nats, log, now, cursors: restored.scheduled, enabled: options.scheduling !== false,
     activeRuns(dagId) {
       let active = 0;
       for (const book of books.values()) if (book.state.dagId === dagId) active++;
@@ -331,7 +331,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     },
   });
   const follow = await followEvents(nats.js, subjects.allRuns, position + 1, logBadEvent(log)).catch(async (err: unknown) => {
-    await scheduler?.stop();
+    await scheduler.stop();
     throw err;
   });
   const loop = (async () => {
@@ -373,7 +373,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     }
     if (dirty.size) void schedule(flush);
     // Scheduling waits for the fold: the runs already requested, and those still unfinished, are known only then.
-    if (caughtUp && scheduler) void schedule(() => scheduler.tick());
+    if (caughtUp) void schedule(() => scheduler.tick());
   }, options.tickMs ?? 1000);
 
   const queues = watchWorkQueues(nats, log);
@@ -385,7 +385,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       await deadLetters.stop();
       queues.stop();
       clearInterval(tick);
-      await scheduler?.stop();
+      await scheduler.stop();
       await follow.stop();
       await loop;
       await chain;

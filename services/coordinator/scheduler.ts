@@ -36,6 +36,11 @@ export type SchedulerOptions = {
   cursors: Readonly<Record<string, number>>;
   /** Unfinished runs of a DAG that the coordinator holds (they count toward maxActiveRuns). */
   activeRuns(dagId: string): number;
+  /**
+   * false: request nothing, only keep the positions (for the snapshot), so a
+   * coordinator that does not schedule never leaves a snapshot without them.
+   */
+  enabled: boolean;
 };
 
 export type Scheduler = {
@@ -60,7 +65,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
   const wakeAt = new Map<string, number>();
   /** Fire times per schedule (a parsed cron expression each). */
   const fires = new Map<string, FireTimes | null>();
-  const dags = await followDags(nats, log, (dagId) => wakeAt.delete(dagId));
+  const dags = options.enabled ? await followDags(nats, log, (dagId) => wakeAt.delete(dagId)) : undefined;
 
   function firesOf(dagId: string, schedule: string): FireTimes | null {
     if (!fires.has(schedule)) {
@@ -122,7 +127,7 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
     },
     cursors: () => Object.fromEntries(cursor),
     async tick() {
-      if (!dags.ready()) return;
+      if (!dags?.ready()) return;
       const at = now();
       for (const [dagId, { registration, paused }] of dags.entries()) {
         // A paused DAG keeps its position: unpaused, it catches up from there (or only the latest, without catchup).
@@ -130,6 +135,6 @@ export async function startScheduler(options: SchedulerOptions): Promise<Schedul
         await scheduleDag(dagId, registration, at);
       }
     },
-    stop: () => dags.stop(),
+    stop: async () => dags?.stop(),
   };
 }
