@@ -12,12 +12,11 @@ import { DECIDING, evolve, isMapped, type RunState } from "../../libs/core/index
 import { isRunEvent, type DagRegistered, type RunRequested, type RunType } from "../../libs/events/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
 import { createLogger } from "../../libs/log/index.ts";
-import { HEADERS, STREAMS, subjects } from "../../libs/names/index.ts";
-import { appendEvent, decodeRecord, followEvents, lastLogSeq, logBadEvent, readRecords, type Nats } from "../../libs/nats/index.ts";
-import { decodeEvent } from "../../libs/codec/index.ts";
+import { STREAMS, subjects } from "../../libs/names/index.ts";
+import { decodeRecord, followEvents, lastLogSeq, logBadEvent, readRecords, type Nats } from "../../libs/nats/index.ts";
 import { checkDagId, connectTo, dataOption, natsOption, print } from "./common.ts";
 import { taskLabel } from "./render.ts";
-import { registeredDag } from "./runs.ts";
+import { setPaused } from "./pause.ts";
 
 export type DagInfo = { readonly registration: DagRegistered; readonly paused: boolean };
 
@@ -158,23 +157,6 @@ export function renderDagShow(dag: DagShow): string {
     lines.push(`  ${t.label.padEnd(width)}${after}`.trimEnd());
   }
   return lines.join("\n");
-}
-
-/** A DAG's pause state as the log has it now. */
-async function isPaused(nats: Nats, dagId: string): Promise<boolean> {
-  const last = await nats.jsm.streams.getMessage(STREAMS.events, { last_by_subj: subjects.dagPaused(dagId) });
-  if (!last) return false; // DAGs start unpaused
-  const event = decodeEvent(last.data, last.header.get(HEADERS.eventType) || undefined);
-  return event.type === "DagPaused" && event.paused;
-}
-
-/** Pauses or unpauses a registered DAG (CLI and web API); `changed` is false when it already was (nothing is appended then). */
-export async function setPaused(nats: Nats, dagId: string, paused: boolean, now = Date.now): Promise<{ dagId: string; paused: boolean; changed: boolean }> {
-  checkDagId(dagId);
-  await registeredDag(nats, dagId); // a clear error for a DAG this stack does not have
-  if ((await isPaused(nats, dagId)) === paused) return { dagId, paused, changed: false };
-  await appendEvent(nats, { type: "DagPaused", dagId, paused, at: now() });
-  return { dagId, paused, changed: true };
 }
 
 export function dagCommands(program: Command): void {

@@ -12,7 +12,7 @@ import { BadInputError } from "../../libs/errors.ts";
 import type { Logger } from "../../libs/log/index.ts";
 import { cancelRun, clearRun, markInstance } from "../cli/operate.ts";
 import { registeredDag, requestRun } from "../cli/runs.ts";
-import { setPaused } from "../cli/dags.ts";
+import { setPaused } from "../cli/pause.ts";
 import { intParam, NotFoundError, readJson, Router, type Request } from "./http.ts";
 
 export type ApiDeps = { nats: Nats; queries: ReadQueries; log: Logger };
