@@ -3,6 +3,9 @@
  * ready, appends those decisions (fenced on the run's coordinator subject)
  * and publishes the work they call for. It never runs user code.
  *
+ * It also requests the runs DAG schedules call for (scheduler.ts), once it
+ * has caught up with the log.
+ *
  * Work is published when a decision comes back through the log, not when
  * its append is acknowledged: an append whose reply was lost still lands in
  * the log, and so still gets its work. Work message ids make repeats harmless.
