@@ -165,6 +165,18 @@ test("trigger checks conf against the DAG and starts a run", async () => {
   assert.match(unknown.body.error, /not registered/);
 });
 
+test("pause sets a DAG's paused state, which the DAG list then shows", async () => {
+  const paused = await postJson("/api/dags/sample_repeated_mapping/pause", { paused: true });
+  assert.deepEqual([paused.status, paused.body], [200, { dagId: "sample_repeated_mapping", paused: true, changed: true }]);
+  await stack.projector.waitFor(await lastSeq());
+  const listed = (await api("/api/dags")).body as { dagId: string; paused: boolean }[];
+  assert.equal(listed.find((d) => d.dagId === "sample_repeated_mapping")!.paused, true);
+  assert.equal((await postJson("/api/dags/sample_repeated_mapping/pause", { paused: false })).body.changed, true);
+  const bad = await postJson("/api/dags/sample_repeated_mapping/pause", { paused: "yes" });
+  assert.equal(bad.status, 400);
+  assert.match(bad.body.error, /send \{ "paused": true \}/);
+});
+
 test("a UI on a port already taken says so and what to do", async () => {
   const port = Number(new URL(base).port);
   await assert.rejects(

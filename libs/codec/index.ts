@@ -70,6 +70,7 @@ const UPCASTERS: ReadonlyMap<number, Upcaster> = new Map([
 
 const REQUIRED: Record<EventType, Record<string, "string" | "number" | "object" | "boolean">> = {
   DagRegistered: { dagId: "string", version: "string", spec: "object", at: "number" },
+  DagPaused: { dagId: "string", paused: "boolean", at: "number" },
   RunsPurged: { runIds: "object", before: "number", at: "number" },
   RunRequested: { runId: "string", dagId: "string", dagVersion: "string", spec: "object", conf: "object", at: "number" },
   TaskExpanded: { runId: "string", taskId: "string", count: "number", at: "number" },
@@ -87,6 +88,11 @@ const REQUIRED: Record<EventType, Record<string, "string" | "number" | "object" 
   RunCancelRequested: { runId: "string", at: "number" },
   RunTimedOut: { runId: "string", error: "object", at: "number" },
   RunFinished: { runId: "string", state: "string", at: "number" },
+};
+
+/** Fields an event may leave out (added after it was first logged), checked when present. */
+const OPTIONAL: Partial<Record<EventType, Record<string, "string" | "number">>> = {
+  RunRequested: { runType: "string", logicalDate: "number", dataIntervalStart: "number", dataIntervalEnd: "number" },
 };
 
 function isEventType(value: unknown): value is EventType {
@@ -144,6 +150,8 @@ export function decodeEvent(data: Uint8Array, type?: string, schemaVersion: numb
   }
   checkFields(kind, raw, REQUIRED[kind]);
   if ((kind === "InstanceSucceeded" || kind === "InstanceFailed") && raw["artifacts"] !== undefined) checkArtifacts(kind, raw["artifacts"]);
+  const optional = OPTIONAL[kind];
+  if (optional) checkFields(kind, raw, Object.fromEntries(Object.entries(optional).filter(([field]) => raw[field] !== undefined)));
   return raw as MapflowEvent;
 }
 

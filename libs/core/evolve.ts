@@ -27,6 +27,11 @@ function started(event: RunRequested): RunState {
     dagVersion: event.dagVersion,
     spec: event.spec,
     conf: { ...event.conf },
+    // A request logged before schedules existed was a manual run, dated when it was made.
+    runType: event.runType ?? "manual",
+    logicalDate: event.logicalDate ?? event.at,
+    dataIntervalStart: event.dataIntervalStart ?? event.logicalDate ?? event.at,
+    dataIntervalEnd: event.dataIntervalEnd ?? event.logicalDate ?? event.at,
     state: "queued",
     startedAt: event.at,
     tasks: initialTasks(event.spec),

@@ -12,3 +12,4 @@ export { clearPlan, type ClearPlan } from "./clear.ts";
 export { LogAudit, type Finding } from "./audit.ts";
 export * from "./presence.ts";
 export * from "./artifacts.ts";
+export * from "./schedule.ts";

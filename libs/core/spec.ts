@@ -92,8 +92,19 @@ export type GroupSpec = {
 export type DagSpec = {
   readonly id: string;
   readonly description: string | null;
+  /** Where the schedule's first data interval may start: an ISO date or date-time, UTC unless it says otherwise. */
   readonly startDate: string | null;
+  /** Create a run for every interval missed since `startDate` (or the last scheduled run), not only the latest. */
   readonly catchup: boolean;
+  /**
+   * When the coordinator starts runs by itself: an Airflow preset (`@daily`)
+   * or a 5-field cron expression, in UTC. Absent: manual runs only. Left out
+   * of the spec rather than null when unset, so DAGs without one keep the
+   * version they had before schedules existed (and older specs read the same).
+   */
+  readonly schedule?: string;
+  /** Unfinished runs at once, beyond which scheduled runs wait (Airflow's max_active_runs); absent: 16. */
+  readonly maxActiveRuns?: number;
   /** Fails the unfinished instances of a run that takes longer; null for none. */
   readonly runTimeoutMs: number | null;
   /** Declared `--conf` keys with their defaults; a key not declared is an error. Null: any conf. */

@@ -5,7 +5,7 @@
  * quadratic. Whoever folds owns the state; take a copy to keep a snapshot.
  */
 import type { DagSpec } from "./spec.ts";
-import type { ArtifactRef, ErrorInfo } from "../events/index.ts";
+import type { ArtifactRef, ErrorInfo, RunType } from "../events/index.ts";
 
 /** An artifact of one try of an instance. */
 export type TryArtifact = ArtifactRef & { readonly try: number };
@@ -78,6 +78,11 @@ export type RunState = {
   dagVersion: string;
   spec: DagSpec;
   conf: Record<string, unknown>;
+  /** How the run came to be, and the data interval it covers (epoch ms; a manual run's is its trigger instant). */
+  runType: RunType;
+  logicalDate: number;
+  dataIntervalStart: number;
+  dataIntervalEnd: number;
   state: RunStateName;
   startedAt: number;
   endedAt?: number;

@@ -29,6 +29,10 @@ export type WorkItem = {
   readonly transforms: boolean;
   readonly upstreamStates?: Readonly<Record<string, UpstreamState>>;
   readonly conf: Readonly<Record<string, unknown>>;
+  /** The run's logical date and data interval (epoch ms); absent only in work from a coordinator older than schedules. */
+  readonly logicalDate?: number;
+  readonly dataIntervalStart?: number;
+  readonly dataIntervalEnd?: number;
   readonly timeoutMs: number | null;
   /** Epoch ms before which the try must not start (retry delay); 0 for now. */
   readonly notBefore: number;
@@ -75,6 +79,7 @@ function workOf(state: RunState, task: TaskSpec): (mapIndex: number, tryNumber: 
   const base = {
     runId: state.runId, dagId: state.dagId, dagVersion: state.dagVersion, taskId: task.id, operator: task.operator,
     queue: task.options.queue, conf: state.conf, timeoutMs: task.options.timeoutMs, transforms: hasTransforms(state.spec, task),
+    logicalDate: state.logicalDate, dataIntervalStart: state.dataIntervalStart, dataIntervalEnd: state.dataIntervalEnd,
   };
   const ups = upstreamStates(state, task);
   const mapped = task.mapping !== null || task.group !== null;

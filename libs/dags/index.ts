@@ -11,6 +11,7 @@ import { join, resolve as resolvePath } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Dag } from "../sdk/types.ts";
 import { BadInputError } from "../errors.ts";
+import { checkSchedule } from "../cron/index.ts";
 
 export type LoadedDag = { readonly dag: Dag; readonly file: string; readonly version: string };
 export type LoadError = { readonly file: string; readonly message: string };
@@ -65,6 +66,12 @@ export async function loadDags(dir: string): Promise<DagBag> {
       const other = dags.get(value.spec.id);
       if (other) {
         errors.push({ file, message: `DAG id '${value.spec.id}' is also defined in ${other.file}; DAG ids must be unique` });
+        continue;
+      }
+      try {
+        checkSchedule(value.spec.id, value.spec.schedule);
+      } catch (err) {
+        errors.push({ file, message: (err as Error).message });
         continue;
       }
       dags.set(value.spec.id, { dag: value, file, version: dagVersion(value) });

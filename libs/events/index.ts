@@ -12,6 +12,10 @@ import type { DagSpec } from "../core/spec.ts";
  * which an older reader would take for plain data; v2 events need no change.
  * 4: RunsPurged (db clean), which an older projector would skip and so keep
  * rows the log no longer has; it stops instead. v3 events need no change.
+ * Still 4 with schedules: RunRequested's interval fields are optional (an
+ * older reader ignores them), and DagPaused is one an older reader may skip
+ * (it has no paused state to keep), so an older service reading a newer log
+ * carries on rather than stopping.
  */
 export const SCHEMA_VERSION = 4;
 
@@ -25,6 +29,20 @@ export type DagRegistered = {
   readonly at: number;
 };
 
+/**
+ * An operator pauses or unpauses a DAG's schedule (Airflow's `is_paused`).
+ * A paused DAG gets no scheduled runs; manual triggers still start runs.
+ */
+export type DagPaused = {
+  readonly type: "DagPaused";
+  readonly dagId: string;
+  readonly paused: boolean;
+  readonly at: number;
+};
+
+/** Who asked for a run: a person or tool (`trigger`, the UI), or the coordinator's schedule. */
+export type RunType = "manual" | "scheduled";
+
 export type RunRequested = {
   readonly type: "RunRequested";
   readonly runId: string;
@@ -34,6 +52,18 @@ export type RunRequested = {
   readonly spec: DagSpec;
   readonly conf: Readonly<Record<string, unknown>>;
   readonly at: number;
+  /*
+   * Optional, so requests logged before schedules existed read unchanged:
+   * absent means a manual run whose logical date and data interval are `at`.
+   * All three are epoch ms, like `at`. A scheduled run covers the data
+   * interval [dataIntervalStart, dataIntervalEnd) and is requested once its
+   * end has passed; its logical date is the interval's start (Airflow's).
+   * A manual run's logical date is its trigger time, its interval that instant.
+   */
+  readonly runType?: RunType;
+  readonly logicalDate?: number;
+  readonly dataIntervalStart?: number;
+  readonly dataIntervalEnd?: number;
 };
 
 /** Instances (or group indexes) that will not run, and why: `[index, state]`. */
@@ -239,11 +269,12 @@ export type RunsPurged = {
   readonly at: number;
 };
 
-export type MapflowEvent = DagRegistered | RunsPurged | RunEvent;
+export type MapflowEvent = DagRegistered | DagPaused | RunsPurged | RunEvent;
 export type EventType = MapflowEvent["type"];
 
 export const EVENT_TYPES: readonly EventType[] = [
   "DagRegistered",
+  "DagPaused",
   "RunsPurged",
   "RunRequested",
   "TaskExpanded",
@@ -271,7 +302,7 @@ export type OperatorEvent = RunRequested | ClearRequested | InstanceMarked | Run
 export type WorkerEvent = InstanceStarted | InstanceSucceeded | InstanceFailed;
 
 export function isRunEvent(event: MapflowEvent): event is RunEvent {
-  return event.type !== "DagRegistered" && event.type !== "RunsPurged";
+  return event.type !== "DagRegistered" && event.type !== "DagPaused" && event.type !== "RunsPurged";
 }
 
 const OPERATOR_EVENTS: ReadonlySet<EventType> = new Set(["RunRequested", "ClearRequested", "InstanceMarked", "RunCancelRequested"]);

@@ -5,6 +5,7 @@
  *
  * Subjects are shaped so that NATS permissions can tell writers apart:
  *   mf.evt.dag.<dagId>                  DagRegistered        (worker / CLI)
+ *   mf.evt.dag.<dagId>.paused           DagPaused            (operators: CLI / API)
  *   mf.evt.admin                        RunsPurged           (admin: db clean)
  *   mf.evt.run.<runId>.req              RunRequested         (CLI / API)
  *   mf.evt.run.<runId>.coord            decisions            (coordinator only)
@@ -56,12 +57,18 @@ function taskToken(taskId: string): string {
 export const subjects = {
   allEvents: "mf.evt.>",
   dagRegistered: (dagId: string) => `mf.evt.dag.${dagId}`,
+  /** Its own subject, so a DAG's pause state is one last-by-subject lookup and its registrations stay apart. */
+  dagPaused: (dagId: string) => `mf.evt.dag.${dagId}.paused`,
+  /** Every DAG's registrations and pauses; read last-per-subject, it is each DAG's current registration and state. */
+  allDags: "mf.evt.dag.>",
   /** Administration of the log itself (RunsPurged): outside every run's subjects, so it outlives what it purges. */
   admin: "mf.evt.admin",
   allRuns: "mf.evt.run.>",
   run: (runId: string) => `mf.evt.run.${runId}.>`,
   /** Operators' requests: RunRequested, ClearRequested, InstanceMarked, RunCancelRequested. */
   requests: (runId: string) => `mf.evt.run.${runId}.req`,
+  /** Every run's requests: where each run begins (its RunRequested), whatever its DAG. */
+  allRequests: "mf.evt.run.*.req",
   coordinator: (runId: string) => `mf.evt.run.${runId}.coord`,
   /** One subject per instance, so "has this instance an outcome?" is one last-by-subject lookup. */
   instanceOutcome: (runId: string, taskId: string, mapIndex: number) => `mf.evt.run.${runId}.inst.${taskToken(taskId)}.${mapIndex}`,
@@ -171,6 +178,22 @@ export const consumers = {
   workers: (queue: string) => `mf-workers-${queue}`,
   /** The leading coordinator's, on the dead-letter stream. */
   deadLetters: "mf-dead-letters",
+} as const;
+
+/**
+ * Run ids. A manual run's is a ULID made by whoever requests it; a
+ * scheduled run's is made from its DAG and logical date, so whichever
+ * coordinator requests it (a restart, a standby taking over) names the same
+ * run, and the fence on its request subject lets only the first one in.
+ */
+export const runIds = {
+  /** `<dagId>__scheduled__20240101T000000Z` from the logical date in ISO form (`toISOString()`; the service formats it). */
+  scheduled: (dagId: string, logicalDateIso: string) => `${dagId}__scheduled__${logicalDateIso.replace(/\.\d+Z$/, "Z").replace(/[-:]/g, "")}`,
+  /** The DAG and logical-date stamp of a scheduled run id, or undefined for any other run id. */
+  parseScheduled: (runId: string) => {
+    const match = /^(.+)__scheduled__(\d{8}T\d{6}Z)$/.exec(runId);
+    return match ? { dagId: match[1]!, stamp: match[2]! } : undefined;
+  },
 } as const;
 
 /** Message ids JetStream deduplicates on (within the stream's duplicate window). */

@@ -49,6 +49,8 @@ export function subjectOf(event: MapflowEvent): string {
   switch (event.type) {
     case "DagRegistered":
       return subjects.dagRegistered(event.dagId);
+    case "DagPaused":
+      return subjects.dagPaused(event.dagId);
     case "RunsPurged":
       return subjects.admin;
     case "RunRequested":
@@ -149,13 +151,15 @@ export async function followEvents(
   fromSeq = 1,
   /** A malformed message is passed here and yielded with a null event; without it, it stops the reader. */
   onBadEvent?: (seq: number, error: CodecError) => void,
+  /** Start with only the last message of each subject the filter matches (then every new one), instead of `fromSeq`. */
+  options: { lastPerSubject?: boolean } = {},
 ): Promise<Follow> {
+  let first = options.lastPerSubject === true;
   const open = (seq: number) => whileJetStreamRecovers(async () => {
-    const consumer = await js.consumers.get(STREAMS.events, {
-      filter_subjects: filter,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: Math.max(1, seq),
-    });
+    // A reopen (after a stall) goes on from the next sequence it needs, whichever way the reader began.
+    const start = first ? { deliver_policy: DeliverPolicy.LastPerSubject } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, seq) };
+    const consumer = await js.consumers.get(STREAMS.events, { filter_subjects: filter, ...start });
+    first = false;
     // Short pulls: after a server restart the client notices the lost pull by missing heartbeats
     // (half of `expires`), so 5 s here means a reader resumes within seconds, not half a minute.
     return consumer.consume({ max_messages: 2048, expires: 5000 });

@@ -9,6 +9,7 @@ import {
   type DagSpec, type GroupSpec, type Mapping, type TaskOptions, type TaskSpec, type ValueSource,
 } from "../core/spec.ts";
 import { isToken } from "../names/index.ts";
+import { parseStartDate } from "../core/schedule.ts";
 import type { Dag, DagOptions, Operator, Output, Ref, TaskOptionsInput } from "./types.ts";
 
 type Node = {
@@ -98,6 +99,26 @@ export function taskOptions(taskId: string, input: TaskOptionsInput): Omit<TaskO
     maxActive: input.maxActive ?? d.maxActive,
     partialResults: input.partialResults ?? d.partialResults,
   };
+}
+
+/**
+ * The schedule options' types and dates. Whether a cron expression is valid
+ * is checked where DAG files are loaded (libs/dags), with a cron library the
+ * pure SDK does not import.
+ */
+function checkScheduleOptions(options: DagOptions): void {
+  const bad = (what: string): never => {
+    throw new DagDefinitionError(`DAG '${options.id}': ${what}`);
+  };
+  const { schedule, startDate, catchup, maxActiveRuns } = options;
+  if (schedule !== undefined && schedule !== null && (typeof schedule !== "string" || schedule.trim() === "")) {
+    bad(`schedule must be a cron expression or a preset such as "@daily" (or null for manual runs only), got ${JSON.stringify(schedule)}`);
+  }
+  if (startDate instanceof Date ? Number.isNaN(startDate.getTime()) : startDate !== undefined && (typeof startDate !== "string" || parseStartDate(startDate) === undefined)) {
+    bad(`startDate must be a Date or an ISO date such as "2024-06-04" or "2024-06-04T06:00:00Z", got ${JSON.stringify(startDate)}`);
+  }
+  if (catchup !== undefined && typeof catchup !== "boolean") bad(`catchup must be true or false, got ${JSON.stringify(catchup)}`);
+  if (maxActiveRuns !== undefined && (!Number.isInteger(maxActiveRuns) || maxActiveRuns < 1)) bad(`maxActiveRuns must be an integer ≥ 1, got ${String(maxActiveRuns)}`);
 }
 
 export class DagBuilder {
@@ -331,11 +352,14 @@ export class DagBuilder {
     const tasks: TaskSpec[] = order.map((n) => ({
       id: n.id, operator: n.operator.kind, args: n.args, mapping: n.mapping, group: n.group, upstream: [...n.upstream], options: n.options,
     }));
+    const startDate = options.startDate instanceof Date ? options.startDate.toISOString() : options.startDate;
     const spec: DagSpec = {
       id: this.dagId,
       description: options.description ?? null,
-      startDate: options.startDate ?? null,
+      startDate: startDate ?? null,
       catchup: options.catchup ?? false,
+      ...(typeof options.schedule === "string" ? { schedule: options.schedule } : {}),
+      ...(options.maxActiveRuns !== undefined ? { maxActiveRuns: options.maxActiveRuns } : {}),
       runTimeoutMs: options.runTimeoutMs ?? null,
       params: options.params ?? null,
       tasks,
@@ -351,6 +375,7 @@ export class DagBuilder {
     if (options.runTimeoutMs !== undefined && (!Number.isInteger(options.runTimeoutMs) || options.runTimeoutMs < 1)) {
       throw new DagDefinitionError(`DAG '${options.id}': runTimeoutMs must be an integer ≥ 1, got ${String(options.runTimeoutMs)}`);
     }
+    checkScheduleOptions(options);
     if (options.params !== undefined && !isPlainObject(options.params)) {
       throw new DagDefinitionError(`DAG '${options.id}': params must be an object of conf keys and their defaults`);
     }

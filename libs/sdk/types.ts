@@ -38,6 +38,16 @@ export type TaskContext = {
    * to 1 MiB each.
    */
   readonly kv: TaskKv;
+  /**
+   * The run's logical date and data interval, each a new `Date` (a UTC
+   * instant) on every read. A scheduled run covers [dataIntervalStart,
+   * dataIntervalEnd) and its logical date is the interval's start, as in
+   * Airflow; a manual run's logical date is when it was triggered, and its
+   * interval is that instant.
+   */
+  readonly logicalDate: Date;
+  readonly dataIntervalStart: Date;
+  readonly dataIntervalEnd: Date;
 };
 
 /** One scope of `ctx.kv`. Keys: letters, digits, `_`, `-`, `=`, `/`, parts joined by single dots (`scores.fold-1`). */
@@ -159,8 +169,19 @@ export type Dag = {
 export type DagOptions = {
   id: string;
   description?: string;
-  startDate?: string;
+  /**
+   * Runs on their own, one per data interval once it has ended: an Airflow
+   * preset (`@hourly`, `@daily`, `@weekly`, `@monthly`, `@quarterly`,
+   * `@yearly`) or a 5-field cron expression, in UTC. null or absent: manual
+   * runs only.
+   */
+  schedule?: string | null;
+  /** The first data interval starts at the schedule's first fire time from here: a Date, or an ISO date or date-time (UTC unless it says otherwise). */
+  startDate?: string | Date;
+  /** Create a run for every missed interval, oldest first (default false: only the latest). */
   catchup?: boolean;
+  /** At most this many unfinished runs at once; scheduled runs wait for a free slot (default 16, as Airflow's max_active_runs). */
+  maxActiveRuns?: number;
   /** A run still unfinished after this long fails its unfinished instances with a timeout error. */
   runTimeoutMs?: number;
   /** The `--conf` keys this DAG accepts, with their defaults; another key, or a value of another type, is refused before the run starts. */

@@ -13,6 +13,8 @@ import { SCHEMA, STORE_VERSION, TABLES } from "./schema.ts";
 /** Rows to rewrite from state after a batch, named by what the batch touched. */
 export type Touched = {
   dags: Map<string, DagRegistered>;
+  /** dagId → paused, the last DagPaused of the batch (written after the registrations). */
+  pauses: Map<string, boolean>;
   runs: Set<string>;
   /** runId → taskIds */
   tasks: Map<string, Set<string>>;
@@ -25,7 +27,7 @@ export type Touched = {
 };
 
 export function emptyTouched(): Touched {
-  return { dags: new Map(), runs: new Set(), tasks: new Map(), instances: new Map(), seqs: new Map(), purged: new Set() };
+  return { dags: new Map(), pauses: new Map(), runs: new Set(), tasks: new Map(), instances: new Map(), seqs: new Map(), purged: new Set() };
 }
 
 /** Instances by state; recounted whenever the task is written (a pass over 100,000 instances is well under a millisecond). */
@@ -58,7 +60,13 @@ export class ReadModel {
       lastSeq: this.db.prepare<[], { last_seq: number }>("SELECT last_seq FROM projection WHERE id = 1"),
       runState: this.db.prepare<[string], { state: string }>("SELECT state FROM dag_runs WHERE run_id = ?"),
       setSeq: this.db.prepare("INSERT INTO projection (id, last_seq) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET last_seq = excluded.last_seq"),
-      dag: this.db.prepare("INSERT OR REPLACE INTO dags (dag_id, version, spec, registered_at) VALUES (?, ?, ?, ?)"),
+      // A new version keeps the DAG's paused state: pausing is about the DAG, not one version of it.
+      dag: this.db.prepare(
+        "INSERT INTO dags (dag_id, version, spec, registered_at) VALUES (?, ?, ?, ?) " +
+          "ON CONFLICT (dag_id) DO UPDATE SET version = excluded.version, spec = excluded.spec, registered_at = excluded.registered_at",
+      ),
+      // A pause of a DAG with no row changes nothing: the CLI and the API pause only registered DAGs.
+      paused: this.db.prepare("UPDATE dags SET paused = ? WHERE dag_id = ?"),
       dagVersion: this.db.prepare("INSERT OR IGNORE INTO dag_versions (dag_id, version, spec) VALUES (?, ?, ?)"),
       run: this.db.prepare(
         "INSERT OR REPLACE INTO dag_runs (run_id, dag_id, dag_version, state, conf, started_at, ended_at, updated_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -101,6 +109,7 @@ export class ReadModel {
         this.stmts.dag.run(d.dagId, d.version, spec, d.at);
         this.stmts.dagVersion.run(d.dagId, d.version, spec);
       }
+      for (const [dagId, paused] of touched.pauses) this.stmts.paused.run(paused ? 1 : 0, dagId);
       for (const runId of touched.runs) {
         const r = runs.get(runId);
         if (!r) continue;

@@ -20,7 +20,7 @@ export type RunRow = {
   endedAt: number | null;
 };
 
-export type DagRow = { dagId: string; version: string; spec: DagSpec; registeredAt: number };
+export type DagRow = { dagId: string; version: string; spec: DagSpec; registeredAt: number; paused: boolean };
 
 export type TaskRow = {
   taskId: string;
@@ -94,8 +94,10 @@ const instance = (i: RawInstance): InstanceRow => ({
   result: i.result, resultLength: i.result_length ?? 0, error: i.error ? (JSON.parse(i.error) as InstanceRow["error"]) : null, group: i.group_index,
 });
 
-type RawDag = { dag_id: string; version: string; spec: string; registered_at: number };
-const dagRow = (d: RawDag): DagRow => ({ dagId: d.dag_id, version: d.version, spec: JSON.parse(d.spec) as DagSpec, registeredAt: d.registered_at });
+type RawDag = { dag_id: string; version: string; spec: string; registered_at: number; paused: number };
+const dagRow = (d: RawDag): DagRow => ({
+  dagId: d.dag_id, version: d.version, spec: JSON.parse(d.spec) as DagSpec, registeredAt: d.registered_at, paused: d.paused === 1,
+});
 
 export class ReadQueries {
   readonly db: Database.Database;
@@ -108,7 +110,7 @@ export class ReadQueries {
     this.stmts = {
       lastSeq: this.db.prepare<[], { last_seq: number }>("SELECT last_seq FROM projection WHERE id = 1"),
       changedRuns: this.db.prepare<[number], { run_id: string; dag_id: string; state: string }>("SELECT run_id, dag_id, state FROM dag_runs WHERE updated_seq > ?"),
-      dagVersions: this.db.prepare<[], { mark: string | null }>("SELECT group_concat(dag_id || '@' || version) AS mark FROM (SELECT dag_id, version FROM dags ORDER BY dag_id)"),
+      dagVersions: this.db.prepare<[], { mark: string | null }>("SELECT group_concat(dag_id || '@' || version || ':' || paused) AS mark FROM (SELECT dag_id, version, paused FROM dags ORDER BY dag_id)"),
     };
   }
 
@@ -122,17 +124,17 @@ export class ReadQueries {
     return this.stmts.changedRuns.all(seq).map((r) => ({ runId: r.run_id, dagId: r.dag_id, state: r.state }));
   }
 
-  /** Changes whenever a DAG is registered or changes version. */
+  /** Changes whenever a DAG is registered, changes version, or is paused or unpaused. */
   dagsMark(): string {
     return this.stmts.dagVersions.get()?.mark ?? "";
   }
 
   dags(): DagRow[] {
-    return this.db.prepare<[], RawDag>("SELECT dag_id, version, spec, registered_at FROM dags ORDER BY dag_id").all().map(dagRow);
+    return this.db.prepare<[], RawDag>("SELECT dag_id, version, spec, registered_at, paused FROM dags ORDER BY dag_id").all().map(dagRow);
   }
 
   dag(dagId: string): DagRow | undefined {
-    const row = this.db.prepare<[string], RawDag>("SELECT dag_id, version, spec, registered_at FROM dags WHERE dag_id = ?").get(dagId);
+    const row = this.db.prepare<[string], RawDag>("SELECT dag_id, version, spec, registered_at, paused FROM dags WHERE dag_id = ?").get(dagId);
     return row ? dagRow(row) : undefined;
   }
 

@@ -1,7 +1,7 @@
 /** The SQLite read model's tables. Rebuildable at any time from the log. */
 
 /** Bump when a table changes: a read model of another version is dropped and rebuilt from the log. */
-export const STORE_VERSION = 4;
+export const STORE_VERSION = 5;
 
 export const TABLES = ["projection", "dags", "dag_versions", "dag_runs", "tasks", "task_instances", "artifacts"] as const;
 
@@ -14,7 +14,9 @@ CREATE TABLE IF NOT EXISTS dags (
   dag_id      TEXT PRIMARY KEY,
   version     TEXT NOT NULL,
   spec        TEXT NOT NULL,
-  registered_at INTEGER NOT NULL
+  registered_at INTEGER NOT NULL,
+  -- 1 while the DAG is paused (DagPaused): no scheduled runs. DAGs start unpaused.
+  paused      INTEGER NOT NULL DEFAULT 0
 );
 -- Every graph a run ran with, so a past run shows its own even after the DAG file changed.
 CREATE TABLE IF NOT EXISTS dag_versions (

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BadInputError } from "../../libs/errors.ts";
-import { artifactObjects, kvKeys, objects, STREAMS, subjects } from "../../libs/names/index.ts";
+import { artifactObjects, kvKeys, objects, runIds as runIdNames, STREAMS, subjects } from "../../libs/names/index.ts";
 import { appendEvent, artifactStore, lastLogSeq, readRecords, taskKvBucket, valueStore, type LogRecord, type Nats } from "../../libs/nats/index.ts";
 import { runDigests } from "../../libs/store/digest.ts";
 import { readArchive, writeArchive } from "./archive.ts";
@@ -49,6 +49,23 @@ async function caughtUp(nats: Nats, db: Database.Database): Promise<void> {
   }
 }
 
+/**
+ * Each DAG's newest scheduled run, which clean keeps (as Airflow's db clean
+ * keeps each DAG's last scheduled run): a coordinator that ever has to fold
+ * the whole log again (its snapshot lost) finds where the schedule stands from
+ * it, instead of requesting the purged intervals again.
+ */
+export function newestScheduledRuns(runIds: Iterable<string>): Set<string> {
+  const newest = new Map<string, { runId: string; stamp: string }>();
+  for (const runId of runIds) {
+    const parsed = runIdNames.parseScheduled(runId);
+    if (!parsed) continue;
+    const known = newest.get(parsed.dagId);
+    if (!known || parsed.stamp > known.stamp) newest.set(parsed.dagId, { runId, stamp: parsed.stamp });
+  }
+  return new Set([...newest.values()].map((n) => n.runId));
+}
+
 async function* recordsOf(nats: Nats, runIds: readonly string[]): AsyncGenerator<LogRecord> {
   for (const runId of runIds) yield* readRecords(nats, { filter: subjects.run(runId) });
 }
@@ -57,11 +74,14 @@ export async function cleanRuns(nats: Nats, options: CleanOptions): Promise<Clea
   const live = new Database(options.dbPath, { readonly: true, fileMustExist: true });
   try {
     await caughtUp(nats, live);
+    const scheduled = live.prepare("SELECT run_id FROM dag_runs WHERE run_id LIKE '%\\_\\_scheduled\\_\\_%' ESCAPE '\\'").pluck().all() as string[];
+    const keep = newestScheduledRuns(scheduled);
     const rows = live
       .prepare<[number], { run_id: string; dag_id: string; state: string; ended_at: number }>(
         "SELECT run_id, dag_id, state, ended_at FROM dag_runs WHERE state IN ('success', 'failed', 'cancelled') AND ended_at < ? ORDER BY ended_at, run_id",
       )
-      .all(options.before);
+      .all(options.before)
+      .filter((r) => !keep.has(r.run_id));
     const runs: CleanedRun[] = [];
     for (const r of rows) {
       const info = await nats.jsm.streams.info(STREAMS.events, { subjects_filter: subjects.run(r.run_id) });

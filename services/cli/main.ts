@@ -25,6 +25,7 @@ import { DEFAULT_UI_HOST, DEFAULT_UI_PORT, startUi } from "../ui/index.ts";
 import { auditCommands } from "./audit.ts";
 import { artifactCommands } from "./artifacts.ts";
 import { workerCommands } from "./workers.ts";
+import { dagCommands } from "./dags.ts";
 import { checkDagId, connectTo, dataOption, DEFAULT_DATA, durabilityOption, EXIT, fail, loadBag, natsOption, print, untilSignal } from "./common.ts";
 
 const program = new Command("mapflow")
@@ -68,7 +69,8 @@ program
       return;
     }
     const dataDir = opts.data ? resolve(opts.data) : mkdtempSync(join(tmpdir(), "mapflow-run-"));
-    const stack = await startStack({ dataDir, bag, log, durability: opts.durability });
+    // One run, the one asked for: its DAG's schedule (if any) is for stacks that stay up.
+    const stack = await startStack({ dataDir, bag, log, durability: opts.durability, scheduling: false });
     try {
       await runOn(stack.nats);
     } finally {
@@ -332,6 +334,7 @@ serviceCommand("ui", "serve the web UI and its JSON API (reads a projection, tal
 auditCommands(program);
 artifactCommands(program);
 workerCommands(program);
+dagCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -15,9 +15,14 @@ export type RunRequest = { dagId: string; version: string; spec: DagSpec; conf: 
 export async function requestRun(nats: Nats, request: RunRequest, now = Date.now): Promise<string> {
   const conf = confFor(request.spec, request.conf);
   const runId = ulid();
+  const at = now();
+  // A manual run is dated when it was triggered: its logical date and its (empty) data interval are that instant, as Airflow's.
   await appendEvent(
     nats,
-    { type: "RunRequested", runId, dagId: request.dagId, dagVersion: request.version, spec: request.spec, conf, at: now() },
+    {
+      type: "RunRequested", runId, dagId: request.dagId, dagVersion: request.version, spec: request.spec, conf, at,
+      runType: "manual", logicalDate: at, dataIntervalStart: at, dataIntervalEnd: at,
+    },
     { msgId: msgIds.run(runId), expectLastSubjectSeq: 0 },
   );
   return runId;

@@ -3,6 +3,9 @@
  * ready, appends those decisions (fenced on the run's coordinator subject)
  * and publishes the work they call for. It never runs user code.
  *
+ * It also requests the runs DAG schedules call for (scheduler.ts), once it
+ * has caught up with the log.
+ *
  * Work is published when a decision comes back through the log, not when
  * its append is acknowledged: an append whose reply was lost still lands in
  * the log, and so still gets its work. Work message ids make repeats harmless.
@@ -18,6 +21,7 @@ import { watchDeadLetters } from "./deadletter.ts";
 import { restore, saveSnapshot, snapshotBucket } from "./snapshot.ts";
 import { storedValues } from "./stored.ts";
 import { watchWorkQueues } from "./queues.ts";
+import { startScheduler } from "./scheduler.ts";
 
 export type CoordinatorOptions = {
   nats: Nats;
@@ -30,6 +34,8 @@ export type CoordinatorOptions = {
   snapshotEveryMs?: number;
   /** The hard limit on one work item; default MAPFLOW_MAX_VALUE_BYTES, else 64 MB. */
   maxValueBytes?: number;
+  /** Request the runs DAG schedules call for (default true; `mapflow run`'s one-shot stack runs only what it was asked). */
+  scheduling?: boolean;
 };
 export type Coordinator = {
   /** Events read before the coordinator caught up: the active runs' (from a snapshot) plus the log after it. */
@@ -264,6 +270,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       return;
     }
     if (!isRunEvent(event)) return;
+    if (event.type === "RunRequested") scheduler.observe(event);
     let book = books.get(event.runId);
     const state = evolve(book?.state, event, DECIDING);
     if (!state) return;
@@ -313,12 +320,23 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   async function snapshot(): Promise<void> {
     if (Date.now() - snapshotAt < snapshotEveryMs) return;
     snapshotAt = Date.now();
-    await saveSnapshot(snapshots, { seq: position, runs: [...books.keys()] }).catch((err) => log.warn({ err }, "could not save the coordinator snapshot"));
+    await saveSnapshot(snapshots, { seq: position, runs: [...books.keys()], scheduled: scheduler.cursors() }).catch((err) => log.warn({ err }, "could not save the coordinator snapshot"));
   }
 
   // Before the reader and the loop: a failure here leaves nothing running behind a start that is retried.
   const deadLetters = await watchDeadLetters(nats, log, () => !stopping, now);
-  const follow = await followEvents(nats.js, subjects.allRuns, position + 1, logBadEvent(log));
+  const scheduler = await startScheduler({
+    nats, log, now, cursors: restored.scheduled, enabled: options.scheduling !== false,
+    activeRuns(dagId) {
+      let active = 0;
+      for (const book of books.values()) if (book.state.dagId === dagId) active++;
+      return active;
+    },
+  });
+  const follow = await followEvents(nats.js, subjects.allRuns, position + 1, logBadEvent(log)).catch(async (err: unknown) => {
+    await scheduler.stop();
+    throw err;
+  });
   const loop = (async () => {
     let sinceFlush = 0;
     // Work of the decisions folded in this batch, published together at its end.
@@ -357,6 +375,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       if (timeout !== null && !book.state.timedOut && now() >= book.state.startedAt + timeout) dirty.add(runId);
     }
     if (dirty.size) void schedule(flush);
+    // Scheduling waits for the fold: the runs already requested, and those still unfinished, are known only then.
+    if (caughtUp) void schedule(() => scheduler.tick());
   }, options.tickMs ?? 1000);
 
   const queues = watchWorkQueues(nats, log);
@@ -368,6 +388,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       await deadLetters.stop();
       queues.stop();
       clearInterval(tick);
+      await scheduler.stop();
       await follow.stop();
       await loop;
       await chain;

@@ -13,7 +13,12 @@ import { BUCKETS, KEYS } from "../../libs/names/index.ts";
 import { foldRun, replicasFor, type Nats } from "../../libs/nats/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
 
-export type Snapshot = { readonly seq: number; readonly runs: readonly string[] };
+export type Snapshot = {
+  readonly seq: number;
+  readonly runs: readonly string[];
+  /** Each scheduled DAG's newest scheduled interval end (see scheduler.ts); absent in snapshots from before schedules. */
+  readonly scheduled?: Readonly<Record<string, number>>;
+};
 
 export type Restored = {
   /** The log position the snapshot was taken at (0: none; read the whole log). */
@@ -22,6 +27,8 @@ export type Restored = {
   readonly runs: Map<string, { state: RunState; coordSeq: number }>;
   /** Events read to restore them. */
   readonly folded: number;
+  /** The schedules' positions as of `seq`. */
+  readonly scheduled: Readonly<Record<string, number>>;
 };
 
 export async function snapshotBucket(nats: Nats): Promise<KV> {
@@ -34,9 +41,9 @@ export async function saveSnapshot(kv: KV, snapshot: Snapshot): Promise<void> {
 
 function isSnapshot(value: unknown): value is Snapshot {
   const v = value as Snapshot;
-  return typeof v === "object" && v !== null && Number.isInteger(v.seq) && Array.isArray(v.runs) && v.runs.every((r) => typeof r === "string");
+  return typeof v === "object" && v !== null && Number.isInteger(v.seq) && Array.isArray(v.runs) && v.runs.every((r) => typeof r === "string") &&
+    (v.scheduled === undefined || (typeof v.scheduled === "object" && v.scheduled !== null && Object.values(v.scheduled).every(Number.isFinite)));
 }
-
 
 export async function restore(nats: Nats, kv: KV, log: Logger): Promise<Restored> {
   const entry = await kv.get(KEYS.coordinatorSnapshot).catch(() => null);
@@ -49,7 +56,7 @@ export async function restore(nats: Nats, kv: KV, log: Logger): Promise<Restored
   const runs = new Map<string, { state: RunState; coordSeq: number }>();
   if (!isSnapshot(snapshot)) {
     if (entry?.value?.length) log.warn("the coordinator snapshot is unreadable; reading the whole log instead");
-    return { seq: 0, runs, folded: 0 };
+    return { seq: 0, runs, folded: 0, scheduled: {} };
   }
   let folded = 0;
   const queue = [...snapshot.runs];
@@ -61,5 +68,5 @@ export async function restore(nats: Nats, kv: KV, log: Logger): Promise<Restored
       if (run.state) runs.set(runId, { state: run.state, coordSeq: run.coordSeq });
     }
   }));
-  return { seq: snapshot.seq, runs, folded };
+  return { seq: snapshot.seq, runs, folded, scheduled: snapshot.scheduled ?? {} };
 }

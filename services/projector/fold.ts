@@ -122,6 +122,8 @@ export class ProjectionFold {
   apply(seq: number, event: MapflowEvent | null, earlier?: RunState): void {
     if (event?.type === "DagRegistered") {
       this.touched.dags.set(event.dagId, event);
+    } else if (event?.type === "DagPaused") {
+      this.touched.pauses.set(event.dagId, event.paused);
     } else if (event?.type === "RunsPurged") {
       for (const runId of event.runIds) {
         this.runs.delete(runId);

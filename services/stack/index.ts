@@ -32,6 +32,8 @@ export type StackOptions = {
   queues?: readonly string[];
   /** Serve the web UI here (port 0: any free one); absent: no UI. */
   ui?: { host?: string; port?: number };
+  /** Let the coordinator request scheduled runs (default true). */
+  scheduling?: boolean;
 };
 
 export type Stack = {
@@ -81,7 +83,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const coordinatorLog = log.child({ component: "coordinator" });
   // The same lease as a cluster's coordinators: a second stack on this data dir stands by instead of deciding twice.
   const coordinator = await whileLeader(coordinatorNats, coordinatorLog, `standalone:${process.pid}`, DEFAULT_LEASE_MS, () =>
-    startCoordinator({ nats: coordinatorNats, log: coordinatorLog, maxValueBytes: options.maxValueBytes }));
+    startCoordinator({ nats: coordinatorNats, log: coordinatorLog, maxValueBytes: options.maxValueBytes, scheduling: options.scheduling }));
   const dbPath = join(options.dataDir, "mapflow.sqlite");
   const projector = await startProjector({ nats: await connect("mapflow-projector"), log: log.child({ component: "projector" }), dbPath });
   const workers: Worker[] = [];

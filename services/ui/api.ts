@@ -17,6 +17,7 @@ import { BadInputError } from "../../libs/errors.ts";
 import type { Logger } from "../../libs/log/index.ts";
 import { cancelRun, clearRun, markInstance } from "../cli/operate.ts";
 import { registeredDag, requestRun } from "../cli/runs.ts";
+import { setPaused } from "../cli/pause.ts";
 import { intParam, NotFoundError, readJson, Router, type Request } from "./http.ts";
 
 export type ApiDeps = { nats: Nats; queries: ReadQueries; log: Logger };
@@ -173,6 +174,11 @@ export function apiRoutes(router: Router, { nats, queries, log }: ApiDeps): Rout
       const id = await requestRun(nats, { dagId: dag.dagId, version: dag.version, spec: dag.spec, conf: conf as Record<string, unknown> });
       log.info({ runId: id, dagId: dag.dagId }, "run triggered from the UI");
       return { runId: id };
+    })
+    .on("POST", "/api/dags/:dagId/pause", async ({ req, params }) => {
+      const paused = (await readJson(req))["paused"];
+      if (typeof paused !== "boolean") throw new BadInputError('send { "paused": true } to pause the DAG\'s schedule, or { "paused": false } to unpause it');
+      return setPaused(nats, params["dagId"]!, paused);
     })
     .on("POST", "/api/runs/:runId/cancel", async (request) => ({ seq: await cancelRun(nats, runId(request)) }))
     .on("POST", "/api/runs/:runId/clear", async (request) => {

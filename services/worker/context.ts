@@ -27,6 +27,13 @@ export type TryContext = {
   artifacts: TryArtifacts | undefined;
 };
 
+/** A date of the run as a fresh Date, so one task cannot change what another reads. */
+function runDate(item: WorkItem, field: "logicalDate" | "dataIntervalStart" | "dataIntervalEnd"): Date {
+  const at = item[field];
+  if (at === undefined) throw new Error(`ctx.${field} is unknown: this work was published by a coordinator older than schedules; restart the coordinator and clear the task`);
+  return new Date(at);
+}
+
 export function tryContext(item: WorkItem, logs: TryLogs, tools: TryTools): TryContext {
   let controller: AbortController | undefined;
   let kv: TaskKv | undefined;
@@ -44,6 +51,16 @@ export function tryContext(item: WorkItem, logs: TryLogs, tools: TryTools): TryC
         if (reason) controller.abort(reason);
       }
       return controller.signal;
+    },
+    // Getters, like log and signal: a wide map of tasks that never read them makes no Dates.
+    get logicalDate() {
+      return runDate(item, "logicalDate");
+    },
+    get dataIntervalStart() {
+      return runDate(item, "dataIntervalStart");
+    },
+    get dataIntervalEnd() {
+      return runDate(item, "dataIntervalEnd");
     },
     get kv() {
       return (kv ??= tools.kv(item));

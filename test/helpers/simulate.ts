@@ -55,6 +55,7 @@ async function drive(dag: Dag, sim: Simulation, initial: WorkItem[], options: Op
           get kv(): never {
             throw new Error("the in-memory simulation has no ctx.kv");
           },
+          logicalDate: new Date(item.logicalDate!), dataIntervalStart: new Date(item.dataIntervalStart!), dataIntervalEnd: new Date(item.dataIntervalEnd!),
         };
         const result = await operator.fn(args, ctx);
         event = { type: "InstanceSucceeded", ...base, result, ...(label !== undefined ? { label } : {}) };

@@ -67,6 +67,11 @@ export function DagsPage() {
               <td>
                 <a href={`/dags/${d.dagId}`} onClick={(e) => (e.preventDefault(), navigate(`/dags/${d.dagId}`))}>{d.dagId}</a>
                 {d.spec.description ? <div class="muted">{d.spec.description}</div> : null}
+                {d.spec.schedule || d.paused ? (
+                  <div class="muted schedule" data-paused={d.paused ? "yes" : "no"}>
+                    {[d.spec.schedule ? `schedule ${d.spec.schedule} (UTC)` : "", d.paused ? "paused" : ""].filter(Boolean).join(" · ")}
+                  </div>
+                ) : null}
               </td>
               <td>{d.spec.tasks.length}</td>
               <td class="run-dots">
