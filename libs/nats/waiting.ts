@@ -12,6 +12,7 @@
  * settled slot here is cleared at once, so an ack leaves nothing behind.
  */
 export class WaitingAcks<T extends { readonly deadline: number }> {
+  /** A power of two long: a token's slot is its low bits (`&` keeps them right for tokens past 2^31 too). */
   private slots: (T | undefined)[] = new Array<T | undefined>(1024).fill(undefined);
   /** The oldest token not yet settled or expired; tokens below it are done. */
   private head = 0;
