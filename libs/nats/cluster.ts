@@ -24,15 +24,26 @@ export type Cluster = {
 };
 
 export async function startCluster(dir: string, ports?: readonly { port: number; routePort: number }[]): Promise<Cluster> {
-  const nodes: NodeSpec[] = [];
-  for (let i = 0; i < 3; i++) {
-    const given = ports?.[i];
-    nodes.push({ name: `n${i + 1}`, port: given?.port ?? (await freePort()), routePort: given?.routePort ?? (await freePort()), storeDir: join(dir, `n${i + 1}`) });
-  }
   // A cluster name of its own, stable for its stores: a node left running by another cluster on this
   // machine (a killed test run) that reaches one of these ports through its old routes is refused
   // instead of joining and confusing JetStream's placement, and a restart on the same stores keeps it.
   const name = `mapflow-${createHash("sha256").update(resolve(dir)).digest("hex").slice(0, 8)}`;
+  const nodes: NodeSpec[] = [];
+  const taken = new Set<number>();
+  /** A free port no other node of this cluster was given (the kernel may hand the same one out twice). */
+  const port = async (given: number | undefined) => {
+    let p = given ?? (await freePort());
+    while (given === undefined && taken.has(p)) p = await freePort();
+    taken.add(p);
+    return p;
+  };
+  for (let i = 0; i < 3; i++) {
+    const given = ports?.[i];
+    // Throwaway clusters (tests, any ports) name their servers after the cluster too: JetStream knows
+    // its peers by name, and every test cluster on this machine calling its nodes n1…n3 let one's nodes
+    // pass for another's. `mapflow cluster` (given ports) keeps n1…n3, which its stores already know.
+    nodes.push({ name: ports ? `n${i + 1}` : `${name}-n${i + 1}`, port: await port(given?.port), routePort: await port(given?.routePort), storeDir: join(dir, `n${i + 1}`) });
+  }
   const servers: (NatsServer | null)[] = [null, null, null];
   const start = async (i: number) => {
     const node = nodes[i]!;

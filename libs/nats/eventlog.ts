@@ -229,7 +229,10 @@ export async function followEvents(
             }
             yield { seq: msg.seq, subject: msg.subject, event, time: Math.floor(msg.info.timestampNanos / 1e6), caughtUp };
           }
-          if (!stalled || stopped) break;
+          // Ended without being stopped: stalled (the watchdog closed it), or the client ended the
+          // consumer on its own (seen in tests where workers die around it). A follower follows until
+          // stopped, so either way it starts again from the next sequence it needs.
+          if (stopped) break;
           stalled = false;
           messages = await reopen(next);
           if (stopped) await messages.close();
