@@ -1,5 +1,5 @@
 /** Appending to and reading from the event log (the MF_EVENTS stream). */
-import { headers, NoRespondersError, RequestError, TimeoutError } from "@nats-io/transport-node";
+import { ClosedConnectionError, DrainingConnectionError, headers, NoRespondersError, RequestError, TimeoutError } from "@nats-io/transport-node";
 import { DeliverPolicy, JetStreamApiError, type ConsumerMessages, type JetStreamClient, type JsMsg, type PubAck } from "@nats-io/jetstream";
 import { decodeEvent, encodeEvent } from "../codec/index.ts";
 import { isRunEvent, type MapflowEvent } from "../events/index.ts";
@@ -165,12 +165,14 @@ export async function followEvents(
     return consumer.consume({ max_messages: 2048, expires: 5000 });
   }, OPEN_MS);
   let messages: ConsumerMessages = await open(fromSeq);
-  /** A reader already running keeps trying for as long as it is not stopped. */
-  const reopen = async (seq: number): Promise<ConsumerMessages> => {
+  /** A reader already running keeps trying for as long as it is not stopped; null once its connection is closing. */
+  const reopen = async (seq: number): Promise<ConsumerMessages | null> => {
     for (;;) {
       try {
         return await open(seq);
       } catch (err) {
+        // Its owner closed the connection without stopping it first: there is nothing left to follow.
+        if (err instanceof ClosedConnectionError || err instanceof DrainingConnectionError) return null;
         if (stopped || !isTransient(err)) throw err;
       }
     }
@@ -234,7 +236,9 @@ export async function followEvents(
           // stopped, so either way it starts again from the next sequence it needs.
           if (stopped) break;
           stalled = false;
-          messages = await reopen(next);
+          const reopened = await reopen(next);
+          if (reopened === null) break;
+          messages = reopened;
           if (stopped) await messages.close();
         }
       } finally {
