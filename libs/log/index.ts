@@ -8,15 +8,14 @@ export type { Logger };
 /**
  * Secrets never reach a log, printed or stored. A field named like a secret
  * (`password`, `DB_PASSWORD`, `apiKey`, `headers.authorization`: see
- * isSecretName) is redacted wherever it sits in a logged object or in a
- * logged error's own fields (an HTTP client's error carries its request
- * headers); every value under an `env` field is redacted whatever its name,
- * as an environment holds secrets under any name. pino's path redaction
- * covers `env` and the plainest names, in child loggers' bindings too;
- * names need a pattern, which its paths cannot express, so the log
- * formatter and the error serialiser apply one. A task's lines are also
- * redacted whole as they are captured (bindings included: pino runs a
- * child's through no formatter).
+ * isSecretName) is redacted wherever it sits, eight levels down, in a
+ * logged object or a logged error's own fields (an HTTP client's error
+ * carries its request headers); every value under an `env` field is
+ * redacted whatever its name, as an environment holds secrets under any
+ * name. pino's paths cover `env` and the plainest names, in child loggers'
+ * bindings too; other names need a pattern, which paths cannot express, so
+ * the log formatter and the error serialiser apply one. A task's captured
+ * lines are redacted whole as well (see capturing).
  */
 const PLAIN_SECRETS = ["password", "secret", "token", "apiKey", "api_key", "authorization"];
 const SECRETS = {
@@ -75,16 +74,11 @@ export function capturing(parent: Logger, level: LogLevel = "info"): Capture {
         return;
       }
       // Capturing must never throw into the task that logged.
-      let record: Record<string, unknown>;
       try {
+        // Redacted again whole: pino runs a child logger's bindings (`ctx.log.child({ apiKey })`) through no formatter.
         const parsed = JSON.parse(line) as Record<string, unknown>;
-        record = redactSecretFields(parsed);
+        const record = redactSecretFields(parsed);
         if (print) printed.write(record === parsed ? line : `${JSON.stringify(record)}\n`);
-      } catch (err) {
-        parent.warn({ err }, "could not capture a log line");
-        return;
-      }
-      try {
         sink.take(logLine(record, this.lastLevel, sink.bound));
       } catch (err) {
         parent.warn({ err }, "could not capture a log line");

@@ -59,7 +59,7 @@ function isPlain(value: unknown): value is Record<string, unknown> {
  * `[redacted]`, in plain objects and arrays down to `depth` levels. Copies
  * only what changes: `value` itself comes back when it holds no such field.
  */
-export function redactSecretFields<T>(value: T, depth = 4): T {
+export function redactSecretFields<T>(value: T, depth = 8): T {
   if (depth < 0) return value;
   if (Array.isArray(value)) {
     let copy: unknown[] | undefined;
