@@ -1,6 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeEvent, decodeLogLine, decodeValue, decodeWork, encodeEvent, encodeLogLine, encodeValue, encodeWork } from "../libs/codec/index.ts";
+import {
+  decodeEvent, decodeLogLine, decodeValue, decodeWork, encodeEvent, encodeLogLine, encodeTaskValue, encodeValue, encodeWork, unstorable,
+} from "../libs/codec/index.ts";
 import { Deferred } from "../libs/core/expand.ts";
 import { iteratedOutputs, StoredValue } from "../libs/core/stored.ts";
 import { dag, task, zip } from "../libs/sdk/index.ts";
@@ -102,4 +104,34 @@ test("the coordinator fetches exactly the outputs that expansion looks inside", 
     task("reduce", ({ xs, w }: { xs: number[]; w: string }) => xs.length + w.length)({ xs: each, w: whole });
   }).spec;
   assert.deepEqual([...iteratedOutputs(spec)].sort(), ["each", "list", "other"]);
+});
+
+test("a value a task hands over is refused, saying where and what to return instead, when msgpack would not carry it as it is", () => {
+  const circular: Record<string, unknown> = { a: [1] };
+  (circular["a"] as unknown[]).push({ back: circular });
+  let deep: unknown = 1;
+  for (let i = 0; i < 101; i++) deep = [deep];
+  const refused: [unknown, string][] = [
+    [() => 1, "result is a function"],
+    [{ "odd key": Symbol("s") }, 'result["odd key"] is a symbol'],
+    [{ big: 10n }, "result.big is a BigInt (10n); return it as a string, or as a number when it fits"],
+    [circular, "result.a[1].back refers back to result, which contains it, so it has no end"],
+    [deep, `result${"[0]".repeat(100)} is nested more than 100 levels deep`],
+    [[new Set([1])], "result[0] is a Set (it would arrive as {}); return [...set]"],
+    [{ p: Promise.resolve() }, "result.p is a Promise (it would arrive as {}); await it before returning"],
+    [new Float64Array([1.5]), "result is a Float64Array (it would arrive as its raw bytes); return a plain array, or a Uint8Array of bytes"],
+    [new Error("x"), "result is an Error (it would arrive as {}); throw it to fail the task, or return its message"],
+  ];
+  for (const [value, message] of refused) {
+    assert.equal(unstorable(value, "result"), message);
+    assert.throws(() => encodeTaskValue(value, "result"), (e: unknown) => e instanceof CodecError && e.message === message);
+  }
+
+  const shared = { n: 1 };
+  const fine = { when: new Date(0), bytes: Buffer.from([1]), n: NaN, inf: -Infinity, none: null, gone: undefined, twice: [shared, shared], nested: [[{ s: "x" }]] };
+  assert.equal(unstorable(fine, "result"), undefined, "plain data, a value met twice (not inside itself), a Date, bytes, NaN all pass");
+  const back = decodeValue(encodeTaskValue(fine, "result")) as Record<string, unknown>;
+  assert.deepEqual(back["when"], new Date(0));
+  assert.ok(Number.isNaN(back["n"]));
+  assert.ok(!("gone" in back));
 });

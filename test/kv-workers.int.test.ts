@@ -80,6 +80,7 @@ test("ctx.kv scopes: a run's keys are its own, the DAG's are shared; bad keys an
   await refused(a.dag.put(".lead", 1), /ctx\.kv\.dag key "\.lead" is not valid/);
   await refused(a.put("big", "x".repeat(MAX_KV_VALUE_BYTES + 10)), /over the 1048576-byte limit; store large data with ctx\.artifact/);
   await refused(a.put("nothing", undefined), /store null, or delete the key/);
+  await refused(a.put("counts", { byKey: new Map([["a", 1]]) }), /value for 'counts' cannot be stored: value\.byKey is a Map \(it would arrive as \{\}\)/);
 });
 
 test("`mapflow workers --json` lists workers on other queues with their queue and concurrency; one that stops is gone", async () => {

@@ -53,3 +53,21 @@ test("given two captured loggers, each line reaches only its own sink, and the p
   assert.deepEqual(a.map((l) => [l.msg, l.fields]), [["from a", undefined]]);
   assert.deepEqual(b.map((l) => [l.msg, l.fields]), [["from b", { deep: true }]]);
 });
+
+test("given fields named like secrets anywhere in a line, when a captured logger writes, then their values are redacted in the stored and the printed line", () => {
+  const printed: Record<string, unknown>[] = [];
+  const parent = pino({ level: "info" }, { write: (s: string) => void printed.push(JSON.parse(s)) });
+  const lines: LogLine[] = [];
+  const log = capturing(parent)({ runId: "R" }, (line) => lines.push(line));
+
+  log.child({ GITHUB_TOKEN: "ghp_child" }).info({ password: "pw1", DB_PASSWORD: "pw2", request: { headers: { authorization: "Bearer b" } }, max_tokens: 512 }, "calling");
+  log.info({ env: { HOME: "/home/a", ANYTHING: "x" } }, "environment");
+  const err = Object.assign(new Error("request failed"), { config: { headers: { Authorization: "Bearer e" } } });
+  log.error({ err }, "failed");
+
+  const text = JSON.stringify([lines, printed]);
+  for (const secret of ["ghp_child", "pw1", "pw2", "Bearer b", "/home/a", "Bearer e"]) assert.ok(!text.includes(secret), `${secret} is not written`);
+  assert.deepEqual(lines[0]!.fields, { GITHUB_TOKEN: "[redacted]", password: "[redacted]", DB_PASSWORD: "[redacted]", request: { headers: { authorization: "[redacted]" } }, max_tokens: 512 });
+  assert.deepEqual(lines[1]!.fields, { env: { HOME: "[redacted]", ANYTHING: "[redacted]" } });
+  assert.equal((lines[2]!.fields!["err"] as { message: string }).message, "request failed", "the error is still serialised as pino does");
+});

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
-const PURE = ["libs/core", "libs/events", "libs/names", "libs/sdk"];
+const PURE = ["libs/core", "libs/events", "libs/names", "libs/sdk", "libs/secrets"];
 const FORBIDDEN = /from\s+["'](node:[^"']+|fs|net|child_process|@nats-io\/[^"']+|better-sqlite3|ulid)["']/;
 const IMPURE_CALLS = /\b(Date\.now|Math\.random|new Date\(|process\.)/;
 

@@ -13,6 +13,9 @@ import { Deferred } from "../core/expand.ts";
 import { StoredValue } from "../core/stored.ts";
 import { DEFAULT_TASK_OPTIONS } from "../core/spec.ts";
 import { CodecError, SchemaTooNewError } from "../errors.ts";
+import { unstorable } from "./storable.ts";
+
+export { unstorable };
 
 /**
  * An `out.map(fn)` item and a reference to a stored value travel as their
@@ -202,5 +205,16 @@ export function decodeValue(data: Uint8Array): unknown {
 
 /** msgpack-encodes any value (with the same extensions as events and work). */
 export function encodeValue(value: unknown): Uint8Array {
+  return encoder.encode(value);
+}
+
+/**
+ * msgpack-encodes a value a task hands over (its result, a `ctx.kv` value),
+ * refusing one that would not arrive as it left with a CodecError that says
+ * where, from `root` ("result.model is a function"): see unstorable.
+ */
+export function encodeTaskValue(value: unknown, root: string): Uint8Array {
+  const problem = unstorable(value, root);
+  if (problem) throw new CodecError(problem);
   return encoder.encode(value);
 }

@@ -1,11 +1,28 @@
 /** pino loggers: JSON lines, pretty on a TTY; level from MAPFLOW_LOG_LEVEL (default "info"). */
 import { pino, type DestinationStream, type Logger } from "pino";
 import type { LogLevel, LogLine } from "../core/logline.ts";
+import { REDACTED, redactSecretFields } from "../secrets/index.ts";
 
 export type { Logger };
 
-/** Secrets never reach a log, printed or stored. */
-const REDACT = { paths: ["*.password", "*.token", "*.secret", "env.*"], censor: "[redacted]" };
+/**
+ * Secrets never reach a log, printed or stored. A field named like a secret
+ * (`password`, `DB_PASSWORD`, `apiKey`, `headers.authorization`: see
+ * isSecretName) is redacted wherever it sits, eight levels down, in a
+ * logged object or a logged error's own fields (an HTTP client's error
+ * carries its request headers); every value under an `env` field is
+ * redacted whatever its name, as an environment holds secrets under any
+ * name. pino's paths cover `env` and the plainest names, in child loggers'
+ * bindings too; other names need a pattern, which paths cannot express, so
+ * the log formatter and the error serialiser apply one. A task's captured
+ * lines are redacted whole as well (see capturing).
+ */
+const PLAIN_SECRETS = ["password", "secret", "token", "apiKey", "api_key", "authorization"];
+const SECRETS = {
+  redact: { paths: ["env.*", "*.env.*", ...PLAIN_SECRETS, ...PLAIN_SECRETS.map((name) => `*.${name}`)], censor: REDACTED },
+  formatters: { log: (fields: Record<string, unknown>) => redactSecretFields(fields) },
+  serializers: { err: (err: Error) => redactSecretFields(pino.stdSerializers.err(err) as unknown as Record<string, unknown>) },
+} satisfies pino.LoggerOptions;
 
 export function createLogger(service: string, level = process.env.MAPFLOW_LOG_LEVEL ?? "info"): Logger {
   const pretty = process.stderr.isTTY && process.env.MAPFLOW_LOG_FORMAT !== "json";
@@ -13,7 +30,7 @@ export function createLogger(service: string, level = process.env.MAPFLOW_LOG_LE
     name: service,
     level,
     base: { service },
-    redact: REDACT,
+    ...SECRETS,
     ...(pretty
       ? { transport: { target: "pino-pretty", options: { destination: 2, colorize: true, ignore: "pid,hostname" } } }
       : {}),
@@ -50,19 +67,26 @@ export function capturing(parent: Logger, level: LogLevel = "info"): Capture {
     lastLevel: 0,
     lastLogger: undefined as Logger | undefined,
     write(line: string) {
-      if (this.lastLevel >= printFrom) printed.write(line);
+      const print = this.lastLevel >= printFrom;
       const sink = (this.lastLogger as unknown as Record<symbol, Sink | undefined> | undefined)?.[SINK];
-      if (!sink) return;
+      if (!sink) {
+        if (print) printed.write(line);
+        return;
+      }
       // Capturing must never throw into the task that logged.
       try {
-        sink.take(logLine(JSON.parse(line) as Record<string, unknown>, this.lastLevel, sink.bound));
+        // Redacted again whole: pino runs a child logger's bindings (`ctx.log.child({ apiKey })`) through no formatter.
+        const parsed = JSON.parse(line) as Record<string, unknown>;
+        const record = redactSecretFields(parsed);
+        if (print) printed.write(record === parsed ? line : `${JSON.stringify(record)}\n`);
+        sink.take(logLine(record, this.lastLevel, sink.bound));
       } catch (err) {
         parent.warn({ err }, "could not capture a log line");
       }
     },
   };
   const rootLevel = printFrom <= pino.levels.values[level]! ? parent.level : level;
-  const root = pino({ level: rootLevel, base: null, redact: REDACT }, destination).child(inherited);
+  const root = pino({ level: rootLevel, base: null, ...SECRETS }, destination).child(inherited);
   return (bindings, take) => {
     const logger = root.child(bindings);
     Object.defineProperty(logger, SINK, { value: { take, bound: new Set([...always, ...Object.keys(bindings)]) } satisfies Sink });

@@ -40,13 +40,17 @@ export const DEFAULT_QUEUE = "default";
 const TOKEN = /^[A-Za-z0-9_-]+$/;
 /** Task ids may hold one `.` per task-group level; each part is a token. */
 const TASK_ID = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+/** Airflow's limit on an id; a subject holds a run id and a task id, and NATS limits a subject's length. */
+export const MAX_ID_LENGTH = 250;
+/** A scheduled run's id is its DAG's id and 29 characters more (runIds.scheduled), and must stay an id. */
+export const MAX_DAG_ID_LENGTH = 200;
 
 export function isToken(value: string): boolean {
-  return TOKEN.test(value);
+  return value.length <= MAX_ID_LENGTH && TOKEN.test(value);
 }
 
 export function isTaskId(value: string): boolean {
-  return TASK_ID.test(value);
+  return value.length <= MAX_ID_LENGTH && TASK_ID.test(value);
 }
 
 /** Task ids may contain dots (task groups); in a subject they are one token. */

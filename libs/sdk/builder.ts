@@ -8,7 +8,7 @@ import {
   DEFAULT_TASK_OPTIONS, OPTION_NAMES, TRIGGER_RULES,
   type DagSpec, type GroupSpec, type Mapping, type TaskOptions, type TaskSpec, type ValueSource,
 } from "../core/spec.ts";
-import { isToken } from "../names/index.ts";
+import { isToken, MAX_DAG_ID_LENGTH, MAX_ID_LENGTH } from "../names/index.ts";
 import { parseStartDate } from "../core/schedule.ts";
 import type { Dag, DagOptions, Operator, Output, Ref, TaskOptionsInput } from "./types.ts";
 
@@ -232,6 +232,7 @@ export class DagBuilder {
   /** Adds one task node and returns the reference to its output. */
   add(input: NodeInput): Output {
     const id = this.freshId(this.inGroup(input.baseId), input.definition);
+    if (id.length > MAX_ID_LENGTH) throw new DagDefinitionError(`task id '${id}' is ${id.length} characters long, over ${MAX_ID_LENGTH} with its groups' prefixes; shorten it or its groups' ids`);
     const upstream = new Set<string>();
     const group = this.mappedGroup;
     if (group) for (const t of this.groups.get(group)!.upstream) upstream.add(t);
@@ -369,8 +370,8 @@ export class DagBuilder {
   }
 
   static run(options: DagOptions, build: () => void): Dag {
-    if (typeof options?.id !== "string" || !isToken(options.id)) {
-      throw new DagDefinitionError(`DAG id ${JSON.stringify(options?.id)} is not valid: use letters, digits, '_' and '-' only`);
+    if (typeof options?.id !== "string" || !isToken(options.id) || options.id.length > MAX_DAG_ID_LENGTH) {
+      throw new DagDefinitionError(`DAG id ${JSON.stringify(options?.id)} is not valid: use up to ${MAX_DAG_ID_LENGTH} letters, digits, '_' and '-'`);
     }
     if (options.runTimeoutMs !== undefined && (!Number.isInteger(options.runTimeoutMs) || options.runTimeoutMs < 1)) {
       throw new DagDefinitionError(`DAG '${options.id}': runTimeoutMs must be an integer ≥ 1, got ${String(options.runTimeoutMs)}`);

@@ -6,6 +6,7 @@ import { DagDefinitionError } from "../errors.ts";
 import { isToken } from "../names/index.ts";
 import { activeBuilder, DagBuilder, isRef, taskOptions, type MappingInput } from "./builder.ts";
 import { OPTION_NAMES } from "../core/spec.ts";
+import { checkShellArgs, shellOperator } from "./shell.ts";
 import type {
   Args, Dag, DagOptions, KwargsList, MappedArgs, Operator, Output, Ref, ShellOptions, TaskDef, TaskFn, TaskGroupDef, TaskOptionsInput,
 } from "./types.ts";
@@ -33,8 +34,10 @@ function define<A, R>(id: string, operator: Operator, options: TaskOptionsInput)
   }
   taskOptions(id, options); // fail at definition, not at first use
   const definition = {};
-  const add = (args: Record<string, unknown>, mapping: MappingInput | null, extra: TaskOptionsInput = {}) =>
-    activeBuilder(`task '${id}'`).add({ definition, baseId: id, operator, options: { ...options, ...extra }, args, mapping });
+  const add = (args: Record<string, unknown>, mapping: MappingInput | null, extra: TaskOptionsInput = {}) => {
+    if (operator.kind === "shell") checkShellArgs(id, operator, args, mapping);
+    return activeBuilder(`task '${id}'`).add({ definition, baseId: id, operator, options: { ...options, ...extra }, args, mapping });
+  };
 
   const call = ((args: Args<A>) => add({ ...(args ?? {}) } as Record<string, unknown>, null)) as TaskDef<A, R>;
   Object.defineProperty(call, "taskId", { value: id });
@@ -62,11 +65,12 @@ export type ShellArgs = { command: string } & Record<string, unknown>;
 /**
  * A task that runs a shell command (Airflow's BashOperator). Other arguments
  * reach the command only as environment variables, never spliced into it.
- * Its result is the last line of standard output.
+ * Its result is the last line of standard output. Secrets come from the
+ * worker's environment by name (`secretEnv`), never from the DAG file.
  */
 export function shell(id: string, options: ShellOptions = {}): TaskDef<ShellArgs, string> {
-  const { cwd, env, ...taskOpts } = options;
-  return define<ShellArgs, string>(id, { kind: "shell", cwd, env }, taskOpts);
+  const { cwd, env, secretEnv, inheritEnv, ...taskOpts } = options;
+  return define<ShellArgs, string>(id, shellOperator(id, { cwd, env, secretEnv, inheritEnv }), taskOpts);
 }
 
 /**

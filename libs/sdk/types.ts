@@ -98,8 +98,26 @@ export type TaskOptionsInput = {
 export type ShellOptions = TaskOptionsInput & {
   /** Working directory of the command; defaults to the worker's. */
   cwd?: string;
-  /** Extra environment variables for the command. */
+  /**
+   * Environment variables for the command, written in the DAG file. Never
+   * secrets: a name that looks like one (`API_KEY`, `DB_PASSWORD`) is
+   * refused; name it in `secretEnv` instead.
+   */
   env?: Record<string, string>;
+  /**
+   * Environment variables the command gets from the worker's own
+   * environment at run time, by name: the values never enter the DAG file
+   * or the log, and are replaced by `[redacted]` wherever the task's output,
+   * result or error shows them. A name the worker lacks fails the try.
+   */
+  secretEnv?: readonly string[];
+  /**
+   * Give the command the worker's whole environment (as Airflow's
+   * BashOperator does) rather than only PATH, HOME, USER, LANG, LC_*, TZ
+   * and TMPDIR. Default false: the worker's environment holds its own
+   * credentials and the secrets of other tasks.
+   */
+  inheritEnv?: boolean;
 };
 
 declare const OUTPUT_TYPE: unique symbol;
@@ -155,7 +173,13 @@ export interface TaskDef<A = any, R = unknown> {
 
 export type Operator =
   | { readonly kind: "function"; readonly fn: TaskFn }
-  | { readonly kind: "shell"; readonly cwd?: string; readonly env?: Readonly<Record<string, string>> };
+  | {
+    readonly kind: "shell";
+    readonly cwd?: string;
+    readonly env?: Readonly<Record<string, string>>;
+    readonly secretEnv?: readonly string[];
+    readonly inheritEnv?: boolean;
+  };
 
 /** A compiled DAG: its serialisable spec, and the code workers run. */
 export type Dag = {

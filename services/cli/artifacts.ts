@@ -12,7 +12,7 @@ import { runArtifacts, type ArtifactListing, type RunState } from "../../libs/co
 import { BadInputError } from "../../libs/errors.ts";
 import { isTaskId } from "../../libs/names/index.ts";
 import { artifactStore, readArtifact, type Nats } from "../../libs/nats/index.ts";
-import { connectTo, dataOption, natsOption } from "./common.ts";
+import { checkRunId, checkTaskId, connectTo, dataOption, natsOption } from "./common.ts";
 import { currentRun } from "./operate.ts";
 
 function wholeNumber(flag: string, min: number): (value: string) => number {
@@ -89,6 +89,8 @@ export function artifactCommands(program: Command): void {
     .addOption(dataOption())
     .addHelpText("after", "\nExample:\n  npx mapflow artifacts 01J… --task train --json")
     .action(async (runId: string, opts: { task?: string; mapIndex?: number; json?: boolean; nats?: string; data: string }) => {
+      checkRunId(runId);
+      if (opts.task !== undefined) checkTaskId(opts.task);
       const nats = await connectTo(opts, "mapflow-cli");
       const state = await currentRun(nats, runId);
       await nats.nc.close();
@@ -108,6 +110,8 @@ export function artifactCommands(program: Command): void {
     .addOption(dataOption())
     .addHelpText("after", "\nExample:\n  npx mapflow artifacts get 01J… train model.bin --map-index 3 --out model-3.bin")
     .action(async (runId: string, taskId: string, name: string, opts: { out: string; mapIndex?: number; try?: number; json?: boolean; nats?: string; data: string }) => {
+      checkRunId(runId);
+      checkTaskId(taskId);
       const nats = await connectTo(opts, "mapflow-cli");
       const artifact = pickArtifact(await currentRun(nats, runId), taskId, name, opts.mapIndex, opts.try);
       const out = opts.out === "-" ? "-" : resolve(opts.out);

@@ -8,13 +8,13 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { MapflowEvent } from "../../libs/events/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
-import { isToken, subjects } from "../../libs/names/index.ts";
+import { subjects } from "../../libs/names/index.ts";
 import { followEvents, hasMessageFrom, lastLogSeq, readRecords, type LogRecord } from "../../libs/nats/index.ts";
 import { readArchive } from "../audit/archive.ts";
 import { replayToFile, type Cut } from "../audit/replay.ts";
 import { verifyProjection } from "../audit/verify.ts";
 import { cleanRuns } from "../audit/clean.ts";
-import { connectTo, dataOption, EXIT, natsOption, untilSignal } from "./common.ts";
+import { checkRunId, connectTo, dataOption, EXIT, natsOption, untilSignal } from "./common.ts";
 
 /** The fields every history row has a column for; the rest is the short payload. */
 const COLUMNS = new Set(["type", "runId", "taskId", "mapIndex", "try", "worker", "at", "spec"]);
@@ -63,10 +63,6 @@ function parseUntil(text: string | undefined): Pick<Cut, "untilSeq" | "untilTime
   const time = Date.parse(text);
   if (Number.isNaN(time)) throw new BadInputError(`--until takes a stream sequence (e.g. 1200) or an ISO time (e.g. 2026-11-27T07:00:00Z), got '${text}'`);
   return { untilTime: time };
-}
-
-function checkRunId(runId: string): void {
-  if (!isToken(runId)) throw new BadInputError(`'${runId}' is not a valid run id`);
 }
 
 export function auditCommands(program: Command): void {

@@ -5,7 +5,7 @@ import { loadDags, type DagBag } from "../../libs/dags/index.ts";
 import { BadInputError, UnreachableError } from "../../libs/errors.ts";
 import { createLogger } from "../../libs/log/index.ts";
 import { connectNats, DURABILITY_MODES, ensureStreams, isTransient, jetStreamUnavailable, type Nats } from "../../libs/nats/index.ts";
-import { isToken } from "../../libs/names/index.ts";
+import { isTaskId, isToken } from "../../libs/names/index.ts";
 import { runningStackUrl } from "../stack/index.ts";
 
 export const EXIT = { ok: 0, runFailed: 1, badInput: 2, unreachable: 3 } as const;
@@ -47,8 +47,22 @@ export async function connectTo(opts: { nats?: string; data: string }, name: str
   return nats;
 }
 
+/*
+ * Ids a command is given become NATS subject tokens: each is checked before
+ * anything connects, so a `.`, `*`, `>` or space is a clear error (exit 2)
+ * and never a wildcard that reaches other runs.
+ */
+
 export function checkDagId(dagId: string): void {
   if (!isToken(dagId)) throw new BadInputError(`'${dagId}' is not a valid DAG id: use letters, digits, '_' and '-' only`);
+}
+
+export function checkRunId(runId: string): void {
+  if (!isToken(runId)) throw new BadInputError(`'${runId}' is not a valid run id: run ids hold letters, digits, '_' and '-' only ('run' and 'trigger' print them)`);
+}
+
+export function checkTaskId(taskId: string): void {
+  if (!isTaskId(taskId)) throw new BadInputError(`'${taskId}' is not a valid task id: use letters, digits, '_' and '-', and '.' only between a task group's id and its task's`);
 }
 
 export function print(json: boolean, value: object, text: string): void {

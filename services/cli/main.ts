@@ -26,7 +26,7 @@ import { auditCommands } from "./audit.ts";
 import { artifactCommands } from "./artifacts.ts";
 import { workerCommands } from "./workers.ts";
 import { dagCommands } from "./dags.ts";
-import { checkDagId, connectTo, dataOption, DEFAULT_DATA, durabilityOption, EXIT, fail, loadBag, natsOption, print, untilSignal } from "./common.ts";
+import { checkDagId, checkRunId, checkTaskId, connectTo, dataOption, DEFAULT_DATA, durabilityOption, EXIT, fail, loadBag, natsOption, print, untilSignal } from "./common.ts";
 
 const program = new Command("mapflow")
   .description("Dynamic task mapping DAGs on an event-sourced NATS JetStream cluster")
@@ -95,6 +95,7 @@ program
   .addHelpText("after", "\nExample:\n  npx mapflow standalone --dags examples --data .mapflow --run sample_repeated_mapping\n  then open http://127.0.0.1:8080")
   .action(async (opts: { dags: string; data: string; port?: number; workers: number; queues?: string[]; run?: string; durability: Durability; ui: boolean; uiHost: string; uiPort: number }) => {
     const dataDir = resolve(opts.data);
+    if (opts.run !== undefined) checkDagId(opts.run);
     const existing = runningStackUrl(dataDir);
     if (existing) throw new BadInputError(`a stack is already running on ${dataDir} (${existing}); stop it first or use another --data`);
     const log = createLogger("mapflow");
@@ -199,6 +200,8 @@ program
   .addOption(dataOption())
   .addHelpText("after", "\nExample:\n  npx mapflow clear 01J… add --map-index 2 --downstream --wait")
   .action(async (runId: string, taskId: string, opts: { mapIndex?: number[]; downstream?: boolean; wait?: boolean; json?: boolean; nats?: string; data: string }) => {
+    checkRunId(runId);
+    checkTaskId(taskId);
     await operate(opts, runId, (nats) => clearRun(nats, runId, taskId, opts.mapIndex ?? null, Boolean(opts.downstream)));
   });
 
@@ -211,6 +214,7 @@ program
   .addOption(dataOption())
   .addHelpText("after", "\nExample:\n  npx mapflow cancel 01J… --wait")
   .action(async (runId: string, opts: { wait?: boolean; json?: boolean; nats?: string; data: string }) => {
+    checkRunId(runId);
     await operate(opts, runId, (nats) => cancelRun(nats, runId));
     if (opts.wait) process.exitCode = EXIT.ok;
   });
@@ -225,6 +229,8 @@ program
   .addOption(dataOption())
   .addHelpText("after", "\nExample:\n  npx mapflow mark 01J… add --map-index 3 --state success")
   .action(async (runId: string, taskId: string, opts: { mapIndex: number; state: string; json?: boolean; nats?: string; data: string }) => {
+    checkRunId(runId);
+    checkTaskId(taskId);
     await operate(opts, runId, (nats) => markInstance(nats, runId, taskId, opts.mapIndex, opts.state));
   });
 

@@ -4,7 +4,7 @@ import { confFor, evolve, FINISHED_RUN_STATES, type RunState } from "../../libs/
 import { decodeEvent } from "../../libs/codec/index.ts";
 import type { DagRegistered, RunEvent } from "../../libs/events/index.ts";
 import type { DagSpec } from "../../libs/core/spec.ts";
-import { HEADERS, msgIds, STREAMS, subjects } from "../../libs/names/index.ts";
+import { HEADERS, isToken, msgIds, STREAMS, subjects } from "../../libs/names/index.ts";
 import { appendEvent, followEvents, logBadEvent, type Nats } from "../../libs/nats/index.ts";
 import { createLogger, type Logger } from "../../libs/log/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
@@ -48,6 +48,8 @@ export async function waitForRun(nats: Nats, runId: string, log?: Logger, afterS
 
 /** The newest registration of a DAG on the stack, from the log. */
 export async function registeredDag(nats: Nats, dagId: string): Promise<DagRegistered> {
+  // The id becomes a subject token: `>` would name every DAG's registration (the web API passes a URL's segment).
+  if (!isToken(dagId)) throw new BadInputError(`'${dagId}' is not a valid DAG id: use letters, digits, '_' and '-' only`);
   const last = await nats.jsm.streams.getMessage(STREAMS.events, { last_by_subj: subjects.dagRegistered(dagId) });
   if (last) {
     const event = decodeEvent(last.data, last.header.get(HEADERS.eventType) || undefined);

@@ -5,7 +5,7 @@
  */
 import { hostname } from "node:os";
 import { PubHeaders, type JsMsg } from "@nats-io/jetstream";
-import { decodeEvent, decodeWork, encodeValue } from "../../libs/codec/index.ts";
+import { decodeEvent, decodeWork, encodeTaskValue } from "../../libs/codec/index.ts";
 import type { WorkItem } from "../../libs/core/work.ts";
 import type { ErrorInfo, InstanceFailed, InstanceSucceeded } from "../../libs/events/index.ts";
 import { DEFAULT_QUEUE, HEADERS, msgIds, objects, STREAMS, subjects } from "../../libs/names/index.ts";
@@ -302,9 +302,9 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   async function recordable(succeeded: InstanceSucceeded): Promise<InstanceSucceeded> {
     let data: Uint8Array;
     try {
-      data = encodeValue(succeeded.result);
+      data = encodeTaskValue(succeeded.result, "result");
     } catch (err) {
-      throw new Error(`task '${succeeded.taskId}' returned a value that cannot be stored (${(err as Error).message}); return plain data: numbers, strings, lists, objects`);
+      throw new Error(`task '${succeeded.taskId}' returned a value that cannot be stored: ${(err as Error).message}; return plain data: numbers, strings, lists, objects`);
     }
     if (data.byteLength > maxResultBytes) {
       throw new Error(`task '${succeeded.taskId}' returned ${data.byteLength} bytes, over the ${maxResultBytes}-byte limit for a result (MAPFLOW_MAX_VALUE_BYTES); write large data elsewhere and return a reference (a path or URL)`);

@@ -9,7 +9,7 @@
  */
 import type { KV } from "@nats-io/kv";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
-import { decodeValue, encodeValue } from "../../libs/codec/index.ts";
+import { decodeValue, encodeTaskValue } from "../../libs/codec/index.ts";
 import type { WorkItem } from "../../libs/core/work.ts";
 import { TaskKvError } from "../../libs/errors.ts";
 import { isKvKey, kvKeys, MAX_KV_KEY_LENGTH } from "../../libs/names/index.ts";
@@ -42,9 +42,9 @@ export function taskKvs(nats: Nats): TaskKvFactory {
       if (value === undefined) throw new TaskKvError(`${what}.put('${key}', undefined): store null, or delete the key`);
       let data: Uint8Array;
       try {
-        data = encodeValue(value);
+        data = encodeTaskValue(value, "value");
       } catch (err) {
-        throw new TaskKvError(`${what} value for '${key}' cannot be stored (${(err as Error).message}); store plain data: numbers, strings, lists, objects`);
+        throw new TaskKvError(`${what} value for '${key}' cannot be stored: ${(err as Error).message}; store plain data: numbers, strings, lists, objects`);
       }
       if (data.byteLength > MAX_KV_VALUE_BYTES) {
         throw new TaskKvError(`${what} value for '${key}' is ${data.byteLength} bytes, over the ${MAX_KV_VALUE_BYTES}-byte limit; store large data with ctx.artifact and keep its reference here`);
