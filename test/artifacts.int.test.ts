@@ -12,7 +12,7 @@ import { artifactStore } from "../libs/nats/index.ts";
 import { cleanRuns } from "../services/audit/clean.ts";
 import { startStack, type Stack } from "../services/stack/index.ts";
 import { requestRun, waitForRun } from "../services/cli/runs.ts";
-import { cli, FIXTURES, tempDir } from "./helpers/index.ts";
+import { bearer, cli, FIXTURES, tempDir } from "./helpers/index.ts";
 import { replayed } from "./helpers/replay.ts";
 import { binaryOf, ITEMS, noteOf } from "./fixtures/artifacts/artifacts.ts";
 import { LIMIT } from "./fixtures/artifacts/refused.ts";
@@ -45,7 +45,7 @@ after(async () => {
 
 const mapflow = (...args: string[]) => cli([...args, "--nats", stack.url]);
 const json = async (path: string) => {
-  const res = await fetch(`${base}${path}`);
+  const res = await fetch(`${base}${path}`, { headers: bearer(stack.ui!.token.value) });
   return { status: res.status, body: await res.json() };
 };
 
@@ -98,23 +98,27 @@ test("the UI API lists the same artifacts, per run and per instance, with where 
   const cliList = JSON.parse((await mapflow("artifacts", run.runId, "--json")).stdout).artifacts as ArtifactListing[];
   const all = await json(`/api/runs/${run.runId}/artifacts`);
   assert.equal(all.status, 200);
-  assert.deepEqual(all.body.map(({ url: _, ...a }: ArtifactListing & { url: string }) => a), cliList);
+  assert.deepEqual(all.body.map(({ url: _, download: __, ...a }: ArtifactListing & { url: string; download: string }) => a), cliList);
   const flaky = await json(`/api/runs/${run.runId}/artifacts?task=flaky&mapIndex=-1`);
   assert.deepEqual(flaky.body.map((a: ArtifactListing) => a.try), [1, 2]);
   assert.equal(flaky.body[1].url, `/api/runs/${run.runId}/artifacts/flaky/-1/2/attempt.json`);
+  // The link a browser downloads from: the same path, signed, as a download cannot send the token header.
+  assert.match(flaky.body[1].download, new RegExp(`^${flaky.body[1].url}\\?exp=\\d+&sig=[\\w-]{43}$`));
   assert.equal((await json(`/api/runs/${run.runId}/artifacts?task=write&mapIndex=7`)).body.length, 0);
 });
 
-test("each artifact downloads over HTTP byte for byte, as an attachment with its content type", async () => {
-  const list = (await json(`/api/runs/${run.runId}/artifacts`)).body as (ArtifactListing & { url: string })[];
+test("each artifact downloads over HTTP byte for byte, as an attachment with its content type, with the token or by its signed link", async () => {
+  const list = (await json(`/api/runs/${run.runId}/artifacts`)).body as (ArtifactListing & { url: string; download: string })[];
   assert.equal(list.length, EXPECTED.length);
   for (const a of list) {
-    const res = await fetch(`${base}${a.url}`);
-    assert.equal(res.status, 200, a.url);
-    assert.equal(res.headers.get("content-type"), a.contentType);
-    assert.equal(res.headers.get("content-disposition"), `attachment; filename="${a.name}"`);
-    assert.equal(res.headers.get("x-content-type-options"), "nosniff");
-    assert.deepEqual(new Uint8Array(await res.arrayBuffer()), expectedBytes(a), a.url);
+    for (const res of [await fetch(`${base}${a.url}`, { headers: bearer(stack.ui!.token.value) }), await fetch(`${base}${a.download}`)]) {
+      assert.equal(res.status, 200, a.url);
+      assert.equal(res.headers.get("content-type"), a.contentType);
+      assert.equal(res.headers.get("content-disposition"), `attachment; filename="${a.name}"`);
+      assert.equal(res.headers.get("x-content-type-options"), "nosniff");
+      assert.deepEqual(new Uint8Array(await res.arrayBuffer()), expectedBytes(a), a.url);
+    }
+    assert.equal((await fetch(`${base}${a.url}`)).status, 401, "the plain path wants the token");
   }
   const missing = await json(`/api/runs/${run.runId}/artifacts/write/0/1/nope.txt`);
   assert.equal(missing.status, 404);

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ACCEPTANCE, FIXTURE_DAGS, ROOT, cli, startCli, stopProcess, tempDir } from "./helpers/index.ts";
+import { ACCEPTANCE, FIXTURE_DAGS, ROOT, bearer, cli, printedToken, startCli, stopProcess, tempDir } from "./helpers/index.ts";
 import { connectNats, ensureStreams, startNatsServer } from "../libs/nats/index.ts";
 import { loadDags, pickDag } from "../libs/dags/index.ts";
 import { createLogger } from "../libs/log/index.ts";
@@ -59,13 +59,17 @@ test("trigger with no stack to talk to exits 3 and says what to check", async ()
 
 test("standalone keeps a stack up and serves the UI; trigger --wait --json finds it through the data dir and prints the run", async () => {
   const dir = tempDir();
-  const standalone = await startCli(["standalone", "--dags", ACCEPTANCE, "--data", dir.path, "--ui-port", "0"], /mapflow standalone: NATS at .*\n/);
+  const standalone = await startCli(["standalone", "--dags", ACCEPTANCE, "--data", dir.path, "--ui-port", "0"], /mapflow standalone: NATS at .*\n.*api-token.*\n/);
   try {
     assert.ok(existsSync(join(dir.path, "stack.json")));
     const ui = /web UI at (http:\/\/127\.0\.0\.1:\d+)/.exec(standalone.output())?.[1];
     assert.ok(ui, `standalone names its UI:\n${standalone.output()}`);
+    // A first start makes the API token and prints the link that signs in with it.
+    assert.match(standalone.output(), new RegExp(`open ${ui}/#token=[\\w-]+ to sign in`));
+    const auth = bearer(printedToken(standalone.output()));
+    assert.equal((await fetch(`${ui}/api/dags`)).status, 401, "the API wants the token");
     // The projector lists the DAGs once it has folded their registration.
-    const listed = async () => ((await (await fetch(`${ui}/api/dags`)).json()) as { dagId: string }[]).some((d) => d.dagId === "sample_repeated_mapping");
+    const listed = async () => ((await (await fetch(`${ui}/api/dags`, { headers: auth })).json()) as { dagId: string }[]).some((d) => d.dagId === "sample_repeated_mapping");
     for (const deadline = Date.now() + 10_000; !(await listed()) && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 100));
     assert.ok(await listed(), "the UI lists the stack's DAGs");
     const { code, stdout, stderr } = await cli(["trigger", "sample_repeated_mapping", "--wait", "--json", "--data", dir.path]);

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { cli, ROOT, startCli, stopProcess, tempDir } from "./helpers/index.ts";
+import { bearer, cli, printedToken, ROOT, startCli, stopProcess, tempDir } from "./helpers/index.ts";
 
 const EXAMPLES = join(ROOT, "examples");
 const dir = tempDir("mapflow-examples-");
@@ -88,9 +88,10 @@ test("elt_files: an empty folder skips the load, and the report (all_done) says 
 
 test("per_customer: each run trains one model per customer listed then; dropped customers keep their past results", async () => {
   const data = tempDir("mapflow-customers-");
-  const standalone = await startCli(["standalone", "--dags", EXAMPLES, "--data", data.path, "--ui-port", "0"], /web UI at (http:\S+)/);
+  const standalone = await startCli(["standalone", "--dags", EXAMPLES, "--data", data.path, "--ui-port", "0"], /web UI at (http:\S+)\n.*#token=/);
   try {
     const ui = /web UI at (http:\S+)/.exec(standalone.output())![1]!;
+    const auth = bearer(printedToken(standalone.output()));
     const list = join(data.path, "customers.json");
     const trigger = async (ids: string[]) => {
       writeFileSync(list, JSON.stringify(ids.map((id) => ({ id, name: id.toUpperCase() }))));
@@ -110,7 +111,7 @@ test("per_customer: each run trains one model per customer listed then; dropped 
     const deadline = Date.now() + 10_000;
     let labels: string[] = [];
     while (!labels.includes("acme") && Date.now() < deadline) {
-      const page = (await (await fetch(`${ui}/api/runs/${first.runId}/tasks/train/instances`)).json()) as { rows?: { label: string; state: string; result: string }[] };
+      const page = (await (await fetch(`${ui}/api/runs/${first.runId}/tasks/train/instances`, { headers: auth })).json()) as { rows?: { label: string; state: string; result: string }[] };
       labels = (page.rows ?? []).map((r) => r.label);
       if (!labels.includes("acme")) await new Promise((r) => setTimeout(r, 100));
     }

@@ -15,7 +15,7 @@ import { startWorker } from "../services/worker/index.ts";
 import { taskKvs } from "../services/worker/kv.ts";
 import { cleanRuns } from "../services/audit/clean.ts";
 import { requestRun, waitForRun } from "../services/cli/runs.ts";
-import { cli, FIXTURES, startCli, stopProcess, tempDir } from "./helpers/index.ts";
+import { bearer, cli, FIXTURES, startCli, stopProcess, tempDir } from "./helpers/index.ts";
 import { SCORES } from "./fixtures/artifacts/kv_best.ts";
 
 const dir = tempDir();
@@ -103,7 +103,7 @@ test("`mapflow workers --json` lists workers on other queues with their queue an
     assert.equal(stackWorkers.length, 2);
     assert.notEqual(stackWorkers[0]!.key, stackWorkers[1]!.key);
 
-    const api = await fetch(`${stack.ui!.url}/api/workers`);
+    const api = await fetch(`${stack.ui!.url}/api/workers`, { headers: bearer(stack.ui!.token.value) });
     assert.deepEqual(((await api.json()) as WorkerPresence[]).map((w) => w.name).sort(), workers.map((w) => w.name).sort());
 
     await gpu.stop();

@@ -1,13 +1,15 @@
 // The web UI's JSON API and live stream on a real stack: what the screens read, and the actions they take.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { loadDags, pickDag, type DagBag } from "../libs/dags/index.ts";
 import { createLogger } from "../libs/log/index.ts";
 import { startStack, type Stack } from "../services/stack/index.ts";
 import { requestRun, waitForRun } from "../services/cli/runs.ts";
-import { ROOT, startCli, tempDir } from "./helpers/index.ts";
+import { bearer, printedToken, ROOT, startCli, stopProcess, tempDir } from "./helpers/index.ts";
 import { startUi } from "../services/ui/index.ts";
+import { ApiGate, apiToken, SIGNED_LINK_MS, TOKEN_ENV } from "../services/ui/auth.ts";
 import { BadInputError } from "../libs/errors.ts";
 
 const dir = tempDir();
@@ -16,15 +18,19 @@ let bag: DagBag;
 let base: string;
 let runId: string;
 
-async function api(path: string, init?: RequestInit): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${base}${path}`, init);
-  return { status: res.status, body: await res.json() };
+/** A call with the stack's token, unless `init` sets its own authorization (or none, with `authorization: ""`). */
+async function api(path: string, init: RequestInit & { headers?: Record<string, string> } = {}, at = base): Promise<{ status: number; body: any; headers: Headers }> {
+  const headers = Object.fromEntries(Object.entries({ ...bearer(stack.ui!.token.value), ...init.headers }).filter(([, v]) => v !== ""));
+  // A stream answered where a refusal was due would never end: the timeout turns that into a failure.
+  const res = await fetch(`${at}${path}`, { signal: AbortSignal.timeout(20_000), ...init, headers });
+  return { status: res.status, body: await res.json(), headers: res.headers };
 }
-const postJson = (path: string, body: unknown) => api(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+const postJson = (path: string, body: unknown, headers: Record<string, string> = {}, at = base) =>
+  api(path, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) }, at);
 
 /** Resolves with the first `change` message of the live stream that names `runId`. */
 async function nextChange(run: string, signal: AbortSignal): Promise<{ seq: number; runs: { runId: string; state: string }[] }> {
-  const res = await fetch(`${base}/api/live`, { signal });
+  const res = await fetch(`${base}/api/live`, { signal, headers: bearer(stack.ui!.token.value) });
   assert.equal(res.headers.get("content-type"), "text/event-stream");
   const decoder = new TextDecoder();
   let text = "";
@@ -63,6 +69,8 @@ test("the UI binds to 127.0.0.1 and serves the app on any page path", async () =
   const page = await fetch(`${base}/runs/${runId}`);
   assert.equal(page.status, 200);
   assert.match(await page.text(), /<script type="module" src="\/app\.js">/);
+  // The page holds no data and needs no token; another site may not frame it and steer its clicks.
+  assert.equal(page.headers.get("x-frame-options"), "DENY");
   const js = await fetch(`${base}/app.js`);
   assert.equal(js.status, 200);
   assert.ok((await js.text()).length > 10_000, "the bundled client is served");
@@ -133,6 +141,14 @@ test("unknown things are 404, bad input is 400 with what to do, and actions need
   const big = await api(`/api/dags/sample_repeated_mapping/trigger`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ conf: { x: "y".repeat(1_100_000) } }) });
   assert.equal(big.status, 400);
   assert.match(big.body.error, /over 1048576 bytes/);
+  // An action that reads nothing from its body still wants a JSON one, so no form can post it.
+  const formCancel = await api(`/api/runs/${runId}/cancel`, { method: "POST", headers: { "content-type": "text/plain" }, body: "{}" });
+  assert.equal(formCancel.status, 400);
+  assert.match(formCancel.body.error, /content-type application\/json/);
+  // No GET changes anything: the actions' paths answer GET with 405.
+  for (const path of [`/api/runs/${runId}/cancel`, `/api/runs/${runId}/clear`, `/api/runs/${runId}/mark`, "/api/dags/sample_repeated_mapping/trigger", "/api/dags/sample_repeated_mapping/pause"]) {
+    assert.equal((await api(path)).status, 405, path);
+  }
 });
 
 test("clearing one instance re-runs it and the live stream names the run as it moves", async () => {
@@ -180,28 +196,128 @@ test("pause sets a DAG's paused state, which the DAG list then shows", async () 
 test("a UI on a port already taken says so and what to do", async () => {
   const port = Number(new URL(base).port);
   await assert.rejects(
-    startUi({ nats: stack.nats, dbPath: join(dir.path, "mapflow.sqlite"), log: createLogger("test", "warn"), port }),
+    startUi({ nats: stack.nats, dbPath: join(dir.path, "mapflow.sqlite"), log: createLogger("test", "warn"), port, token: stack.ui!.token }),
     (err: Error) => err instanceof BadInputError && /port \d+ on 127\.0\.0\.1 is in use.*0 for any free one/.test(err.message),
   );
 });
 
-test("'mapflow ui' beside a stack runs its own projector and serves the same runs", async () => {
+const NO_TOKEN = { authorization: "" };
+const WRONG_TOKEN = bearer("not-the-token-of-this-ui");
+
+test("without the token, or with a wrong one, reads and actions answer 401 saying what to do, and change nothing", async () => {
+  const before = await lastSeq();
+  const requests: [string, string][] = [
+    ["GET", "/api/dags"], ["GET", `/api/runs/${runId}`], ["GET", `/api/runs/${runId}/history`], ["GET", "/api/live"], ["GET", "/api/nothing"],
+    ["POST", "/api/dags/sample_repeated_mapping/trigger"], ["POST", `/api/runs/${runId}/clear`], ["POST", "/api/dags/sample_repeated_mapping/pause"],
+  ];
+  for (const [method, path] of requests) {
+    const body = method === "POST" ? JSON.stringify({ conf: {}, taskId: "add", paused: true }) : undefined;
+    const none = await api(path, { method, body, headers: { ...NO_TOKEN, "content-type": "application/json" } });
+    assert.equal(none.status, 401, `${method} ${path} without a token`);
+    assert.match(none.body.error, /send the header 'Authorization: Bearer <token>'.*printed as a link when the UI first started.*'api-token' in the UI's data dir.*MAPFLOW_API_TOKEN/);
+    assert.equal(none.headers.get("www-authenticate"), 'Bearer realm="mapflow"');
+    const wrong = await api(path, { method, body, headers: { ...WRONG_TOKEN, "content-type": "application/json" } });
+    assert.equal(wrong.status, 401, `${method} ${path} with a wrong token`);
+    assert.match(wrong.body.error, /not this UI's API token/);
+    const basic = await api(path, { method, body, headers: { authorization: `Basic ${Buffer.from(`u:${stack.ui!.token.value}`).toString("base64")}` } });
+    assert.equal(basic.status, 401, `${method} ${path} with Basic`);
+    assert.match(basic.body.error, /send the token as 'Authorization: Bearer <token>'/);
+  }
+  assert.equal(await lastSeq(), before, "no refused action appended an event");
+  // A token in the query string is no token: it would end up in logs.
+  assert.equal((await api(`/api/dags?token=${stack.ui!.token.value}`, { headers: NO_TOKEN })).status, 401);
+});
+
+test("with --public-read, reads need no token and actions still do; a trigger with the token works", async () => {
+  const open = await startUi({ nats: stack.nats, dbPath: join(dir.path, "mapflow.sqlite"), log: createLogger("test", "warn"), port: 0, token: stack.ui!.token, publicRead: true });
+  try {
+    const dags = await api("/api/dags", { headers: NO_TOKEN }, open.url);
+    assert.equal(dags.status, 200);
+    assert.ok(dags.body.some((d: { dagId: string }) => d.dagId === "sample_repeated_mapping"));
+    assert.equal((await api(`/api/runs/${runId}`, { headers: NO_TOKEN }, open.url)).body.runId, runId);
+    const stop = new AbortController();
+    const live = await fetch(`${open.url}/api/live`, { signal: stop.signal });
+    assert.deepEqual([live.status, live.headers.get("content-type")], [200, "text/event-stream"]);
+    stop.abort();
+    const before = await lastSeq();
+    assert.equal((await postJson("/api/dags/sample_repeated_mapping/trigger", { conf: {} }, NO_TOKEN, open.url)).status, 401);
+    assert.equal((await postJson("/api/dags/sample_repeated_mapping/trigger", { conf: {} }, WRONG_TOKEN, open.url)).status, 401);
+    assert.equal((await postJson(`/api/runs/${runId}/cancel`, {}, NO_TOKEN, open.url)).status, 401);
+    assert.equal(await lastSeq(), before, "the refused actions appended nothing");
+    const started = await postJson("/api/dags/sample_repeated_mapping/trigger", { conf: {} }, {}, open.url);
+    assert.equal(started.status, 200);
+    assert.equal((await waitForRun(stack.nats, started.body.runId)).state, "success");
+  } finally {
+    await open.stop();
+  }
+});
+
+test("the token file is made on the first start with mode 0600 and reused after; MAPFLOW_API_TOKEN takes its place", () => {
+  const file = join(dir.path, "api-token");
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  assert.deepEqual({ ...stack.ui!.token }, { value: readFileSync(file, "utf8").trim(), source: "new", file });
+  assert.match(stack.ui!.token.value, /^[\w-]{43}$/, "32 random bytes, base64url");
+  const log = createLogger("test", "warn");
+  assert.deepEqual({ ...apiToken(dir.path, log) }, { value: stack.ui!.token.value, source: "file", file });
+  const other = tempDir();
+  try {
+    assert.deepEqual({ ...apiToken(other.path, log, { [TOKEN_ENV]: "set-by-the-operator-1234" }) }, { value: "set-by-the-operator-1234", source: "env" });
+    assert.throws(() => statSync(join(other.path, "api-token")), /ENOENT/, "a token from the environment writes no file");
+    assert.throws(() => apiToken(other.path, log, { [TOKEN_ENV]: "short" }), (err: Error) => err instanceof BadInputError && /MAPFLOW_API_TOKEN must be 16 to 512 printable characters/.test(err.message));
+    assert.equal(apiToken(other.path, log, { [TOKEN_ENV]: "" }).source, "new", "an empty MAPFLOW_API_TOKEN counts as unset");
+  } finally {
+    other.remove();
+  }
+});
+
+test("a signed link opens its one path without the header, and only until it expires", async () => {
+  const gate = new ApiGate(stack.ui!.token, false);
+  const path = `/api/runs/${runId}`;
+  assert.equal((await api(gate.sign(path), { headers: NO_TOKEN })).body.runId, runId);
+  const [, query] = gate.sign(path).split("?");
+  assert.equal((await api(`/api/runs?${query}`, { headers: NO_TOKEN })).status, 401, "another path with the same signature");
+  const expired = await api(gate.sign(path, Date.now() - SIGNED_LINK_MS - 1000), { headers: NO_TOKEN });
+  assert.equal(expired.status, 401);
+  assert.match(expired.body.error, /expired; reload the page/);
+  const forged = await api(`${path}?exp=${Date.now() + 60_000}&sig=${"A".repeat(43)}`, { headers: NO_TOKEN });
+  assert.equal(forged.status, 401);
+  assert.match(forged.body.error, /signature does not match/);
+  const signedPost = await postJson(gate.sign(`/api/runs/${runId}/cancel`), {}, NO_TOKEN);
+  assert.equal(signedPost.status, 401, "a signature opens reads only");
+});
+
+test("'mapflow ui' beside a stack runs its own projector, prints its token once, and serves the same runs", async () => {
   const data = tempDir("mapflow-ui-cli-");
-  const ui = await startCli(["ui", "--nats", stack.url, "--data", data.path, "--port", "0"], /ui ready at (http:\S+)/);
+  const ready = /ui ready at (http:\S+)\n.*api-token/;
+  let ui = await startCli(["ui", "--nats", stack.url, "--data", data.path, "--port", "0"], ready);
   try {
     const url = /ui ready at (http:\S+)/.exec(ui.output())![1]!;
     assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    // The first start prints a link that signs in, and keeps the token in the data dir.
+    assert.match(ui.output(), new RegExp(`open ${url}/#token=[\\w-]{43} to sign in`));
+    const token = printedToken(ui.output());
+    assert.equal(readFileSync(join(data.path, "api-token"), "utf8").trim(), token);
+    assert.equal((await api("/api/runs", { headers: NO_TOKEN }, url)).status, 401);
     // Its projector folds the log from the start; the run shows up once it has.
     const deadline = Date.now() + 30_000;
     let runs: { runId: string }[] = [];
     while (!runs.some((r) => r.runId === runId) && Date.now() < deadline) {
-      runs = (await (await fetch(`${url}/api/runs`)).json()) as { runId: string }[];
+      runs = (await api("/api/runs", { headers: bearer(token) }, url)).body as { runId: string }[];
       if (!runs.some((r) => r.runId === runId)) await new Promise((r) => setTimeout(r, 100));
     }
     assert.ok(runs.some((r) => r.runId === runId), "the run the stack ran is listed");
+    await stopProcess(ui);
+
+    // Started again on that data dir, with --public-read: the same token, named by its file and not printed.
+    ui = await startCli(["ui", "--nats", stack.url, "--data", data.path, "--port", "0", "--public-read"], ready);
+    const again = /ui ready at (http:\S+)/.exec(ui.output())![1]!;
+    assert.doesNotMatch(ui.output(), new RegExp(token));
+    assert.match(ui.output(), new RegExp(`the API token is in ${join(data.path, "api-token")}`));
+    assert.equal((await api("/api/dags", { headers: NO_TOKEN }, again)).status, 200);
+    assert.equal((await postJson(`/api/runs/${runId}/cancel`, {}, NO_TOKEN, again)).status, 401);
+    assert.equal((await postJson(`/api/runs/${runId}/cancel`, {}, bearer(token), again)).status, 400, "with the token the cancel is checked (the run has ended)");
   } finally {
-    ui.kill("SIGTERM");
-    await new Promise((r) => ui.once("exit", r));
+    await stopProcess(ui);
     data.remove();
   }
 });

@@ -11,7 +11,7 @@ import { startStack, type Stack } from "../services/stack/index.ts";
 import { startWorker, type Worker } from "../services/worker/index.ts";
 import { requestRun, waitForRun } from "../services/cli/runs.ts";
 import { replayToFile } from "../services/audit/replay.ts";
-import { tempDir } from "./helpers/index.ts";
+import { bearer, tempDir } from "./helpers/index.ts";
 
 const dir = tempDir();
 const log = createLogger("test", "warn");
@@ -59,7 +59,7 @@ after(async () => {
 const taskIds = (spec: { readonly tasks: readonly { id: string }[] } | undefined) => spec?.tasks.map((t) => t.id);
 
 test("the UI shows each run with the graph it ran with, and the DAG with its latest", async () => {
-  const api = async (path: string) => (await fetch(`${stack.ui!.url}${path}`)).json() as Promise<{ spec: { tasks: { id: string }[] }; version: string; dagVersion: string }>;
+  const api = async (path: string) => (await fetch(`${stack.ui!.url}${path}`, { headers: bearer(stack.ui!.token.value) })).json() as Promise<{ spec: { tasks: { id: string }[] }; version: string; dagVersion: string }>;
   const first = await api(`/api/runs/${runs.v1}`);
   const latest = await api(`/api/runs/${runs.v2}`);
   assert.deepEqual(taskIds(first.spec), ["train"]);

@@ -22,6 +22,7 @@ import { parseConf, registeredDag, requestRun, waitForRun } from "./runs.ts";
 import { renderRun } from "./render.ts";
 import { cancelRun, clearRun, currentRun, markInstance } from "./operate.ts";
 import { DEFAULT_UI_HOST, DEFAULT_UI_PORT, startUi } from "../ui/index.ts";
+import { apiToken, tokenNotice } from "../ui/auth.ts";
 import { auditCommands } from "./audit.ts";
 import { artifactCommands } from "./artifacts.ts";
 import { workerCommands } from "./workers.ts";
@@ -91,20 +92,22 @@ program
   .addOption(durabilityOption())
   .option("--ui-host <host>", "address the web UI listens on", DEFAULT_UI_HOST)
   .option("--ui-port <n>", "web UI port (0: any free one)", portNumber("--ui-port"), DEFAULT_UI_PORT)
+  .option("--ui-public-read", "let the web UI's reads through without the API token (actions still need it)")
   .option("--no-ui", "do not serve the web UI")
-  .addHelpText("after", "\nExample:\n  npx mapflow standalone --dags examples --data .mapflow --run sample_repeated_mapping\n  then open http://127.0.0.1:8080")
-  .action(async (opts: { dags: string; data: string; port?: number; workers: number; queues?: string[]; run?: string; durability: Durability; ui: boolean; uiHost: string; uiPort: number }) => {
+  .addHelpText("after", "\nExample:\n  npx mapflow standalone --dags examples --data .mapflow --run sample_repeated_mapping\n  then open the link it prints (http://127.0.0.1:8080/#token=...)")
+  .action(async (opts: { dags: string; data: string; port?: number; workers: number; queues?: string[]; run?: string; durability: Durability; ui: boolean; uiHost: string; uiPort: number; uiPublicRead?: boolean }) => {
     const dataDir = resolve(opts.data);
     if (opts.run !== undefined) checkDagId(opts.run);
     const existing = runningStackUrl(dataDir);
     if (existing) throw new BadInputError(`a stack is already running on ${dataDir} (${existing}); stop it first or use another --data`);
     const log = createLogger("mapflow");
     const bag = await loadBag(opts.dags, log);
-    const ui = opts.ui ? { host: opts.uiHost, port: opts.uiPort } : undefined;
+    const ui = opts.ui ? { host: opts.uiHost, port: opts.uiPort, publicRead: opts.uiPublicRead } : undefined;
     const stack = await startStack({ dataDir, bag, port: opts.port, workers: opts.workers, queues: opts.queues, log, durability: opts.durability, ui });
     const forget = recordStack(dataDir, stack.url);
     log.info({ nats: stack.url, data: dataDir, dags: [...bag.dags.keys()] }, "mapflow standalone is running; Ctrl-C stops it");
     process.stdout.write(`mapflow standalone: NATS at ${stack.url}, data in ${dataDir}${stack.ui ? `, web UI at ${stack.ui.url}` : ""}\n`);
+    if (stack.ui) process.stdout.write(`${tokenNotice(stack.ui.url, stack.ui.token)}\n`);
     if (opts.run) {
       const loaded = pickDag(bag, opts.run);
       const runId = await requestRun(stack.nats, { dagId: opts.run, version: loaded.version, spec: loaded.dag.spec, conf: {} });
@@ -323,14 +326,16 @@ serviceCommand("ui", "serve the web UI and its JSON API (reads a projection, tal
   .option("--host <host>", "address to listen on; anything but 127.0.0.1 exposes the UI to the network", DEFAULT_UI_HOST)
   .option("--port <n>", "port (0: any free one)", portNumber("--port"), DEFAULT_UI_PORT)
   .option("--db <file>", "read this projection, written by a projector beside this UI; without it the UI runs its own into <data>/ui.sqlite")
-  .addHelpText("after", "\nExample:\n  npx mapflow ui --nats nats://10.0.0.5:4222 --port 8080")
-  .action(async (opts: { nats?: string; data: string; host: string; port: number; db?: string }) => {
+  .option("--public-read", "let reads (GET) through without the API token; actions still need it")
+  .addHelpText("after", "\nThe API token is MAPFLOW_API_TOKEN, or <data>/api-token (made and printed as a link on the first start).\nExample:\n  npx mapflow ui --nats nats://10.0.0.5:4222 --port 8080")
+  .action(async (opts: { nats?: string; data: string; host: string; port: number; db?: string; publicRead?: boolean }) => {
     const log = createLogger("ui");
     if (opts.db && !existsSync(opts.db)) throw new BadInputError(`--db ${opts.db} does not exist; point it at a projector's SQLite file, or leave it out to run one here`);
+    const token = apiToken(resolve(opts.data), log);
     const nats = await connectTo(opts, "mapflow-ui");
     const projector = opts.db ? undefined : await startWhenReady(log, () => startProjector({ nats, log, dbPath: resolve(join(opts.data, "ui.sqlite")) }));
-    const ui = await startUi({ nats, log, dbPath: resolve(opts.db ?? join(opts.data, "ui.sqlite")), host: opts.host, port: opts.port });
-    process.stdout.write(`ui ready at ${ui.url}\n`);
+    const ui = await startUi({ nats, log, dbPath: resolve(opts.db ?? join(opts.data, "ui.sqlite")), host: opts.host, port: opts.port, token, publicRead: opts.publicRead });
+    process.stdout.write(`ui ready at ${ui.url}\n${tokenNotice(ui.url, token)}\n`);
     await untilSignal();
     await ui.stop();
     await projector?.stop();

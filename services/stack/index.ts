@@ -14,6 +14,7 @@ import { DEFAULT_LEASE_MS, whileLeader } from "../coordinator/lease.ts";
 import { startProjector, type Projector } from "../projector/index.ts";
 import { startWorker, type Worker, type WorkerOptions } from "../worker/index.ts";
 import { startUi, type Ui } from "../ui/index.ts";
+import { apiToken } from "../ui/auth.ts";
 
 export type StackOptions = {
   dataDir: string;
@@ -30,8 +31,8 @@ export type StackOptions = {
   maxValueBytes?: number;
   /** Queues the in-process workers serve (default: every queue the DAGs name). */
   queues?: readonly string[];
-  /** Serve the web UI here (port 0: any free one); absent: no UI. */
-  ui?: { host?: string; port?: number };
+  /** Serve the web UI here (port 0: any free one); absent: no UI. Its API token is MAPFLOW_API_TOKEN or `<dataDir>/api-token`. */
+  ui?: { host?: string; port?: number; publicRead?: boolean };
   /** Let the coordinator request scheduled runs (default true). */
   scheduling?: boolean;
 };
@@ -94,7 +95,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       }));
     }
   }
-  const ui = options.ui ? await startUi({ nats: await connect("mapflow-ui"), dbPath, log: log.child({ component: "ui" }), ...options.ui }) : undefined;
+  let ui: Ui | undefined;
+  if (options.ui) {
+    const uiLog = log.child({ component: "ui" });
+    ui = await startUi({ nats: await connect("mapflow-ui"), dbPath, log: uiLog, token: apiToken(options.dataDir, uiLog), ...options.ui });
+  }
   return {
     url: server.url,
     server,

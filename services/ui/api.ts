@@ -20,7 +20,13 @@ import { registeredDag, requestRun } from "../cli/runs.ts";
 import { setPaused } from "../cli/pause.ts";
 import { intParam, NotFoundError, readJson, Router, type Request } from "./http.ts";
 
-export type ApiDeps = { nats: Nats; queries: ReadQueries; log: Logger };
+export type ApiDeps = {
+  nats: Nats;
+  queries: ReadQueries;
+  log: Logger;
+  /** A path made into a link that works without the token header for a while (downloads). */
+  sign: (path: string) => string;
+};
 
 /** How many past runs the DAG list and the grid show by default. */
 const RECENT_RUNS = 25;
@@ -87,7 +93,7 @@ async function sendArtifact(res: ServerResponse, store: () => ReturnType<typeof 
   if (failed) throw failed;
 }
 
-export function apiRoutes(router: Router, { nats, queries, log }: ApiDeps): Router {
+export function apiRoutes(router: Router, { nats, queries, log, sign }: ApiDeps): Router {
   const artifacts = lazily(() => artifactStore(nats));
   const runOr404 = (id: string) => {
     const run = queries.run(id);
@@ -155,7 +161,10 @@ export function apiRoutes(router: Router, { nats, queries, log }: ApiDeps): Rout
       if (task !== undefined && !isTaskId(task)) throw new BadInputError(`'${task}' is not a valid task id`);
       const index = request.url.searchParams.get("mapIndex");
       const rows = queries.artifacts(id, { taskId: task, mapIndex: index === null || index === "" ? undefined : mapIndex(index) });
-      return rows.map((a) => ({ ...a, url: artifactUrl(id, a) }));
+      return rows.map((a) => {
+        const url = artifactUrl(id, a);
+        return { ...a, url, download: sign(url) };
+      });
     })
     .on("GET", "/api/runs/:runId/artifacts/:taskId/:mapIndex/:try/:name", async (request, res) => {
       const tryNumber = Number(request.params["try"]);

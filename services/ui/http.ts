@@ -44,19 +44,28 @@ export class Router {
   }
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
+  res.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", ...headers });
   res.end(text);
 }
 
-/** API bodies are small JSON objects (a conf, a list of map indexes); anything larger is refused unread. */
+/** API bodies are small JSON objects (a conf, a list of map indexes); anything larger is refused. */
 export const MAX_BODY_BYTES = 1024 * 1024;
 
-export async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+/**
+ * Every action takes a JSON body, even one that reads nothing from it: a
+ * plain HTML form on another site cannot send that content type.
+ */
+export function checkJsonBody(req: IncomingMessage): void {
   const type = req.headers["content-type"] ?? "";
-  // A JSON content type also keeps a plain HTML form on another site from posting here.
   if (!type.startsWith("application/json")) throw new BadInputError(`send the body as JSON with content-type application/json (got '${type || "none"}')`);
+  // A body announced as too large is refused before a byte of it is read.
+  if (Number(req.headers["content-length"] ?? 0) > MAX_BODY_BYTES) throw new BadInputError(`the request body is over ${MAX_BODY_BYTES} bytes; send less`);
+}
+
+export async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  checkJsonBody(req);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {

@@ -70,3 +70,13 @@ export async function stopProcess(child: ChildProcess, signal: NodeJS.Signals = 
   await exited;
   clearTimeout(timer);
 }
+
+/** The header the UI's API wants, for a token (a stack's: `stack.ui!.token.value`). */
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+/** The API token from the sign-in link a first start prints (`open http://…/#token=…`). */
+export function printedToken(output: string): string {
+  const token = /\/#token=([\w-]+)/.exec(output)?.[1];
+  if (!token) throw new Error(`no #token= link in the output:\n${output}`);
+  return token;
+}

@@ -1,5 +1,5 @@
 /** One instance: its result (pretty, cut when large), error, logs per try, artifacts, its events, and the actions on it. */
-import { useState } from "preact/hooks";
+import { useEffect, useMemo, useState } from "preact/hooks";
 import { enc, get, post, touchesRun, useLive, type Artifact, type History, type InstanceRow, type TryLogs } from "./api.ts";
 import { colourOf } from "./states.ts";
 import { duration, size, time } from "./format.ts";
@@ -14,6 +14,16 @@ function pretty(json: string | null): string {
   } catch {
     return json;
   }
+}
+
+/**
+ * Opens the whole result in a tab of its own, from the copy this page holds:
+ * a link to the API would open without the token header, and be refused.
+ */
+function WholeResult({ text, length }: { text: string; length: number }) {
+  const href = useMemo(() => URL.createObjectURL(new Blob([text], { type: "application/json" })), [text]);
+  useEffect(() => () => URL.revokeObjectURL(href), [href]);
+  return <a href={href} target="_blank">the whole result ({length.toLocaleString()} characters of JSON)</a>;
 }
 
 function Logs({ path }: { path: string }) {
@@ -49,7 +59,7 @@ function Artifacts({ runId, taskId, mapIndex }: { runId: string; taskId: string;
         {data.map((a) => (
           <tr key={`${a.try}/${a.name}`} data-try={a.try} data-name={a.name}>
             <td>{a.try}</td>
-            <td><a href={a.url} download={a.name}>{a.name}</a></td>
+            <td><a href={a.download} download={a.name}>{a.name}</a></td>
             <td class="muted">{a.contentType}</td>
             <td>{size(a.bytes)}</td>
           </tr>
@@ -116,7 +126,7 @@ export function InstanceDetail(props: { runId: string; taskId: string; mapIndex:
         <>
           {i.error ? <pre class="error">{i.error.stack ?? i.error.message}</pre> : null}
           <pre class="result">{text.length > SHOWN_CHARS ? `${text.slice(0, SHOWN_CHARS)}\n…` : text}</pre>
-          {text.length > SHOWN_CHARS ? <a href={base} target="_blank" rel="noreferrer">the whole result ({i.resultLength.toLocaleString()} characters of JSON)</a> : null}
+          {text.length > SHOWN_CHARS ? <WholeResult text={text} length={i.resultLength} /> : null}
         </>
       ) : tab === "logs" ? (
         <Logs path={`${base}/logs`} />

@@ -2,6 +2,7 @@
 import { render } from "preact";
 import { useMemo, useState } from "preact/hooks";
 import { enc, get, post, touchesDag, touchesRun, useLive, type DagRow, type RunDetail } from "./api.ts";
+import { hasToken, signOut, takeTokenFromAddress, useAsking } from "./auth.ts";
 import { DagsPage, TriggerDialog } from "./dags.tsx";
 import { duration, time } from "./format.ts";
 import { Graph, type TaskView } from "./graph.tsx";
@@ -10,6 +11,7 @@ import { HistoryView } from "./history.tsx";
 import { navigate, setQuery, useLocation } from "./route.ts";
 import { colourOf } from "./states.ts";
 import { TaskPanel } from "./task-panel.tsx";
+import { TokenScreen } from "./token.tsx";
 import { WorkersPage } from "./workers.tsx";
 import "./style.css";
 
@@ -114,6 +116,7 @@ function RunsPage() {
 
 function App() {
   const { pathname } = useLocation();
+  const asking = useAsking();
   const [, section, id] = pathname.split("/").map(decodeURIComponent);
   return (
     <>
@@ -122,12 +125,15 @@ function App() {
         <Link to="/">DAGs</Link>
         <Link to="/runs">Runs</Link>
         <Link to="/workers">Workers</Link>
+        {hasToken() ? <button class="sign-out" onClick={signOut}>Sign out</button> : null}
       </header>
       <main>
-        {section === "dags" && id ? <DagPage dagId={id} /> : section === "runs" && id ? <RunPage runId={id} /> : section === "runs" ? <RunsPage /> : section === "workers" ? <WorkersPage /> : <DagsPage />}
+        {/* The pages unmount while the token is asked for, and load afresh once it is given. */}
+        {asking ? <TokenScreen why={asking} /> : section === "dags" && id ? <DagPage dagId={id} /> : section === "runs" && id ? <RunPage runId={id} /> : section === "runs" ? <RunsPage /> : section === "workers" ? <WorkersPage /> : <DagsPage />}
       </main>
     </>
   );
 }
 
+takeTokenFromAddress();
 render(<App />, document.getElementById("app")!);
