@@ -187,7 +187,7 @@ test("a UI on a port already taken says so and what to do", async () => {
 
 test("'mapflow ui' beside a stack runs its own projector and serves the same runs", async () => {
   const data = tempDir("mapflow-ui-cli-");
-  const ui = await startCli(["ui", "--nats", stack.url, "--data", data.path, "--port", "0"], /ui ready at (http:\S+)/);
+  const ui = await startCli(["ui", "--nats", stack.url, "--credentials", stack.server.credentialsFile, "--data", data.path, "--port", "0"], /ui ready at (http:\S+)/);
   try {
     const url = /ui ready at (http:\S+)/.exec(ui.output())![1]!;
     assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
