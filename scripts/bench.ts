@@ -80,7 +80,7 @@ const configs = [
 
 for (let round = 1; round <= settings.rounds; round++) {
   say(`round ${round}/${settings.rounds}: floor`);
-  floorRounds.push(await withServer("replicated", (nats, url) => floorRate(nats, url, settings.floorLoops)));
+  floorRounds.push(await withServer("replicated", (nats, server) => floorRate(nats, server, settings.floorLoops)));
   for (const [n, workers] of configs) {
     say(`round ${round}/${settings.rounds}: fan-out of ${n} with ${workers} worker${workers > 1 ? "s" : ""}`);
     const measured = await fanout(n, workers, { replay: n === largest && workers === 1, nodeArgs });

@@ -43,7 +43,7 @@ after(async () => {
   dir.remove();
 });
 
-const mapflow = (...args: string[]) => cli([...args, "--nats", stack.url]);
+const mapflow = (...args: string[]) => cli([...args, "--nats", stack.url, "--credentials", stack.server.credentialsFile]);
 const json = async (path: string) => {
   const res = await fetch(`${base}${path}`, { headers: bearer(stack.ui!.token.value) });
   return { status: res.status, body: await res.json() };

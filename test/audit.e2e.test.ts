@@ -7,7 +7,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { appendEvent, connectNats, type Nats } from "../libs/nats/index.ts";
 import { runDigests } from "../libs/store/digest.ts";
-import { cli, FIXTURES, ROOT, startCli, stopProcess, tempDir } from "./helpers/index.ts";
+import { cli, FIXTURES, ROOT, startCli, connectToStandalone, stopProcess, tempDir } from "./helpers/index.ts";
 
 const dir = tempDir();
 let standalone: Awaited<ReturnType<typeof startCli>>;
@@ -41,7 +41,7 @@ function tables(file: string) {
 before(async () => {
   standalone = await startCli(["standalone", "--dags", join(ROOT, "examples"), "--data", dir.path, "--no-ui", "--run", "sample_repeated_mapping"], /serving;/);
   runId = /run ([0-9A-Z]{26}) of sample_repeated_mapping: success/.exec(standalone.output())![1]!;
-  nats = await connectNats((JSON.parse(readFileSync(join(dir.path, "stack.json"), "utf8")) as { url: string }).url, "test");
+  nats = await connectToStandalone(dir.path);
 });
 
 after(async () => {

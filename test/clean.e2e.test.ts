@@ -7,7 +7,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { connectNats, readTryLogs, valueStore, type Nats } from "../libs/nats/index.ts";
 import { runDigest } from "../libs/store/digest.ts";
-import { cli, FIXTURES, startCli, stopProcess, tempDir } from "./helpers/index.ts";
+import { cli, FIXTURES, startCli, connectToStandalone, stopProcess, tempDir } from "./helpers/index.ts";
 
 const dir = tempDir();
 let standalone: Awaited<ReturnType<typeof startCli>>;
@@ -46,7 +46,7 @@ let oldDigests: Map<string, string>;
 
 before(async () => {
   standalone = await startCli(["standalone", "--dags", join(FIXTURES, "dags"), "--data", dir.path, "--no-ui"], /mapflow standalone: NATS at/);
-  nats = await connectNats((JSON.parse(readFileSync(join(dir.path, "stack.json"), "utf8")) as { url: string }).url, "test");
+  nats = await connectToStandalone(dir.path);
   // Old runs: one with stored (large) values, one failed, one whose (shell) tasks logged their output.
   old = [await trigger("big_inputs"), await trigger("failing"), await trigger("shell_env")];
   await new Promise((r) => setTimeout(r, 20));

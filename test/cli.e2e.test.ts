@@ -99,11 +99,11 @@ test("standalone keeps a stack up and serves the UI; trigger --wait --json finds
 test("two worker processes share the instances of one mapped task", async () => {
   const dir = tempDir();
   const server = await startNatsServer({ storeDir: join(dir.path, "nats") });
-  const nats = await connectNats(server.url, "test");
+  const nats = await connectNats(server.url, "test", server.auth("admin"));
   await ensureStreams(nats);
   const coordinator = await startCoordinator({ nats, log: createLogger("test", "warn") });
   const workers = await Promise.all(["wA", "wB"].map((name) =>
-    startCli(["worker", "--nats", server.url, "--dags", FIXTURE_DAGS, "--name", name, "--concurrency", "2"], /worker \S+ ready/)));
+    startCli(["worker", "--nats", server.url, "--credentials", server.credentialsFile, "--dags", FIXTURE_DAGS, "--name", name, "--concurrency", "2"], /worker \S+ ready/)));
   try {
     const { dag, version } = pickDag(await loadDags(FIXTURE_DAGS), "slow_fanout");
     const runId = await requestRun(nats, { dagId: "slow_fanout", version, spec: dag.spec, conf: {} });

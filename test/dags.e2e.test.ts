@@ -79,8 +79,8 @@ test("dags pause / unpause append the change once, and list, show and the read m
   assert.match((await mapflow("dags", "show", "nightly")).split("\n")[0]!, / paused$/);
 
   // Through --nats alone: no data dir, no read model.
-  const { url } = JSON.parse(readFileSync(join(dir.path, "stack.json"), "utf8")) as { url: string };
-  const viaNats = await cli(["dags", "list", "--json", "--nats", url, "--data", join(dir.path, "nowhere")]);
+  const { url, credentialsFile } = JSON.parse(readFileSync(join(dir.path, "stack.json"), "utf8")) as { url: string; credentialsFile: string };
+  const viaNats = await cli(["dags", "list", "--json", "--nats", url, "--credentials", credentialsFile, "--data", join(dir.path, "nowhere")]);
   assert.equal(viaNats.code, 0, viaNats.stderr);
   assert.equal((JSON.parse(viaNats.stdout) as { dagId: string; paused: boolean }[]).find((d) => d.dagId === "nightly")!.paused, true);
 

@@ -85,11 +85,11 @@ test("ctx.kv scopes: a run's keys are its own, the DAG's are shared; bad keys an
 
 test("`mapflow workers --json` lists workers on other queues with their queue and concurrency; one that stops is gone", async () => {
   // One a `mapflow worker` process (stopped by SIGTERM), one in this process (stopped by stop()).
-  const train = await startCli(["worker", "--nats", stack.url, "--dags", join(FIXTURES, "artifacts"), "--queue", "train", "--concurrency", "4", "--name", "trainer"], /worker trainer ready/);
+  const train = await startCli(["worker", "--nats", stack.url, "--credentials", stack.server.credentialsFile, "--dags", join(FIXTURES, "artifacts"), "--queue", "train", "--concurrency", "4", "--name", "trainer"], /worker trainer ready/);
   const gpu = await startWorker({ nats: stack.nats, log, bag, queue: "gpu", concurrency: 2, name: "gpu-box" });
   let gpuRunning = true;
   const listed = async () => {
-    const { code, stdout, stderr } = await cli(["workers", "--json", "--nats", stack.url]);
+    const { code, stdout, stderr } = await cli(["workers", "--json", "--nats", stack.url, "--credentials", stack.server.credentialsFile]);
     assert.equal(code, 0, stderr);
     return (JSON.parse(stdout) as { workers: WorkerPresence[] }).workers;
   };
@@ -109,7 +109,7 @@ test("`mapflow workers --json` lists workers on other queues with their queue an
     await gpu.stop();
     gpuRunning = false;
     assert.deepEqual((await listed()).filter((w) => w.queues[0] !== "default").map((w) => w.name), ["trainer"]);
-    const text = await cli(["workers", "--nats", stack.url]);
+    const text = await cli(["workers", "--nats", stack.url, "--credentials", stack.server.credentialsFile]);
     assert.match(text.stdout, /^3 live workers\n/);
     assert.match(text.stdout, /trainer\s+\S+\s+\d+\s+train\s+4\s+0\s/);
 

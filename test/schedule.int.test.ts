@@ -32,7 +32,7 @@ const day = (d: number) => Date.parse(`2024-01-${String(d).padStart(2, "0")}T00:
 
 before(async () => {
   server = await startNatsServer({ storeDir: join(dir.path, "nats") });
-  nats = await connectNats(server.url, "test");
+  nats = await connectNats(server.url, "test", server.auth("admin"));
   await ensureStreams(nats);
   bag = await loadDags(join(FIXTURES, "schedules"));
   assert.deepEqual(bag.errors, []);

@@ -289,7 +289,7 @@ test("a signed link opens its one path without the header, and only until it exp
 test("'mapflow ui' beside a stack runs its own projector, prints its token once, and serves the same runs", async () => {
   const data = tempDir("mapflow-ui-cli-");
   const ready = /ui ready at (http:\S+)\n.*api-token/;
-  let ui = await startCli(["ui", "--nats", stack.url, "--data", data.path, "--port", "0"], ready);
+  let ui = await startCli(["ui", "--nats", stack.url, "--credentials", stack.server.credentialsFile, "--data", data.path, "--port", "0"], ready);
   try {
     const url = /ui ready at (http:\S+)/.exec(ui.output())![1]!;
     assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
@@ -309,7 +309,7 @@ test("'mapflow ui' beside a stack runs its own projector, prints its token once,
     await stopProcess(ui);
 
     // Started again on that data dir, with --public-read: the same token, named by its file and not printed.
-    ui = await startCli(["ui", "--nats", stack.url, "--data", data.path, "--port", "0", "--public-read"], ready);
+    ui = await startCli(["ui", "--nats", stack.url, "--credentials", stack.server.credentialsFile, "--data", data.path, "--port", "0", "--public-read"], ready);
     const again = /ui ready at (http:\S+)/.exec(ui.output())![1]!;
     assert.doesNotMatch(ui.output(), new RegExp(token));
     assert.match(ui.output(), new RegExp(`the API token is in ${join(data.path, "api-token")}`));

@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort, startNatsServer, type NatsServer } from "./server.ts";
+import { authFor, CREDENTIALS_FILE, loadOrCreateCredentials, type Credentials, type NatsAuth, type Role } from "./auth.ts";
 
 const CLUSTER_CONF = fileURLToPath(new URL("../../nats-cluster.conf", import.meta.url));
 
@@ -16,6 +17,10 @@ export type Cluster = {
   readonly nodes: readonly NodeSpec[];
   /** Client URLs of every node, for `--nats a,b,c`. */
   readonly urls: readonly string[];
+  /** The roles' passwords, one file for all three nodes (in the cluster's dir). */
+  readonly credentials: Credentials;
+  readonly credentialsFile: string;
+  auth(role: Role): NatsAuth;
   /** Whether node i is running. */
   running(i: number): boolean;
   stop(i: number, signal?: NodeJS.Signals): Promise<void>;
@@ -28,6 +33,8 @@ export async function startCluster(dir: string, ports?: readonly { port: number;
   // machine (a killed test run) that reaches one of these ports through its old routes is refused
   // instead of joining and confusing JetStream's placement, and a restart on the same stores keeps it.
   const name = `mapflow-${createHash("sha256").update(resolve(dir)).digest("hex").slice(0, 8)}`;
+  const credentialsFile = join(dir, CREDENTIALS_FILE);
+  const credentials = loadOrCreateCredentials(credentialsFile);
   const nodes: NodeSpec[] = [];
   const taken = new Set<number>();
   /** A free port no other node of this cluster was given (the kernel may hand the same one out twice). */
@@ -49,7 +56,7 @@ export async function startCluster(dir: string, ports?: readonly { port: number;
     const node = nodes[i]!;
     const routes = nodes.filter((n) => n !== node).map((n) => `nats://127.0.0.1:${n.routePort}`).join(",");
     servers[i] = await startNatsServer({
-      storeDir: node.storeDir, port: node.port, config: CLUSTER_CONF,
+      storeDir: node.storeDir, port: node.port, config: CLUSTER_CONF, credentialsFile,
       args: ["-n", node.name, "--cluster_name", name, "--cluster", `nats://127.0.0.1:${node.routePort}`, "--routes", routes],
     });
   };
@@ -57,6 +64,9 @@ export async function startCluster(dir: string, ports?: readonly { port: number;
   return {
     nodes,
     urls: nodes.map((n) => `nats://127.0.0.1:${n.port}`),
+    credentials,
+    credentialsFile,
+    auth: (role) => authFor(credentials, role),
     running: (i) => servers[i] !== null,
     async stop(i, signal = "SIGKILL") {
       await servers[i]?.stop(signal);

@@ -1,11 +1,12 @@
 /** Connecting to NATS and making sure mapflow's streams exist. */
-import { connect, nanos, type NatsConnection } from "@nats-io/transport-node";
+import { AuthorizationError, connect, nanos, type NatsConnection } from "@nats-io/transport-node";
 import {
   DiscardPolicy, jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType,
   type JetStreamClient, type JetStreamManager, type StreamConfig,
 } from "@nats-io/jetstream";
 import { STREAMS, subjects } from "../names/index.ts";
-import { UnreachableError } from "../errors.ts";
+import { BadInputError, UnreachableError } from "../errors.ts";
+import { refusal, type NatsAuth } from "./auth.ts";
 import { isTransient } from "./eventlog.ts";
 import { Publisher } from "./publisher.ts";
 import { LOG_MAX_AGE_MS, MAX_LOG_LINE_BYTES } from "./logs.ts";
@@ -26,23 +27,40 @@ function serverList(servers: string | readonly string[]): string[] {
   return (typeof servers === "string" ? servers.split(",") : [...servers]).map((s) => s.trim()).filter(Boolean);
 }
 
-export async function connectNats(servers: string | readonly string[], name: string): Promise<Nats> {
+/**
+ * Connects as `auth`'s role (none: a server without users, such as one a
+ * user runs by hand). Replies come back on the role's own inbox prefix,
+ * the only inbox nats-roles.conf lets it listen on.
+ */
+export async function connectNats(servers: string | readonly string[], name: string, auth?: NatsAuth): Promise<Nats> {
   let nc: NatsConnection;
   const list = serverList(servers);
+  const inboxPrefix = auth ? `_INBOX_${auth.user}` : undefined;
   try {
     // Reconnect forever: the client's default gives up after about 20 s, and a
     // service should ride out a nats-server restart of any length.
     // No async traces: the client would otherwise build two Error objects (stack captures) for every
     // request and JetStream publish, which profiling showed to be a fifth of a worker's time.
-    nc = await connect({ servers: list, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, waitOnFirstConnect: false, timeout: 5000, noAsyncTraces: true });
+    nc = await connect({
+      servers: list, name, maxReconnectAttempts: -1, reconnectTimeWait: 250, waitOnFirstConnect: false, timeout: 5000, noAsyncTraces: true,
+      ...(auth ? { user: auth.user, pass: auth.pass, inboxPrefix } : {}),
+    });
   } catch (cause) {
+    if (cause instanceof AuthorizationError || /authorization/i.test((cause as Error).message)) {
+      throw new BadInputError(
+        auth
+          ? `NATS at ${list.join(", ")} refused user '${auth.user}': the password does not match. Use the credentials file of the stack you mean (<data>/nats/credentials.json, --credentials) or MAPFLOW_NATS_USER / MAPFLOW_NATS_PASSWORD`
+          : `NATS at ${list.join(", ")} needs a user and password: pass --credentials <file> (the stack writes <data>/nats/credentials.json) or set MAPFLOW_NATS_USER / MAPFLOW_NATS_PASSWORD`,
+        { cause },
+      );
+    }
     throw new UnreachableError(
       `cannot reach NATS at ${list.join(", ")}: ${(cause as Error).message}. Check that the stack is running (mapflow standalone) and that --nats or --data points at it`,
       { cause },
     );
   }
   // No API check here: a cluster's JetStream may still be electing its leader; ensureStreams waits for it.
-  return { nc, js: jetstream(nc), jsm: await jetstreamManager(nc, { checkAPI: false }), publisher: new Publisher(nc) };
+  return { nc, js: jetstream(nc), jsm: await jetstreamManager(nc, { checkAPI: false }), publisher: new Publisher(nc, inboxPrefix) };
 }
 
 /**
@@ -137,8 +155,13 @@ export async function ensureStreams(nats: Nats, timeoutMs = 30_000): Promise<voi
             await jsm.streams.add({ ...config, num_replicas: replicas });
             break;
           } catch (addErr) {
-            if (!(addErr instanceof JetStreamApiError && FORMING.has(addErr.code)) && !isTransient(addErr)) throw addErr;
-            failure = new UnreachableError(`cannot create stream ${config.name} with ${replicas} replicas: ${(addErr as Error).message}; a cluster needs all its nodes up the first time`, { cause: addErr });
+            if (refusal(addErr)) {
+              // A worker, the projector or the API may not make streams: wait for a coordinator (or an admin) to.
+              failure = new UnreachableError(`stream ${config.name} does not exist yet and this user may not create it; start a coordinator (it makes the streams) or the stack first`, { cause: addErr });
+            } else {
+              if (!(addErr instanceof JetStreamApiError && FORMING.has(addErr.code)) && !isTransient(addErr)) throw addErr;
+              failure = new UnreachableError(`cannot create stream ${config.name} with ${replicas} replicas: ${(addErr as Error).message}; a cluster needs all its nodes up the first time`, { cause: addErr });
+            }
           }
         }
       }

@@ -9,3 +9,4 @@ export * from "./records.ts";
 export * from "./artifacts.ts";
 export * from "./taskkv.ts";
 export * from "./workers.ts";
+export * from "./auth.ts";

@@ -8,7 +8,7 @@
  * Failures are the client's own error classes, so `isTransient` and the
  * fence check read them as they read the client's.
  */
-import { createInbox, headers as newHeaders, NoRespondersError, TimeoutError, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import { createInbox, headers as newHeaders, NoRespondersError, PermissionViolationError, TimeoutError, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { JetStreamApiError, PubHeaders, type PubAck } from "@nats-io/jetstream";
 import { WaitingAcks } from "./waiting.ts";
 
@@ -27,12 +27,14 @@ const ACK_TIMEOUT_MS = 5000;
 const text = new TextDecoder();
 
 export class Publisher {
-  private readonly prefix = `${createInbox()}.`;
+  /** Under the connection's inbox prefix: a role may listen only on its own (nats-roles.conf). */
+  private readonly prefix: string;
   /** By token, in publish order, which is deadline order: the sweep stops at the first one not yet late. */
   private readonly waiting = new WaitingAcks<Waiting>();
   private readonly sweep: NodeJS.Timeout;
 
-  constructor(private readonly nc: NatsConnection) {
+  constructor(private readonly nc: NatsConnection, inboxPrefix?: string) {
+    this.prefix = `${createInbox(inboxPrefix)}.`;
     // An error here is the subscription's own (it closed): the sweep and the close handler fail what waits.
     nc.subscribe(`${this.prefix}*`, {
       callback: (err, msg) => {
@@ -41,6 +43,7 @@ export class Publisher {
     });
     this.sweep = setInterval(() => this.expire(), 250);
     this.sweep.unref();
+    void this.failRefused();
     void nc.closed().then(() => {
       clearInterval(this.sweep);
       for (const waiting of this.waiting.takeExpired()) waiting.reject(new Error(`the connection closed before JetStream acknowledged a publish to ${waiting.subject}`));
@@ -86,6 +89,19 @@ export class Publisher {
     // a hidden class of its own, in old space (a few hundred bytes of garbage per publish).
     ack.duplicate ??= false;
     waiting.resolve(ack);
+  }
+
+  /**
+   * A subject this user may not publish to gets no ack, only the server's
+   * -ERR: fail what waits on it at once, with the server's reason, instead
+   * of as a timeout that reads like a server gone quiet.
+   */
+  private async failRefused(): Promise<void> {
+    for await (const status of this.nc.status()) {
+      if (status.type !== "error" || !(status.error instanceof PermissionViolationError) || status.error.operation !== "publish") continue;
+      const refused = status.error;
+      for (const waiting of this.waiting.takeWhere((w) => w.subject === refused.subject)) waiting.reject(refused);
+    }
   }
 
   private expire(): void {

@@ -5,7 +5,9 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { createServer } from "node:net";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { authFor, CREDENTIALS_FILE, loadOrCreateCredentials, serverEnv, type Credentials, type NatsAuth, type Role } from "./auth.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const NATS_CONF = `${ROOT}nats.conf`;
@@ -49,16 +51,31 @@ export type NatsServer = {
   readonly port: number;
   readonly storeDir: string;
   readonly process: ChildProcess;
+  /** Every role's password (the configs refuse a client without one), and the file that holds them. */
+  readonly credentials: Credentials;
+  readonly credentialsFile: string;
+  /** How to connect to it as `role`. */
+  auth(role: Role): NatsAuth;
   stop(signal?: NodeJS.Signals): Promise<void>;
 };
 
-export type NatsServerOptions = { storeDir: string; port?: number; config?: string; args?: readonly string[] };
+export type NatsServerOptions = {
+  storeDir: string;
+  port?: number;
+  config?: string;
+  args?: readonly string[];
+  /** The file of the roles' passwords; made if missing. Default: credentials.json in the store dir (a cluster shares one). */
+  credentialsFile?: string;
+};
 
 export async function startNatsServer(options: NatsServerOptions): Promise<NatsServer> {
   const port = options.port ?? (await freePort());
   mkdirSync(options.storeDir, { recursive: true });
+  const credentialsFile = options.credentialsFile ?? join(options.storeDir, CREDENTIALS_FILE);
+  const credentials = loadOrCreateCredentials(credentialsFile);
   const args = ["-c", options.config ?? NATS_CONF, "-a", "127.0.0.1", "-p", String(port), "-sd", options.storeDir, ...(options.args ?? [])];
-  const child = spawn(natsServerBinary(), args, { stdio: ["ignore", "ignore", "pipe"] });
+  // The passwords reach the server through its environment, which nats-roles.conf reads; never on its command line.
+  const child = spawn(natsServerBinary(), args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...serverEnv(credentials) } });
   let log = "";
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => fail(new Error(`nats-server did not become ready within 10 s:\n${log}`)), 10_000);
@@ -90,6 +107,9 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
     port,
     storeDir: options.storeDir,
     process: child,
+    credentials,
+    credentialsFile,
+    auth: (role) => authFor(credentials, role),
     async stop(signal: NodeJS.Signals = "SIGTERM") {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       await exited;

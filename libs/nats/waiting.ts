@@ -50,6 +50,21 @@ export class WaitingAcks<T extends { readonly deadline: number }> {
     return late;
   }
 
+  /** Removes and returns every one `match` picks (a scan of all in flight: for rare events only). */
+  takeWhere(match: (waiting: T) => boolean): T[] {
+    const picked: T[] = [];
+    const mask = this.slots.length - 1;
+    for (let t = this.head; t < this.next; t++) {
+      const waiting = this.slots[t & mask];
+      if (waiting !== undefined && match(waiting)) {
+        this.slots[t & mask] = undefined;
+        picked.push(waiting);
+      }
+    }
+    while (this.head < this.next && this.slots[this.head & mask] === undefined) this.head++;
+    return picked;
+  }
+
   /** Twice the slots, each waiting publish at its token's place in the larger ring. */
   private grow(): void {
     const old = this.slots;

@@ -6,18 +6,18 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { appendEvent, configFor, connectNats, ensureStreams, startNatsServer, type Durability, type Nats } from "../../libs/nats/index.ts";
+import { appendEvent, configFor, connectNats, ensureStreams, startNatsServer, type Durability, type Nats, type NatsServer } from "../../libs/nats/index.ts";
 import type { MapflowEvent } from "../../libs/events/index.ts";
 
 export const APPEND_WINDOW = 512;
 
 /** Runs `measure` against a fresh nats-server in `mode` with its own store, then removes both. */
-export async function withServer<T>(mode: Durability, measure: (nats: Nats, url: string) => Promise<T>): Promise<T> {
+export async function withServer<T>(mode: Durability, measure: (nats: Nats, server: NatsServer) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), "mapflow-bench-"));
   const server = await startNatsServer({ storeDir: join(dir, "nats"), config: configFor(mode) });
-  const nats = await connectNats(server.url, "bench");
+  const nats = await connectNats(server.url, "bench", server.auth("admin"));
   try {
-    return await measure(nats, server.url);
+    return await measure(nats, server);
   } finally {
     await nats.nc.close();
     await server.stop();

@@ -8,13 +8,13 @@
  * thread is not the limit being measured. Two messages per loop, as mapflow
  * needs per instance: the limit of the design.
  *
- * Run by scripts/bench.ts; `node --import tsx scripts/bench/floor.ts <role> <url> <loops>` runs one role.
+ * Run by scripts/bench.ts; `node --import tsx scripts/bench/floor.ts <role> <url> <loops> <credentials file>` runs one role.
  */
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { AckPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream";
-import { connectNats, type Nats } from "../../libs/nats/index.ts";
+import { authFor, connectNats, readCredentials, type Nats, type NatsServer } from "../../libs/nats/index.ts";
 
 const WINDOW = 512;
 const WORK = { stream: "FLOOR_WORK", subject: "floor.work", consumer: "workers" };
@@ -49,8 +49,8 @@ async function reader(nats: Nats, loops: number): Promise<void> {
 
 type Role = { lines: AsyncIterator<string>; exited: Promise<number | null> };
 
-function startRole(role: "worker" | "reader", url: string, loops: number): Role {
-  const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), role, url, String(loops)], { stdio: ["ignore", "pipe", "inherit"] });
+function startRole(role: "worker" | "reader", server: NatsServer, loops: number): Role {
+  const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), role, server.url, String(loops), server.credentialsFile], { stdio: ["ignore", "pipe", "inherit"] });
   return {
     lines: createInterface({ input: child.stdout! })[Symbol.asyncIterator](),
     exited: new Promise((resolve) => child.once("exit", resolve)),
@@ -64,11 +64,11 @@ async function nextLine(role: Role, what: string): Promise<string> {
 }
 
 /** Loops per second through the raw pipeline, from the first work published to the last result read. */
-export async function floorRate(nats: Nats, url: string, loops: number): Promise<number> {
+export async function floorRate(nats: Nats, server: NatsServer, loops: number): Promise<number> {
   await nats.jsm.streams.add({ name: WORK.stream, subjects: [WORK.subject], storage: StorageType.File, retention: RetentionPolicy.Workqueue });
   await nats.jsm.streams.add({ name: RESULTS.stream, subjects: [RESULTS.subject], storage: StorageType.File });
   await nats.jsm.consumers.add(WORK.stream, { durable_name: WORK.consumer, ack_policy: AckPolicy.Explicit, max_ack_pending: 10_000 });
-  const roles = { worker: startRole("worker", url, loops), reader: startRole("reader", url, loops) };
+  const roles = { worker: startRole("worker", server, loops), reader: startRole("reader", server, loops) };
   await nextLine(roles.worker, "worker");
   await nextLine(roles.reader, "reader");
   const payload = new Uint8Array(64);
@@ -84,8 +84,9 @@ export async function floorRate(nats: Nats, url: string, loops: number): Promise
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const [role, url, loops] = process.argv.slice(2);
-  const nats = await connectNats(url!, `floor-${role}`);
+  const [role, url, loops, credentialsFile] = process.argv.slice(2);
+  // The raw pipeline is no mapflow role: it connects as admin, the one user without permission checks.
+  const nats = await connectNats(url!, `floor-${role}`, authFor(readCredentials(credentialsFile!), "admin"));
   await (role === "worker" ? worker : reader)(nats, Number(loops));
   await nats.nc.close();
 }

@@ -89,12 +89,12 @@ export class Stack {
   static async start(options: StackOptions): Promise<Stack> {
     const dir = mkdtempSync(join(tmpdir(), "mapflow-bench-"));
     const server = await startNatsServer({ storeDir: join(dir, "nats") });
-    const nats = await connectNats(server.url, "bench");
+    const nats = await connectNats(server.url, "bench", server.auth("admin"));
     const services: Service[] = [];
     const stack = new Stack(nats, server, dir, services);
     try {
       await ensureStreams(nats);
-      const common = ["--nats", server.url, "--data", join(dir, "data")];
+      const common = ["--nats", server.url, "--credentials", server.credentialsFile, "--data", join(dir, "data")];
       services.push(await startService("coordinator", common, options));
       services.push(await startService("projector", common, options));
       // The worker's own default concurrency unless told: the figures are what a user gets.

@@ -12,7 +12,7 @@ import { runArtifacts, type ArtifactListing, type RunState } from "../../libs/co
 import { BadInputError } from "../../libs/errors.ts";
 import { isTaskId } from "../../libs/names/index.ts";
 import { artifactStore, readArtifact, type Nats } from "../../libs/nats/index.ts";
-import { checkRunId, checkTaskId, connectTo, dataOption, natsOption } from "./common.ts";
+import { checkRunId, checkTaskId, connectTo, credentialsOption, dataOption, natsOption } from "./common.ts";
 import { currentRun } from "./operate.ts";
 
 function wholeNumber(flag: string, min: number): (value: string) => number {
@@ -85,13 +85,13 @@ export function artifactCommands(program: Command): void {
     .option("--task <taskId>", "only this task's")
     .option("--map-index <n>", "only this instance's (-1 for an unmapped task)", wholeNumber("--map-index", -1))
     .option("--json", "print { runId, dagId, artifacts: [{ taskId, mapIndex, try, name, contentType, bytes, object }] }")
-    .addOption(natsOption())
+    .addOption(natsOption()).addOption(credentialsOption())
     .addOption(dataOption())
     .addHelpText("after", "\nExample:\n  npx mapflow artifacts 01J… --task train --json")
     .action(async (runId: string, opts: { task?: string; mapIndex?: number; json?: boolean; nats?: string; data: string }) => {
       checkRunId(runId);
       if (opts.task !== undefined) checkTaskId(opts.task);
-      const nats = await connectTo(opts, "mapflow-cli");
+      const nats = await connectTo(opts, "mapflow-cli", "api");
       const state = await currentRun(nats, runId);
       await nats.nc.close();
       if (opts.task !== undefined) checkTask(state, opts.task);
@@ -106,13 +106,13 @@ export function artifactCommands(program: Command): void {
     .option("--map-index <n>", "the instance (required for a mapped task)", wholeNumber("--map-index", -1))
     .option("--try <n>", "the try that wrote it (default: the latest)", wholeNumber("--try", 1))
     .option("--json", "print what was written as JSON")
-    .addOption(natsOption())
+    .addOption(natsOption()).addOption(credentialsOption())
     .addOption(dataOption())
     .addHelpText("after", "\nExample:\n  npx mapflow artifacts get 01J… train model.bin --map-index 3 --out model-3.bin")
     .action(async (runId: string, taskId: string, name: string, opts: { out: string; mapIndex?: number; try?: number; json?: boolean; nats?: string; data: string }) => {
       checkRunId(runId);
       checkTaskId(taskId);
-      const nats = await connectTo(opts, "mapflow-cli");
+      const nats = await connectTo(opts, "mapflow-cli", "api");
       const artifact = pickArtifact(await currentRun(nats, runId), taskId, name, opts.mapIndex, opts.try);
       const out = opts.out === "-" ? "-" : resolve(opts.out);
       await download(nats, artifact, out);

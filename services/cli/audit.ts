@@ -14,7 +14,7 @@ import { readArchive } from "../audit/archive.ts";
 import { replayToFile, type Cut } from "../audit/replay.ts";
 import { verifyProjection } from "../audit/verify.ts";
 import { cleanRuns } from "../audit/clean.ts";
-import { checkRunId, connectTo, dataOption, EXIT, natsOption, untilSignal } from "./common.ts";
+import { checkRunId, connectTo, credentialsOption, dataOption, EXIT, natsOption, untilSignal } from "./common.ts";
 
 /** The fields every history row has a column for; the rest is the short payload. */
 const COLUMNS = new Set(["type", "runId", "taskId", "mapIndex", "try", "worker", "at", "spec"]);
@@ -71,7 +71,7 @@ export function auditCommands(program: Command): void {
     .description("the log's retention")
     .command("clean")
     .description("archive the events of finished runs that ended before a date, check the archive replays to the same rows, then purge those runs")
-    .addOption(natsOption())
+    .addOption(natsOption()).addOption(credentialsOption())
     .addOption(dataOption())
     .requiredOption("--before <date>", "runs that ended before this ISO date or time")
     .option("--archive <file>", "write their events here first (JSON lines; replay with 'replay --from-archive')")
@@ -86,7 +86,7 @@ export function auditCommands(program: Command): void {
       if ((opts.archive === undefined || opts.archive === true) && !opts.dryRun) throw new BadInputError("say where to archive the runs with --archive <file>, or pass --no-archive to purge without one");
       const archive = typeof opts.archive === "string" ? resolve(opts.archive) : null;
       if (archive && existsSync(archive) && !opts.dryRun) throw new BadInputError(`${archive} already exists; an archive is never overwritten, so pass a new file`);
-      const nats = await connectTo(opts, "mapflow-admin");
+      const nats = await connectTo(opts, "mapflow-admin", "admin");
       const report = await cleanRuns(nats, { before, archive, dryRun: opts.dryRun ?? false, dbPath: resolve(opts.db ?? join(opts.data, "mapflow.sqlite")) });
       await nats.nc.close();
       if (opts.json) return void process.stdout.write(`${JSON.stringify(report)}\n`);
@@ -103,14 +103,14 @@ export function auditCommands(program: Command): void {
   program
     .command("events <runId>")
     .description("a run's full history in log order: sequence, time, event, task, map index, try, worker, payload")
-    .addOption(natsOption())
+    .addOption(natsOption()).addOption(credentialsOption())
     .addOption(dataOption())
     .option("--json", "one JSON object a line")
     .option("--follow", "keep printing new events as they are appended (Ctrl-C stops)")
     .addHelpText("after", "\nExample:\n  npx mapflow events 01J9Z8Q4M3N5P7R2S6T8V0W1X3 --follow")
     .action(async (runId: string, opts: { nats?: string; data: string; json?: boolean; follow?: boolean }) => {
       checkRunId(runId);
-      const nats = await connectTo(opts, "mapflow-cli");
+      const nats = await connectTo(opts, "mapflow-cli", "api");
       if (!(await hasMessageFrom(nats.js, subjects.run(runId), 1))) {
         throw new BadInputError(`run '${runId}' is not in the log of this stack; check the run id and the stack (--data / --nats)`);
       }
@@ -130,7 +130,7 @@ export function auditCommands(program: Command): void {
   program
     .command("replay")
     .description("rebuild the read model from the log (or an archive) into a new SQLite file, optionally as it stood at a sequence or time")
-    .addOption(natsOption())
+    .addOption(natsOption()).addOption(credentialsOption())
     .addOption(dataOption())
     .requiredOption("--out <file>", "the new SQLite file (must not exist)")
     .option("--until <seq|time>", "stop after this stream sequence, or after the last event stored at or before this ISO time")
@@ -146,7 +146,7 @@ export function auditCommands(program: Command): void {
       if (opts.fromArchive) {
         records = readArchive(resolve(opts.fromArchive));
       } else {
-        const nats = await connectTo(opts, "mapflow-replay");
+        const nats = await connectTo(opts, "mapflow-replay", "api");
         const to = Math.min(cut.untilSeq ?? Number.MAX_SAFE_INTEGER, await lastLogSeq(nats));
         records = readRecords(nats, { filter: opts.run ? subjects.run(opts.run) : undefined, to });
         close = () => nats.nc.close();
@@ -164,13 +164,13 @@ export function auditCommands(program: Command): void {
     .description("check the record")
     .command("verify")
     .description("rebuild the read model from the log in memory and compare it with the live projection, table by table; check the log itself")
-    .addOption(natsOption())
+    .addOption(natsOption()).addOption(credentialsOption())
     .addOption(dataOption())
     .option("--db <file>", "the live projection (default <data>/mapflow.sqlite)")
     .option("--json", "print the report as JSON")
     .addHelpText("after", "\nExits 0 when the projection equals the rebuild and the log passes its checks, 1 otherwise.\nExample:\n  npx mapflow audit verify --data .mapflow")
     .action(async (opts: { nats?: string; data: string; db?: string; json?: boolean }) => {
-      const nats = await connectTo(opts, "mapflow-audit");
+      const nats = await connectTo(opts, "mapflow-audit", "api");
       const db = resolve(opts.db ?? join(opts.data, "mapflow.sqlite"));
       const report = await verifyProjection(nats, db).catch((err: Error) => {
         throw /unable to open|does not exist|SQLITE_CANTOPEN/i.test(err.message) ? new BadInputError(`cannot open the projection ${db} (${err.message}); pass --db <file> or the stack's --data`) : err;

@@ -4,14 +4,18 @@ import { resolve } from "node:path";
 import { loadDags, type DagBag } from "../../libs/dags/index.ts";
 import { BadInputError, UnreachableError } from "../../libs/errors.ts";
 import { createLogger } from "../../libs/log/index.ts";
-import { connectNats, DURABILITY_MODES, ensureStreams, isTransient, jetStreamUnavailable, type Nats } from "../../libs/nats/index.ts";
+import { authFor, connectNats, DURABILITY_MODES, ensureStreams, isTransient, jetStreamUnavailable, readCredentials, refusal, type Nats, type NatsAuth, type Role } from "../../libs/nats/index.ts";
 import { isTaskId, isToken } from "../../libs/names/index.ts";
-import { runningStackUrl } from "../stack/index.ts";
+import { runningStack } from "../stack/index.ts";
 
 export const EXIT = { ok: 0, runFailed: 1, badInput: 2, unreachable: 3 } as const;
 export const DEFAULT_DATA = ".mapflow";
 
 export function fail(err: unknown): never {
+  const refused = refusal(err);
+  if (refused) {
+    err = new BadInputError(`NATS refused this user the ${refused.operation} on '${refused.subject}': the command runs with another role's credentials than it needs (see nats-roles.conf); pass the stack's credentials file with --credentials`);
+  }
   if (err instanceof BadInputError) {
     process.stderr.write(`mapflow: ${err.message}\n`);
     process.exit(EXIT.badInput);
@@ -32,17 +36,41 @@ export async function loadBag(dir: string, log = createLogger("cli")): Promise<D
   return bag;
 }
 
+/** How a command finds its stack: `--nats`, else the one running on `--data`; and its credentials. */
+export type StackOptions = { nats?: string; data: string; credentials?: string };
+
 /** `--nats <url>`, else the stack recorded in the data dir. */
-export function stackUrl(opts: { nats?: string; data: string }): string | undefined {
-  return opts.nats ?? runningStackUrl(resolve(opts.data));
+export function stackUrl(opts: StackOptions): string | undefined {
+  return opts.nats ?? runningStack(resolve(opts.data))?.url;
 }
 
-export async function connectTo(opts: { nats?: string; data: string }, name: string): Promise<Nats> {
+/**
+ * Who to connect as: `--credentials` (or MAPFLOW_NATS_CREDENTIALS), a file
+ * holding every role's password, from which the command takes its own role;
+ * else MAPFLOW_NATS_USER and MAPFLOW_NATS_PASSWORD; else the credentials of
+ * the stack running on `--data`; else nobody (a server without users).
+ */
+export function authOf(opts: StackOptions, role: Role): NatsAuth | undefined {
+  const file = opts.credentials ?? process.env.MAPFLOW_NATS_CREDENTIALS;
+  if (file) return authFor(readCredentials(resolve(file)), role);
+  const user = process.env.MAPFLOW_NATS_USER;
+  const pass = process.env.MAPFLOW_NATS_PASSWORD;
+  if (user || pass) {
+    if (!user || !pass) throw new BadInputError("set both MAPFLOW_NATS_USER and MAPFLOW_NATS_PASSWORD, or neither");
+    return { user, pass };
+  }
+  const running = runningStack(resolve(opts.data));
+  if (running?.credentialsFile && (opts.nats === undefined || opts.nats === running.url)) return authFor(readCredentials(running.credentialsFile), role);
+  return undefined;
+}
+
+/** Connects as `role` (see nats-roles.conf for what each may do). */
+export async function connectTo(opts: StackOptions, name: string, role: Role): Promise<Nats> {
   const url = stackUrl(opts);
   if (!url) {
     throw new UnreachableError(`no stack is running on data dir '${resolve(opts.data)}' and no --nats <url> was given; start one with 'mapflow standalone --dags <dir>' or pass --nats`);
   }
-  const nats = await connectNats(url, name);
+  const nats = await connectNats(url, name, authOf(opts, role));
   await ensureStreams(nats, 10_000);
   return nats;
 }
@@ -77,6 +105,8 @@ export function untilSignal(): Promise<void> {
 }
 
 export const natsOption = () => new Option("--nats <url>", "NATS server URL(s), comma-separated");
+export const credentialsOption = () =>
+  new Option("--credentials <file>", "the roles' NATS passwords (a stack writes <data>/nats/credentials.json); default: MAPFLOW_NATS_CREDENTIALS, then the stack on --data");
 export const durabilityOption = () =>
   new Option("--durability <mode>", "embedded nats-server: replicated (default flush) or durable (fsync before every ack)").choices(DURABILITY_MODES).default("replicated");
 export const dataOption = () => new Option("--data <dir>", "data dir (store, read model, running stack)").default(DEFAULT_DATA);

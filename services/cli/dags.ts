@@ -14,7 +14,7 @@ import { BadInputError } from "../../libs/errors.ts";
 import { createLogger } from "../../libs/log/index.ts";
 import { STREAMS, subjects } from "../../libs/names/index.ts";
 import { decodeRecord, followEvents, lastLogSeq, logBadEvent, readRecords, type Nats } from "../../libs/nats/index.ts";
-import { checkDagId, connectTo, dataOption, natsOption, print } from "./common.ts";
+import { checkDagId, connectTo, dataOption, natsOption, credentialsOption, print } from "./common.ts";
 import { taskLabel } from "./render.ts";
 import { setPaused } from "./pause.ts";
 
@@ -166,10 +166,10 @@ export function dagCommands(program: Command): void {
     .command("list")
     .description("every registered DAG: schedule, paused, version, task count, last run")
     .option("--json", "print a JSON array")
-    .addOption(natsOption())
+    .addOption(natsOption()).addOption(credentialsOption())
     .addOption(dataOption())
     .action(async (opts: { json?: boolean; nats?: string; data: string }) => {
-      const nats = await connectTo(opts, "mapflow-dags");
+      const nats = await connectTo(opts, "mapflow-dags", "api");
       try {
         const rows = await listDags(nats);
         process.stdout.write(opts.json ? `${JSON.stringify(rows)}\n` : `${renderDagList(rows)}\n`);
@@ -182,11 +182,11 @@ export function dagCommands(program: Command): void {
     .command("show <dagId>")
     .description("a DAG's graph: its tasks in order with their upstreams (mapped tasks as 'name [ ]')")
     .option("--json", "print JSON")
-    .addOption(natsOption())
+    .addOption(natsOption()).addOption(credentialsOption())
     .addOption(dataOption())
     .action(async (dagId: string, opts: { json?: boolean; nats?: string; data: string }) => {
       checkDagId(dagId);
-      const nats = await connectTo(opts, "mapflow-dags");
+      const nats = await connectTo(opts, "mapflow-dags", "api");
       try {
         const info = (await readDags(nats)).get(dagId);
         if (!info) throw new BadInputError(`DAG '${dagId}' is not registered on this stack; 'mapflow dags list' shows the ones that are`);
@@ -204,11 +204,11 @@ export function dagCommands(program: Command): void {
         ? "stop scheduled runs of a DAG (manual triggers still run); its schedule resumes from where it was when unpaused"
         : "let a paused DAG's schedule run again (with catchup, the intervals missed meanwhile run too)")
       .option("--json", "print JSON")
-      .addOption(natsOption())
+      .addOption(natsOption()).addOption(credentialsOption())
       .addOption(dataOption())
       .action(async (dagId: string, opts: { json?: boolean; nats?: string; data: string }) => {
         checkDagId(dagId);
-        const nats = await connectTo(opts, "mapflow-dags");
+        const nats = await connectTo(opts, "mapflow-dags", "api");
         try {
           const result = await setPaused(nats, dagId, paused);
           const text = result.changed ? `${paused ? "paused" : "unpaused"} DAG ${dagId}` : `DAG ${dagId} was already ${paused ? "paused" : "unpaused"}`;

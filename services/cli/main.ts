@@ -27,7 +27,7 @@ import { auditCommands } from "./audit.ts";
 import { artifactCommands } from "./artifacts.ts";
 import { workerCommands } from "./workers.ts";
 import { dagCommands } from "./dags.ts";
-import { checkDagId, checkRunId, checkTaskId, connectTo, dataOption, DEFAULT_DATA, durabilityOption, EXIT, fail, loadBag, natsOption, print, untilSignal } from "./common.ts";
+import { checkDagId, checkRunId, checkTaskId, connectTo, credentialsOption, dataOption, DEFAULT_DATA, durabilityOption, EXIT, fail, loadBag, natsOption, print, untilSignal } from "./common.ts";
 
 const program = new Command("mapflow")
   .description("Dynamic task mapping DAGs on an event-sourced NATS JetStream cluster")
@@ -41,10 +41,10 @@ program
   .option("--conf <json>", "run configuration, a JSON object")
   .option("--json", "print the run as one JSON object")
   .option("--data <dir>", "use the stack running on this data dir, or keep the embedded stack's store here")
-  .addOption(natsOption())
+  .addOption(natsOption()).addOption(credentialsOption())
   .addOption(durabilityOption())
   .addHelpText("after", "\nExample:\n  npx mapflow run sample_repeated_mapping --dags ../shared/acceptance --json")
-  .action(async (dagId: string, opts: { dags: string; conf?: string; json?: boolean; data?: string; nats?: string; durability: Durability }) => {
+  .action(async (dagId: string, opts: { dags: string; conf?: string; json?: boolean; data?: string; nats?: string; credentials?: string; durability: Durability }) => {
     checkDagId(dagId);
     const conf = parseConf(opts.conf);
     const log = createLogger("mapflow", process.env.MAPFLOW_LOG_LEVEL ?? "warn");
@@ -61,7 +61,7 @@ program
     // A stack named by --nats, or recorded in an explicitly given --data, runs it; its workers need the same DAG files.
     const existing = opts.nats ?? (opts.data ? runningStackUrl(resolve(opts.data)) : undefined);
     if (existing) {
-      const nats = await connectTo({ nats: existing, data: opts.data ?? DEFAULT_DATA }, "mapflow-run");
+      const nats = await connectTo({ nats: existing, data: opts.data ?? DEFAULT_DATA, credentials: opts.credentials }, "mapflow-run", "api");
       try {
         await runOn(nats);
       } finally {
@@ -104,7 +104,7 @@ program
     const bag = await loadBag(opts.dags, log);
     const ui = opts.ui ? { host: opts.uiHost, port: opts.uiPort, publicRead: opts.uiPublicRead } : undefined;
     const stack = await startStack({ dataDir, bag, port: opts.port, workers: opts.workers, queues: opts.queues, log, durability: opts.durability, ui });
-    const forget = recordStack(dataDir, stack.url);
+    const forget = recordStack(dataDir, stack.url, stack.server.credentialsFile);
     log.info({ nats: stack.url, data: dataDir, dags: [...bag.dags.keys()] }, "mapflow standalone is running; Ctrl-C stops it");
     process.stdout.write(`mapflow standalone: NATS at ${stack.url}, data in ${dataDir}${stack.ui ? `, web UI at ${stack.ui.url}` : ""}\n`);
     if (stack.ui) process.stdout.write(`${tokenNotice(stack.ui.url, stack.ui.token)}\n`);
@@ -125,13 +125,13 @@ program
   .option("--conf <json>", "run configuration, a JSON object")
   .option("--wait", "wait for the run to end; exit 0 / 1 on success / failure")
   .option("--json", "print JSON")
-  .addOption(natsOption())
+  .addOption(natsOption()).addOption(credentialsOption())
   .addOption(dataOption())
   .addHelpText("after", "\nExample:\n  npx mapflow trigger sample_repeated_mapping --wait --json")
   .action(async (dagId: string, opts: { conf?: string; wait?: boolean; json?: boolean; nats?: string; data: string }) => {
     checkDagId(dagId);
     const conf = parseConf(opts.conf);
-    const nats = await connectTo(opts, "mapflow-trigger");
+    const nats = await connectTo(opts, "mapflow-trigger", "api");
     try {
       const dag = await registeredDag(nats, dagId);
       const runId = await requestRun(nats, { dagId, version: dag.version, spec: dag.spec, conf });
@@ -150,7 +150,7 @@ program
 
 /** Runs an operator request, then prints the run (waiting for it to end with --wait). */
 async function operate(opts: { nats?: string; data: string; wait?: boolean; json?: boolean }, runId: string, act: (nats: Nats) => Promise<number>): Promise<void> {
-  const nats = await connectTo(opts, "mapflow-operate");
+  const nats = await connectTo(opts, "mapflow-operate", "api");
   try {
     const seq = await act(nats);
     const state = opts.wait ? await waitForRun(nats, runId, undefined, seq) : await currentRun(nats, runId);
@@ -199,7 +199,7 @@ program
   .option("--downstream", "also re-run what derives from it downstream")
   .option("--wait", "wait for the run to end again; exit 0 / 1 on success / failure")
   .option("--json", "print the run as JSON")
-  .addOption(natsOption())
+  .addOption(natsOption()).addOption(credentialsOption())
   .addOption(dataOption())
   .addHelpText("after", "\nExample:\n  npx mapflow clear 01J… add --map-index 2 --downstream --wait")
   .action(async (runId: string, taskId: string, opts: { mapIndex?: number[]; downstream?: boolean; wait?: boolean; json?: boolean; nats?: string; data: string }) => {
@@ -213,7 +213,7 @@ program
   .description("stop a run: running instances are told to stop, queued work is dropped, the run ends cancelled")
   .option("--wait", "wait until the run has ended")
   .option("--json", "print the run as JSON")
-  .addOption(natsOption())
+  .addOption(natsOption()).addOption(credentialsOption())
   .addOption(dataOption())
   .addHelpText("after", "\nExample:\n  npx mapflow cancel 01J… --wait")
   .action(async (runId: string, opts: { wait?: boolean; json?: boolean; nats?: string; data: string }) => {
@@ -228,7 +228,7 @@ program
   .requiredOption("--map-index <n>", "the instance (-1 for an unmapped task)", (v) => mapIndexes(v)[0]!)
   .requiredOption("--state <state>", "success or failed")
   .option("--json", "print the run as JSON")
-  .addOption(natsOption())
+  .addOption(natsOption()).addOption(credentialsOption())
   .addOption(dataOption())
   .addHelpText("after", "\nExample:\n  npx mapflow mark 01J… add --map-index 3 --state success")
   .action(async (runId: string, taskId: string, opts: { mapIndex: number; state: string; json?: boolean; nats?: string; data: string }) => {
@@ -242,14 +242,14 @@ program
   .description("start a 3-node JetStream cluster on this machine's loopback ports and keep it running")
   .option("--data <dir>", "store directories of the three nodes", ".mapflow-cluster")
   .option("--ports <list>", "client ports of the three nodes; route ports are these + 2000", "4231,4232,4233")
-  .addHelpText("after", "\nThen point every service at all three:\n  npx mapflow worker --nats nats://127.0.0.1:4231,nats://127.0.0.1:4232,nats://127.0.0.1:4233 --dags examples")
+  .addHelpText("after", "\nThen point every service at all three:\n  npx mapflow worker --nats nats://127.0.0.1:4231,nats://127.0.0.1:4232,nats://127.0.0.1:4233 --credentials .mapflow-cluster/credentials.json --dags examples")
   .action(async (opts: { data: string; ports: string }) => {
     const ports = opts.ports.split(",").map(Number);
     if (ports.length !== 3 || ports.some((p) => !Number.isInteger(p) || p < 1 || p > 63535)) {
       throw new BadInputError(`--ports takes three port numbers, e.g. 4231,4232,4233; got '${opts.ports}'`);
     }
     const cluster = await startCluster(resolve(opts.data), ports.map((port) => ({ port, routePort: port + 2000 })));
-    process.stdout.write(`mapflow cluster: ${cluster.urls.join(",")} (stores in ${resolve(opts.data)})\n`);
+    process.stdout.write(`mapflow cluster: ${cluster.urls.join(",")} (stores in ${resolve(opts.data)}; services connect with --credentials ${cluster.credentialsFile})\n`);
     await untilSignal();
     await cluster.close();
   });
@@ -267,7 +267,7 @@ function startWhenReady<T>(log: Logger, start: () => Promise<T>): Promise<T> {
 
 /** Starts one service against an existing NATS and keeps it running. */
 function serviceCommand(name: string, description: string) {
-  return program.command(name).description(description).addOption(natsOption()).addOption(dataOption());
+  return program.command(name).description(description).addOption(natsOption()).addOption(credentialsOption()).addOption(dataOption());
 }
 
 serviceCommand("coordinator", "run the coordinator (folds the log, appends decisions, publishes work)")
@@ -275,7 +275,7 @@ serviceCommand("coordinator", "run the coordinator (folds the log, appends decis
   .option("--lease-ms <ms>", "leadership lease: a standby takes over this long after the leader dies (default 5000)", positiveInt("--lease-ms"))
   .addHelpText("after", "\nRun two or more for a standby: one leads (a lease in JetStream KV), the others wait.\nExample:\n  npx mapflow coordinator --nats nats://10.0.0.5:4222,nats://10.0.0.6:4222")
   .action(async (opts: { nats?: string; data: string; maxMapLength?: number; leaseMs?: number }) => {
-    const nats = await connectTo(opts, "mapflow-coordinator");
+    const nats = await connectTo(opts, "mapflow-coordinator", "coordinator");
     const log = createLogger("coordinator");
     const service = await whileLeader(nats, log, `${hostname()}:${process.pid}`, opts.leaseMs ?? DEFAULT_LEASE_MS, () =>
       startCoordinator({ nats, log, maxMapLength: opts.maxMapLength }));
@@ -288,7 +288,7 @@ serviceCommand("coordinator", "run the coordinator (folds the log, appends decis
 serviceCommand("projector", "run a projector (folds the log into SQLite at <data>/mapflow.sqlite)")
   .option("--db <file>", "SQLite file of the read model")
   .action(async (opts: { nats?: string; data: string; db?: string }) => {
-    const nats = await connectTo(opts, "mapflow-projector");
+    const nats = await connectTo(opts, "mapflow-projector", "projector");
     const log = createLogger("projector");
     const service = await startWhenReady(log, () => startProjector({ nats, log, dbPath: resolve(opts.db ?? join(opts.data, "mapflow.sqlite")) }));
     process.stdout.write("projector ready\n");
@@ -311,7 +311,7 @@ serviceCommand("worker", "run a worker: pulls work from a queue and runs task co
     if (!isToken(opts.queue)) throw new BadInputError(`queue '${opts.queue}' may hold only letters, digits, '_' and '-'`);
     const log = createLogger("worker");
     const bag = await loadBag(opts.dags, log);
-    const nats = await connectTo(opts, "mapflow-worker");
+    const nats = await connectTo(opts, "mapflow-worker", "worker");
     const service = await startWhenReady(log, () => startWorker({
       nats, log, bag, queue: opts.queue, concurrency: opts.concurrency, name: opts.name,
       ackWaitMs: opts.ackWaitMs, heartbeatMs: opts.heartbeatMs, maxDeliver: opts.maxDeliver, maxAckPending: opts.maxAckPending,
@@ -332,7 +332,7 @@ serviceCommand("ui", "serve the web UI and its JSON API (reads a projection, tal
     const log = createLogger("ui");
     if (opts.db && !existsSync(opts.db)) throw new BadInputError(`--db ${opts.db} does not exist; point it at a projector's SQLite file, or leave it out to run one here`);
     const token = apiToken(resolve(opts.data), log);
-    const nats = await connectTo(opts, "mapflow-ui");
+    const nats = await connectTo(opts, "mapflow-ui", "api");
     const projector = opts.db ? undefined : await startWhenReady(log, () => startProjector({ nats, log, dbPath: resolve(join(opts.data, "ui.sqlite")) }));
     const ui = await startUi({ nats, log, dbPath: resolve(opts.db ?? join(opts.data, "ui.sqlite")), host: opts.host, port: opts.port, token, publicRead: opts.publicRead });
     process.stdout.write(`ui ready at ${ui.url}\n${tokenNotice(ui.url, token)}\n`);

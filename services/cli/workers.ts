@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import type { WorkerPresence } from "../../libs/core/index.ts";
 import { readWorkers, WORKER_TTL_MS } from "../../libs/nats/index.ts";
-import { connectTo, dataOption, natsOption, print } from "./common.ts";
+import { connectTo, dataOption, natsOption, credentialsOption, print } from "./common.ts";
 
 function ago(ms: number): string {
   if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
@@ -26,11 +26,11 @@ export function workerCommands(program: Command): void {
     .command("workers")
     .description("list the live workers: name, host, pid, queues, concurrency, tries running, and how long ago each last wrote its heartbeat")
     .option("--json", "print { workers: [{ name, host, pid, queues, concurrency, running, startedAt, at, lastBeatAt, ageMs, key }] }")
-    .addOption(natsOption())
+    .addOption(natsOption()).addOption(credentialsOption())
     .addOption(dataOption())
     .addHelpText("after", `\nA worker writes a heartbeat every few seconds; one silent for ${WORKER_TTL_MS / 1000} s drops out, and one that stops leaves at once.\nExample:\n  npx mapflow workers --json`)
     .action(async (opts: { json?: boolean; nats?: string; data: string }) => {
-      const nats = await connectTo(opts, "mapflow-cli");
+      const nats = await connectTo(opts, "mapflow-cli", "api");
       const workers = await readWorkers(nats);
       await nats.nc.close();
       print(Boolean(opts.json), { workers }, renderWorkers(workers, Date.now()));

@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { configFor, connectNats, ensureStreams, startNatsServer, type Durability, type Nats, type NatsServer } from "../../libs/nats/index.ts";
+import { configFor, connectNats, ensureStreams, startNatsServer, type Durability, type Nats, type NatsServer, type Role } from "../../libs/nats/index.ts";
 import type { DagBag } from "../../libs/dags/index.ts";
 import { DEFAULT_QUEUE } from "../../libs/names/index.ts";
 import { createLogger, type Logger } from "../../libs/log/index.ts";
@@ -56,49 +56,58 @@ export function queuesOf(bag: DagBag): string[] {
   return [...queues].sort();
 }
 
-/** The NATS URL a running `standalone` recorded in this data dir, if it is still alive. */
-export function runningStackUrl(dataDir: string): string | undefined {
+/** Where a running `standalone` listens, as it recorded in its data dir. */
+export type RunningStack = { readonly url: string; readonly credentialsFile?: string };
+
+/** The stack a running `standalone` recorded in this data dir, if it is still alive. */
+export function runningStack(dataDir: string): RunningStack | undefined {
   const file = join(dataDir, STACK_FILE);
   if (!existsSync(file)) return undefined;
   try {
-    const { url, pid } = JSON.parse(readFileSync(file, "utf8")) as { url: string; pid: number };
+    const { url, pid, credentialsFile } = JSON.parse(readFileSync(file, "utf8")) as { url: string; pid: number; credentialsFile?: string };
     process.kill(pid, 0); // throws when that process is gone
-    return url;
+    return { url, credentialsFile };
   } catch {
     return undefined;
   }
+}
+
+/** The NATS URL a running `standalone` recorded in this data dir, if it is still alive. */
+export function runningStackUrl(dataDir: string): string | undefined {
+  return runningStack(dataDir)?.url;
 }
 
 export async function startStack(options: StackOptions): Promise<Stack> {
   const log = options.log ?? createLogger("stack");
   const server = await startNatsServer({ storeDir: join(options.dataDir, "nats"), port: options.port, config: configFor(options.durability ?? "replicated") });
   const connections: Nats[] = [];
-  const connect = async (name: string) => {
-    const nats = await connectNats(server.url, name);
+  // Each service as its own role, with exactly the permissions a separate machine's would have.
+  const connect = async (name: string, role: Role) => {
+    const nats = await connectNats(server.url, name, server.auth(role));
     connections.push(nats);
     return nats;
   };
-  const nats = await connect("mapflow-cli");
+  const nats = await connect("mapflow-cli", "admin");
   await ensureStreams(nats);
-  const coordinatorNats = await connect("mapflow-coordinator");
+  const coordinatorNats = await connect("mapflow-coordinator", "coordinator");
   const coordinatorLog = log.child({ component: "coordinator" });
   // The same lease as a cluster's coordinators: a second stack on this data dir stands by instead of deciding twice.
   const coordinator = await whileLeader(coordinatorNats, coordinatorLog, `standalone:${process.pid}`, DEFAULT_LEASE_MS, () =>
     startCoordinator({ nats: coordinatorNats, log: coordinatorLog, maxValueBytes: options.maxValueBytes, scheduling: options.scheduling }));
   const dbPath = join(options.dataDir, "mapflow.sqlite");
-  const projector = await startProjector({ nats: await connect("mapflow-projector"), log: log.child({ component: "projector" }), dbPath });
+  const projector = await startProjector({ nats: await connect("mapflow-projector", "projector"), log: log.child({ component: "projector" }), dbPath });
   const workers: Worker[] = [];
   for (const queue of options.queues ?? queuesOf(options.bag)) {
     for (let i = 0; i < (options.workers ?? 1); i++) {
       workers.push(await startWorker({
-        nats: await connect(`mapflow-worker-${queue}-${i}`), log: log.child({ component: "worker" }), bag: options.bag, maxResultBytes: options.maxValueBytes, ...options.worker, queue,
+        nats: await connect(`mapflow-worker-${queue}-${i}`, "worker"), log: log.child({ component: "worker" }), bag: options.bag, maxResultBytes: options.maxValueBytes, ...options.worker, queue,
       }));
     }
   }
   let ui: Ui | undefined;
   if (options.ui) {
     const uiLog = log.child({ component: "ui" });
-    ui = await startUi({ nats: await connect("mapflow-ui"), dbPath, log: uiLog, token: apiToken(options.dataDir, uiLog), ...options.ui });
+    ui = await startUi({ nats: await connect("mapflow-ui", "api"), dbPath, log: uiLog, token: apiToken(options.dataDir, uiLog), ...options.ui });
   }
   return {
     url: server.url,
@@ -118,8 +127,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 }
 
 /** Records where this stack listens, for `trigger` and friends; removed on stop. */
-export function recordStack(dataDir: string, url: string): () => void {
+export function recordStack(dataDir: string, url: string, credentialsFile: string): () => void {
   const file = join(dataDir, STACK_FILE);
-  writeFileSync(file, JSON.stringify({ url, pid: process.pid }));
+  writeFileSync(file, JSON.stringify({ url, pid: process.pid, credentialsFile }));
   return () => rmSync(file, { force: true });
 }

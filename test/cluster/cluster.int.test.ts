@@ -39,7 +39,7 @@ test("two of three nodes down: a trigger fails with a clear error; the run in pr
     await r.cluster!.stop(1, "SIGKILL");
     await r.cluster!.stop(2, "SIGKILL");
 
-    const refused = await cli(["trigger", "slow", "--nats", r.urls], { timeoutMs: 60_000 });
+    const refused = await cli(["trigger", "slow", "--nats", r.urls, "--credentials", r.cluster!.credentialsFile], { timeoutMs: 60_000 });
     assert.equal(refused.code, 3, refused.stderr);
     assert.match(refused.stderr, /a cluster needs a majority of its nodes up/);
 

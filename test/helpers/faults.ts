@@ -43,7 +43,7 @@ export async function rig(options: { cluster?: boolean } = {}): Promise<Rig> {
   const cluster = options.cluster ? await startCluster(join(dir.path, "cluster")) : null;
   let server = cluster ? (null as unknown as NatsServer) : await startNatsServer({ storeDir: join(dir.path, "nats") });
   const urls = cluster ? cluster.urls.join(",") : server.url;
-  const nats = await connectNats(urls, "fault-test");
+  const nats = await connectNats(urls, "fault-test", (cluster ?? server).auth("admin"));
   try {
     // A new cluster on a loaded machine can take a while to see all three peers.
     await ensureStreams(nats, cluster ? 90_000 : 30_000);
@@ -68,7 +68,7 @@ export async function rig(options: { cluster?: boolean } = {}): Promise<Rig> {
     db,
     execLog,
     async start(kind, extra = [], env = {}) {
-      const args = [kind, "--nats", urls, ...(kind === "worker" ? ["--dags", FAULT_DAGS] : []), ...(kind === "projector" ? ["--db", db] : []), ...extra];
+      const args = [kind, "--nats", urls, "--credentials", (cluster ?? server).credentialsFile, ...(kind === "worker" ? ["--dags", FAULT_DAGS] : []), ...(kind === "projector" ? ["--db", db] : []), ...extra];
       const proc = await startCli(args, READY[kind], 30_000, { MAPFLOW_TEST_EXEC_LOG: execLog, ...env });
       procs.add(proc);
       proc.once("exit", () => procs.delete(proc));

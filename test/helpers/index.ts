@@ -1,9 +1,10 @@
 /** Helpers for integration tests: real processes, temp dirs, cleanup. */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { authFor, connectNats, readCredentials, type Nats, type Role } from "../../libs/nats/index.ts";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const ACCEPTANCE = join(ROOT, "..", "shared", "acceptance");
@@ -79,4 +80,10 @@ export function printedToken(output: string): string {
   const token = /\/#token=([\w-]+)/.exec(output)?.[1];
   if (!token) throw new Error(`no #token= link in the output:\n${output}`);
   return token;
+}
+
+/** Connects to the `mapflow standalone` running on `dataDir`, as it recorded there, in `role`. */
+export async function connectToStandalone(dataDir: string, role: Role = "admin"): Promise<Nats> {
+  const { url, credentialsFile } = JSON.parse(readFileSync(join(dataDir, "stack.json"), "utf8")) as { url: string; credentialsFile: string };
+  return connectNats(url, "test", authFor(readCredentials(credentialsFile), role));
 }
