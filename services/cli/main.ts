@@ -105,7 +105,7 @@ program
     const ui = opts.ui ? { host: opts.uiHost, port: opts.uiPort, publicRead: opts.uiPublicRead } : undefined;
     const stack = await startStack({ dataDir, bag, port: opts.port, workers: opts.workers, queues: opts.queues, log, durability: opts.durability, ui });
     const forget = recordStack(dataDir, stack.url, stack.server.credentialsFile);
-    log.info({ nats: stack.url, data: dataDir, natsCredentials: stack.server.credentialsFile, dags: [...bag.dags.keys()] }, "mapflow standalone is running; Ctrl-C stops it");
+    log.info({ nats: stack.url, data: dataDir, credentialsFile: stack.server.credentialsFile, dags: [...bag.dags.keys()] }, "mapflow standalone is running; Ctrl-C stops it");
     process.stdout.write(`mapflow standalone: NATS at ${stack.url}, data in ${dataDir}${stack.ui ? `, web UI at ${stack.ui.url}` : ""}\n`);
     if (stack.ui) process.stdout.write(`${tokenNotice(stack.ui.url, stack.ui.token)}\n`);
     if (opts.run) {
