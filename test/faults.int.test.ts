@@ -156,7 +156,8 @@ test("work dead-lettered while no coordinator is up is recorded as failed by the
     await waitForEvent(r.nats, runId, (e) => e.type === "TaskScheduled");
     await stopProcess(coordinator, "SIGKILL");
     // Both deliveries crash their worker; JetStream gives up on the message while no coordinator listens.
-    const deadline = Date.now() + 30_000;
+    // Each delivery costs a worker start (a few seconds on a loaded 2-core machine): a generous deadline, not a speed check.
+    const deadline = Date.now() + 120_000;
     while ((await r.nats.jsm.streams.info(STREAMS.deadLetters)).state.messages === 0) {
       assert.ok(Date.now() < deadline, "JetStream published a MAX_DELIVERIES advisory");
       worker = await replaceIfDead(r, worker, flags);
