@@ -69,9 +69,9 @@ test("runs list and tasks: newest first, filtered; mapped tasks as 'add [6]' wit
   assert.equal(tasks.tasks.find((t) => t.taskId === "double")!.mapCount, null, "never expanded");
   const text = await mapflow(["tasks", failed]);
   assert.match(text, new RegExp(`^run ${failed} of reads: failed in \\S+ m?s\\n`));
-  assert.match(text, /^ {2}task {5}state {12}instances {2}took$/m);
-  assert.match(text, /^ {2}add \[6\] {2}failed {11}5 ✓ 1 ✗ {4}\S+ m?s$/m);
-  assert.match(text, /^ {2}total {4}upstream_failed$/m);
+  assert.match(text, /^ {2}task {8}state {12}instances {2}took$/m);
+  assert.match(text, /^ {2}add \[6\] {5}failed {11}5 ✓ 1 ✗ {4}\S+ m?s$/m);
+  assert.match(text, /^ {2}double \[ \] {2}upstream_failed$/m);
 
   const all = await json<RunRow[]>(["runs", "list"]);
   assert.deepEqual(all.slice(0, 2).map((r) => [r.runId, r.dagId, r.state]), [[ticked, "ticker", "success"], [failed, "reads", "failed"]], "newest first");
