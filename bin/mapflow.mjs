@@ -2,4 +2,5 @@
 // The `mapflow` command: TypeScript runs through tsx (ESM and CommonJS hooks, as `node --import tsx`), with no build step.
 import "tsx";
 
-await import("../services/cli/main.ts");
+const { main } = await import("../services/cli/main.ts");
+await main();

@@ -77,7 +77,8 @@ async function download(nats: Nats, artifact: ArtifactListing, out: string): Pro
 export function artifactCommands(program: Command): void {
   const artifacts = program
     .command("artifacts")
-    .description("list a run's artifacts (files its tasks stored with ctx.artifact), or download one with 'artifacts get'");
+    .description("list a run's artifacts (files its tasks stored with ctx.artifact), or download one with 'artifacts get'")
+    .addHelpText("after", "\nExample:\n  npx mapflow artifacts 01J… --json\n  npx mapflow artifacts get 01J… train model.bin --map-index 3 --out model-3.bin");
 
   artifacts
     .command("list <runId>", { isDefault: true })

@@ -69,6 +69,7 @@ export function auditCommands(program: Command): void {
   program
     .command("db")
     .description("the log's retention")
+    .addHelpText("after", "\nExample:\n  npx mapflow db clean --before 2026-01-01 --archive runs-2025.jsonl")
     .command("clean")
     .description("archive the events of finished runs that ended before a date, check the archive replays to the same rows, then purge those runs")
     .addOption(natsOption()).addOption(credentialsOption())
@@ -137,7 +138,7 @@ export function auditCommands(program: Command): void {
     .option("--run <runId>", "only this run's events")
     .option("--from-archive <file>", "read a `db clean` archive instead of the log")
     .option("--json", "print the figures as JSON")
-    .addHelpText("after", "\nExamples:\n  npx mapflow replay --out /tmp/at-noon.sqlite --until 2026-11-27T12:00:00Z\n  npx mapflow replay --from-archive runs-2025.jsonl --out /tmp/2025.sqlite")
+    .addHelpText("after", "\nExample:\n  npx mapflow replay --out /tmp/at-noon.sqlite --until 2026-11-27T12:00:00Z\n  npx mapflow replay --from-archive runs-2025.jsonl --out /tmp/2025.sqlite")
     .action(async (opts: { nats?: string; data: string; out: string; until?: string; run?: string; fromArchive?: string; json?: boolean }) => {
       if (opts.run) checkRunId(opts.run);
       const cut: Cut = { ...parseUntil(opts.until), runId: opts.run };
@@ -162,6 +163,7 @@ export function auditCommands(program: Command): void {
   program
     .command("audit")
     .description("check the record")
+    .addHelpText("after", "\nExample:\n  npx mapflow audit verify --data .mapflow")
     .command("verify")
     .description("rebuild the read model from the log in memory and compare it with the live projection, table by table; check the log itself")
     .addOption(natsOption()).addOption(credentialsOption())

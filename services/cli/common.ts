@@ -11,6 +11,9 @@ import { runningStack } from "../stack/index.ts";
 export const EXIT = { ok: 0, runFailed: 1, badInput: 2, unreachable: 3 } as const;
 export const DEFAULT_DATA = ".mapflow";
 
+/** The NATS URL the command connected to, for an error that comes later (a JetStream that stops answering). */
+let triedUrl: string | undefined;
+
 export function fail(err: unknown): never {
   const refused = refusal(err);
   if (refused) {
@@ -23,7 +26,9 @@ export function fail(err: unknown): never {
   // Any JetStream request of a command (not only an append) may meet a cluster without its quorum.
   if (isTransient(err) && !(err instanceof UnreachableError)) err = jetStreamUnavailable(err, "JetStream did not answer");
   if (err instanceof UnreachableError) {
-    process.stderr.write(`mapflow: ${err.message}\n`);
+    // Every exit 3 names the NATS it tried, with what to check.
+    const tried = triedUrl !== undefined && !err.message.includes(triedUrl) ? ` (NATS tried: ${triedUrl})` : "";
+    process.stderr.write(`mapflow: ${err.message}${tried}\n`);
     process.exit(EXIT.unreachable);
   }
   process.stderr.write(`mapflow: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
@@ -70,6 +75,7 @@ export async function connectTo(opts: StackOptions, name: string, role: Role): P
   if (!url) {
     throw new UnreachableError(`no stack is running on data dir '${resolve(opts.data)}' and no --nats <url> was given; start one with 'mapflow standalone --dags <dir>' or pass --nats`);
   }
+  triedUrl = url;
   const nats = await connectNats(url, name, authOf(opts, role));
   await ensureStreams(nats, 10_000);
   return nats;

@@ -160,14 +160,18 @@ export function renderDagShow(dag: DagShow): string {
 }
 
 export function dagCommands(program: Command): void {
-  const dags = program.command("dags").description("the DAGs registered on a stack: list, show, pause, unpause");
+  const dags = program
+    .command("dags")
+    .description("the DAGs registered on a stack: list, show, pause, unpause")
+    .addHelpText("after", "\nExample:\n  npx mapflow dags list");
 
   dags
     .command("list")
     .description("every registered DAG: schedule, paused, version, task count, last run")
-    .option("--json", "print a JSON array")
+    .option("--json", "print an array of { dagId, version, schedule, paused, tasks, lastRun: { runId, state, runType, logicalDate } | null }")
     .addOption(natsOption()).addOption(credentialsOption())
     .addOption(dataOption())
+    .addHelpText("after", "\nExample:\n  npx mapflow dags list --json")
     .action(async (opts: { json?: boolean; nats?: string; data: string }) => {
       const nats = await connectTo(opts, "mapflow-dags", "api");
       try {
@@ -184,6 +188,7 @@ export function dagCommands(program: Command): void {
     .option("--json", "print JSON")
     .addOption(natsOption()).addOption(credentialsOption())
     .addOption(dataOption())
+    .addHelpText("after", "\nExample:\n  npx mapflow dags show sample_repeated_mapping")
     .action(async (dagId: string, opts: { json?: boolean; nats?: string; data: string }) => {
       checkDagId(dagId);
       const nats = await connectTo(opts, "mapflow-dags", "api");
@@ -206,6 +211,7 @@ export function dagCommands(program: Command): void {
       .option("--json", "print JSON")
       .addOption(natsOption()).addOption(credentialsOption())
       .addOption(dataOption())
+      .addHelpText("after", `\nExample:\n  npx mapflow dags ${name} daily_report`)
       .action(async (dagId: string, opts: { json?: boolean; nats?: string; data: string }) => {
         checkDagId(dagId);
         const nats = await connectTo(opts, "mapflow-dags", "api");

@@ -27,10 +27,18 @@ import { auditCommands } from "./audit.ts";
 import { artifactCommands } from "./artifacts.ts";
 import { workerCommands } from "./workers.ts";
 import { dagCommands } from "./dags.ts";
+import { readCommands } from "./reads.ts";
+import { logCommands } from "./logs.ts";
 import { checkDagId, checkRunId, checkTaskId, connectTo, credentialsOption, dataOption, DEFAULT_DATA, durabilityOption, EXIT, fail, loadBag, natsOption, print, untilSignal } from "./common.ts";
 
-const program = new Command("mapflow")
+export const program = new Command("mapflow")
   .description("Dynamic task mapping DAGs on an event-sourced NATS JetStream cluster")
+  .addHelpText("after", `
+Exit codes: 0 success, 1 the run failed, 2 bad input, 3 NATS cannot be reached.
+Example:
+  npx mapflow standalone --dags examples          # a stack on this machine (data in .mapflow)
+  npx mapflow trigger sample_repeated_mapping --wait
+  npx mapflow runs list                           # then: mapflow tasks <runId>, mapflow logs <runId> <taskId>`)
   .showHelpAfterError()
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT.badInput));
 
@@ -242,7 +250,7 @@ program
   .description("start a 3-node JetStream cluster on this machine's loopback ports and keep it running")
   .option("--data <dir>", "store directories of the three nodes", ".mapflow-cluster")
   .option("--ports <list>", "client ports of the three nodes; route ports are these + 2000", "4231,4232,4233")
-  .addHelpText("after", "\nThen point every service at all three:\n  npx mapflow worker --nats nats://127.0.0.1:4231,nats://127.0.0.1:4232,nats://127.0.0.1:4233 --credentials .mapflow-cluster/credentials.json --dags examples")
+  .addHelpText("after", "\nThen point every service at all three.\nExample:\n  npx mapflow cluster --data .mapflow-cluster\n  npx mapflow worker --nats nats://127.0.0.1:4231,nats://127.0.0.1:4232,nats://127.0.0.1:4233 --credentials .mapflow-cluster/credentials.json --dags examples")
   .action(async (opts: { data: string; ports: string }) => {
     const ports = opts.ports.split(",").map(Number);
     if (ports.length !== 3 || ports.some((p) => !Number.isInteger(p) || p < 1 || p > 63535)) {
@@ -287,6 +295,7 @@ serviceCommand("coordinator", "run the coordinator (folds the log, appends decis
 
 serviceCommand("projector", "run a projector (folds the log into SQLite at <data>/mapflow.sqlite)")
   .option("--db <file>", "SQLite file of the read model")
+  .addHelpText("after", "\n'mapflow runs list' and 'mapflow tasks' read it with --db.\nExample:\n  npx mapflow projector --nats nats://10.0.0.5:4222 --db /var/lib/mapflow/read.sqlite")
   .action(async (opts: { nats?: string; data: string; db?: string }) => {
     const nats = await connectTo(opts, "mapflow-projector", "projector");
     const log = createLogger("projector");
@@ -346,11 +355,16 @@ auditCommands(program);
 artifactCommands(program);
 workerCommands(program);
 dagCommands(program);
+readCommands(program);
+logCommands(program);
 
-try {
-  await program.parseAsync(process.argv);
-  // Connections and timers may linger; the command is done.
-  process.exit(process.exitCode ?? 0);
-} catch (err) {
-  fail(err);
+/** Runs the command line and exits with its code (bin/mapflow.mjs calls it; tests import `program` without running it). */
+export async function main(argv: readonly string[] = process.argv): Promise<never> {
+  try {
+    await program.parseAsync([...argv]);
+    // Connections and timers may linger; the command is done.
+    process.exit(process.exitCode ?? 0);
+  } catch (err) {
+    fail(err);
+  }
 }

@@ -5,16 +5,21 @@
  */
 import { FINISHED_RUN_STATES, type RunState } from "../../libs/core/index.ts";
 import type { OperatorEvent } from "../../libs/events/index.ts";
-import { isToken, isTaskId } from "../../libs/names/index.ts";
-import { appendEvent, foldRun, type Nats } from "../../libs/nats/index.ts";
+import { isToken, isTaskId, subjects } from "../../libs/names/index.ts";
+import { appendEvent, foldRun, hasMessageFrom, type Nats } from "../../libs/nats/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
 import { createLogger } from "../../libs/log/index.ts";
+
+const notInLog = (runId: string) =>
+  new BadInputError(`run '${runId}' is not in the log of this stack; check the run id ('run', 'trigger' and 'runs list' print it) and the stack (--data / --nats)`);
 
 /** The run as the log has it now; a clear error if there is none. */
 export async function currentRun(nats: Nats, runId: string): Promise<RunState> {
   if (!isToken(runId)) throw new BadInputError(`'${runId}' is not a valid run id`);
+  // A run the log does not have: a follower would wait for its first event for ever.
+  if (!(await hasMessageFrom(nats.js, subjects.run(runId), 1))) throw notInLog(runId);
   const { state } = await foldRun(nats, runId, Number.MAX_SAFE_INTEGER, createLogger("cli", "warn"));
-  if (!state) throw new BadInputError(`run '${runId}' is not in the log of this stack; check the run id ('run' and 'trigger' print it) and the stack (--data / --nats)`);
+  if (!state) throw notInLog(runId);
   return state;
 }
 
