@@ -8,8 +8,8 @@
  * has not run for a long time reads far back).
  */
 import type { Command } from "commander";
-import { DECIDING, evolve, isMapped, type RunState } from "../../libs/core/index.ts";
-import { isRunEvent, type DagRegistered, type RunRequested, type RunType } from "../../libs/events/index.ts";
+import { isMapped } from "../../libs/core/index.ts";
+import type { DagRegistered, RunRequested, RunType } from "../../libs/events/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
 import { createLogger } from "../../libs/log/index.ts";
 import { STREAMS, subjects } from "../../libs/names/index.ts";
@@ -17,6 +17,7 @@ import { decodeRecord, followEvents, lastLogSeq, logBadEvent, readRecords, type 
 import { checkDagId, connectTo, dataOption, natsOption, credentialsOption, print } from "./common.ts";
 import { taskLabel } from "./render.ts";
 import { setPaused } from "./pause.ts";
+import { decidedRun } from "./runs.ts";
 
 export type DagInfo = { readonly registration: DagRegistered; readonly paused: boolean };
 
@@ -59,26 +60,6 @@ async function latestRequests(nats: Nats, dagIds: ReadonlySet<string>): Promise<
   return found;
 }
 
-/**
- * A run's state from its requests and the coordinator's decisions only:
- * enough to know whether it is queued, running or how it ended, without
- * reading one outcome per instance of a wide map.
- */
-async function runState(nats: Nats, runId: string): Promise<RunState["state"] | undefined> {
-  const filter = [subjects.requests(runId), subjects.coordinator(runId)];
-  const follow = await followEvents(nats.js, filter, 1, logBadEvent(createLogger("cli", "warn")));
-  let state: RunState | undefined;
-  try {
-    for await (const { event, caughtUp } of follow) {
-      if (event && isRunEvent(event)) state = evolve(state, event, DECIDING);
-      if (caughtUp) break;
-    }
-  } finally {
-    await follow.stop();
-  }
-  return state?.state;
-}
-
 export type LastRun = { runId: string; state: string; runType: RunType; logicalDate: string };
 export type DagListRow = { dagId: string; version: string; schedule: string | null; paused: boolean; tasks: number; lastRun: LastRun | null };
 
@@ -90,7 +71,7 @@ export async function listDags(nats: Nats): Promise<DagListRow[]> {
     const request = latest.get(dagId);
     const lastRun: LastRun | null = request
       ? {
-        runId: request.runId, state: (await runState(nats, request.runId)) ?? "unknown", runType: request.runType ?? "manual",
+        runId: request.runId, state: (await decidedRun(nats, request.runId))?.state ?? "unknown", runType: request.runType ?? "manual",
         logicalDate: new Date(request.logicalDate ?? request.at).toISOString(),
       }
       : null;

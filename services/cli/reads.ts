@@ -10,18 +10,17 @@
 import type { Command } from "commander";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { DECIDING, evolve, type RunState, type TaskRun } from "../../libs/core/index.ts";
-import { isRunEvent, type RunRequested } from "../../libs/events/index.ts";
+import type { RunState, TaskRun } from "../../libs/core/index.ts";
+import type { RunRequested } from "../../libs/events/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
-import { createLogger } from "../../libs/log/index.ts";
 import { subjects } from "../../libs/names/index.ts";
-import { decodeRecord, followEvents, lastLogSeq, logBadEvent, readRecords, type Nats } from "../../libs/nats/index.ts";
+import { decodeRecord, lastLogSeq, readRecords, type Nats } from "../../libs/nats/index.ts";
 import { MAX_PAGE, ReadQueries, type RunRow, type TaskRow } from "../../libs/store/queries.ts";
 import { countsText } from "../ui/client/states.ts";
 import { checkDagId, checkRunId, connectTo, credentialsOption, dataOption, natsOption, print, type StackOptions } from "./common.ts";
 import { currentRun } from "./operate.ts";
 import { taskLabel } from "./render.ts";
-import { registeredDag } from "./runs.ts";
+import { decidedRun, registeredDag } from "./runs.ts";
 
 type ReadOptions = StackOptions & { db?: string };
 
@@ -74,21 +73,6 @@ function runRow(state: RunState): RunRow {
     runId: state.runId, dagId: state.dagId, dagVersion: state.dagVersion, state: state.state, conf: { ...state.conf },
     startedAt: state.startedAt, endedAt: state.endedAt ?? null,
   };
-}
-
-/** A run from its requests and the coordinator's decisions only: its state and times, without one outcome per instance. */
-export async function decidedRun(nats: Nats, runId: string): Promise<RunState | undefined> {
-  const follow = await followEvents(nats.js, [subjects.requests(runId), subjects.coordinator(runId)], 1, logBadEvent(createLogger("cli", "warn")));
-  let state: RunState | undefined;
-  try {
-    for await (const { event, caughtUp } of follow) {
-      if (event && isRunEvent(event)) state = evolve(state, event, DECIDING);
-      if (caughtUp) break;
-    }
-  } finally {
-    await follow.stop();
-  }
-  return state;
 }
 
 /** Run requests from the log's end backwards, in windows that grow fourfold (recent runs cost a little). */

@@ -1,8 +1,8 @@
 /** Starting a run and waiting for its end: shared by `run`, `trigger` and the tests. */
 import { ulid } from "ulid";
-import { confFor, evolve, FINISHED_RUN_STATES, type RunState } from "../../libs/core/index.ts";
+import { confFor, DECIDING, evolve, FINISHED_RUN_STATES, type RunState } from "../../libs/core/index.ts";
 import { decodeEvent } from "../../libs/codec/index.ts";
-import type { DagRegistered, RunEvent } from "../../libs/events/index.ts";
+import { isRunEvent, type DagRegistered, type RunEvent } from "../../libs/events/index.ts";
 import type { DagSpec } from "../../libs/core/spec.ts";
 import { HEADERS, isToken, msgIds, STREAMS, subjects } from "../../libs/names/index.ts";
 import { appendEvent, followEvents, logBadEvent, type Nats } from "../../libs/nats/index.ts";
@@ -44,6 +44,21 @@ export async function waitForRun(nats: Nats, runId: string, log?: Logger, afterS
     await follow.stop();
   }
   throw new Error(`stopped following run ${runId} before it finished`);
+}
+
+/** A run from its requests and the coordinator's decisions only: its state and times, without one outcome per instance. */
+export async function decidedRun(nats: Nats, runId: string): Promise<RunState | undefined> {
+  const follow = await followEvents(nats.js, [subjects.requests(runId), subjects.coordinator(runId)], 1, logBadEvent(createLogger("cli", "warn")));
+  let state: RunState | undefined;
+  try {
+    for await (const { event, caughtUp } of follow) {
+      if (event && isRunEvent(event)) state = evolve(state, event, DECIDING);
+      if (caughtUp) break;
+    }
+  } finally {
+    await follow.stop();
+  }
+  return state;
 }
 
 /** The newest registration of a DAG on the stack, from the log. */
