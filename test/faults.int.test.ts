@@ -154,6 +154,12 @@ test("work dead-lettered while no coordinator is up is recorded as failed by the
     let worker = await r.start("worker", flags);
     const runId = await trigger(r.nats, "crasher");
     await waitForEvent(r.nats, runId, (e) => e.type === "TaskScheduled");
+    // The work is published after its decision is appended: killed in between, no message would ever be
+    // dead-lettered (the next coordinator republishes it, but this test starts one only after the advisory).
+    for (const until = Date.now() + 30_000; (await r.nats.jsm.streams.info(STREAMS.work)).state.last_seq === 0;) {
+      assert.ok(Date.now() < until, "the coordinator published the work");
+      await new Promise((res) => setTimeout(res, 50));
+    }
     await stopProcess(coordinator, "SIGKILL");
     // Both deliveries crash their worker; JetStream gives up on the message while no coordinator listens.
     // Each delivery costs a worker start (a few seconds on a loaded 2-core machine): a generous deadline, not a speed check.
