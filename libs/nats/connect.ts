@@ -170,3 +170,23 @@ export async function ensureStreams(nats: Nats, timeoutMs = 30_000): Promise<voi
     }
   }
 }
+
+/**
+ * Closes a service's connection the way a clean stop should: its
+ * subscriptions drained and everything it published (a last ack or nak)
+ * flushed to the server first. One already closed, or that cannot drain
+ * (the server is gone), is simply closed.
+ */
+export async function drainNats(nats: Nats, timeoutMs = 5000): Promise<void> {
+  if (nats.nc.isClosed()) return;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    // A server that is away would keep a drain's flush waiting: then only close.
+    const drained = await Promise.race([nats.nc.drain().then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(resolve, timeoutMs, false)))]);
+    if (!drained) await nats.nc.close();
+  } catch {
+    await nats.nc.close();
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -3,7 +3,8 @@ import { Option } from "commander";
 import { resolve } from "node:path";
 import { loadDags, type DagBag } from "../../libs/dags/index.ts";
 import { BadInputError, UnreachableError } from "../../libs/errors.ts";
-import { createLogger } from "../../libs/log/index.ts";
+import { createLogger, type Logger } from "../../libs/log/index.ts";
+import { DEFAULT_METRICS_HOST, serveMetrics, type MetricsServer } from "../../libs/metrics/index.ts";
 import { authFor, connectNats, DURABILITY_MODES, ensureStreams, isTransient, jetStreamUnavailable, readCredentials, refusal, type Nats, type NatsAuth, type Role } from "../../libs/nats/index.ts";
 import { isTaskId, isToken } from "../../libs/names/index.ts";
 import { runningStack } from "../stack/index.ts";
@@ -103,11 +104,45 @@ export function print(json: boolean, value: object, text: string): void {
   process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${text}\n`);
 }
 
-export function untilSignal(): Promise<void> {
+/**
+ * Resolves on the first SIGTERM or SIGINT, when a service begins its clean
+ * stop. A second one stops the process at once, as a kill would: nothing is
+ * half-written either way (work in flight is redelivered after its ack
+ * deadline, and recorded once).
+ */
+export function untilSignal(): Promise<NodeJS.Signals> {
   return new Promise((done) => {
-    process.once("SIGINT", () => done());
-    process.once("SIGTERM", () => done());
+    const first = (signal: NodeJS.Signals) => {
+      process.off("SIGINT", first);
+      process.off("SIGTERM", first);
+      const again = (second: NodeJS.Signals) => {
+        process.stderr.write(`mapflow: ${second} while stopping: stopping now, without waiting\n`);
+        process.exit(second === "SIGINT" ? 130 : 143);
+      };
+      process.once("SIGINT", again);
+      process.once("SIGTERM", again);
+      done(signal);
+    };
+    process.on("SIGINT", first);
+    process.on("SIGTERM", first);
   });
+}
+
+/** `--metrics-port` and `--metrics-host`, for the commands that serve Prometheus metrics. */
+export const metricsPortOption = () =>
+  new Option("--metrics-port <n>", "serve Prometheus metrics at http://<metrics-host>:<n>/metrics (0: any free port; default: none)").argParser((value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new BadInputError(`--metrics-port takes a port number from 0 to 65535, got '${value}'`);
+    return n;
+  });
+export const metricsHostOption = () => new Option("--metrics-host <host>", "address the metrics port listens on; anything but 127.0.0.1 shows them to the network").default(DEFAULT_METRICS_HOST);
+
+/** Serves the metrics when `--metrics-port` was given, and says where on stdout (the port may have been 0). */
+export async function metricsFor(opts: { metricsPort?: number; metricsHost: string }, log: Logger): Promise<MetricsServer | undefined> {
+  if (opts.metricsPort === undefined) return undefined;
+  const server = await serveMetrics({ port: opts.metricsPort, host: opts.metricsHost, log });
+  process.stdout.write(`metrics at ${server.url}\n`);
+  return server;
 }
 
 export const natsOption = () => new Option("--nats <url>", "NATS server URL(s), comma-separated");

@@ -2,7 +2,7 @@
  * The `mapflow` command line (DESIGN.md §4). Exit codes: 0 success, 1 the
  * run failed, 2 bad input, 3 NATS cannot be reached.
  */
-import { Command } from "commander";
+import { Command, Option } from "commander";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -10,14 +10,14 @@ import { confFor, runReport } from "../../libs/core/index.ts";
 import { pickDag } from "../../libs/dags/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
 import { createLogger, type Logger } from "../../libs/log/index.ts";
-import { startCluster, whileJetStreamRecovers, type Durability, type Nats } from "../../libs/nats/index.ts";
+import { drainNats, startCluster, whileJetStreamRecovers, type Durability, type Nats } from "../../libs/nats/index.ts";
 import { isToken } from "../../libs/names/index.ts";
 import { recordStack, runningStackUrl, startStack } from "../stack/index.ts";
 import { startCoordinator } from "../coordinator/index.ts";
 import { DEFAULT_LEASE_MS, whileLeader } from "../coordinator/lease.ts";
 import { hostname } from "node:os";
 import { startProjector } from "../projector/index.ts";
-import { DEFAULT_CONCURRENCY, startWorker } from "../worker/index.ts";
+import { DEFAULT_CONCURRENCY, DEFAULT_GRACE_MS, startWorker } from "../worker/index.ts";
 import { parseConf, registeredDag, requestRun, waitForRun } from "./runs.ts";
 import { renderRun } from "./render.ts";
 import { cancelRun, clearRun, currentRun, markInstance } from "./operate.ts";
@@ -29,7 +29,7 @@ import { workerCommands } from "./workers.ts";
 import { dagCommands } from "./dags.ts";
 import { readCommands } from "./reads.ts";
 import { logCommands } from "./logs.ts";
-import { checkDagId, checkRunId, checkTaskId, connectTo, credentialsOption, dataOption, DEFAULT_DATA, durabilityOption, EXIT, fail, loadBag, natsOption, print, untilSignal } from "./common.ts";
+import { checkDagId, checkRunId, checkTaskId, connectTo, credentialsOption, dataOption, DEFAULT_DATA, durabilityOption, EXIT, fail, loadBag, metricsFor, metricsHostOption, metricsPortOption, natsOption, print, untilSignal } from "./common.ts";
 
 export const program = new Command("mapflow")
   .description("Dynamic task mapping DAGs on an event-sourced NATS JetStream cluster")
@@ -102,8 +102,10 @@ program
   .option("--ui-port <n>", "web UI port (0: any free one)", portNumber("--ui-port"), DEFAULT_UI_PORT)
   .option("--ui-public-read", "let the web UI's reads through without the API token (actions still need it)")
   .option("--no-ui", "do not serve the web UI")
-  .addHelpText("after", "\nExample:\n  npx mapflow standalone --dags examples --data .mapflow --run sample_repeated_mapping\n  then open the link it prints (http://127.0.0.1:8080/#token=...)")
-  .action(async (opts: { dags: string; data: string; port?: number; workers: number; queues?: string[]; run?: string; durability: Durability; ui: boolean; uiHost: string; uiPort: number; uiPublicRead?: boolean }) => {
+  .addOption(graceOption())
+  .addOption(metricsPortOption()).addOption(metricsHostOption())
+  .addHelpText("after", "\nExample:\n  npx mapflow standalone --dags examples --data .mapflow --run sample_repeated_mapping\n  then open the link it prints (http://127.0.0.1:8080/#token=...)\nThe UI's port also serves Prometheus metrics at /metrics (with the API token).")
+  .action(async (opts: { dags: string; data: string; port?: number; workers: number; queues?: string[]; run?: string; durability: Durability; ui: boolean; uiHost: string; uiPort: number; uiPublicRead?: boolean; graceMs: number; metricsPort?: number; metricsHost: string }) => {
     const dataDir = resolve(opts.data);
     if (opts.run !== undefined) checkDagId(opts.run);
     const existing = runningStackUrl(dataDir);
@@ -111,11 +113,12 @@ program
     const log = createLogger("mapflow");
     const bag = await loadBag(opts.dags, log);
     const ui = opts.ui ? { host: opts.uiHost, port: opts.uiPort, publicRead: opts.uiPublicRead } : undefined;
-    const stack = await startStack({ dataDir, bag, port: opts.port, workers: opts.workers, queues: opts.queues, log, durability: opts.durability, ui });
+    const stack = await startStack({ dataDir, bag, port: opts.port, workers: opts.workers, queues: opts.queues, log, durability: opts.durability, ui, graceMs: opts.graceMs });
     const forget = recordStack(dataDir, stack.url, stack.server.credentialsFile);
     log.info({ nats: stack.url, data: dataDir, credentialsFile: stack.server.credentialsFile, dags: [...bag.dags.keys()] }, "mapflow standalone is running; Ctrl-C stops it");
     process.stdout.write(`mapflow standalone: NATS at ${stack.url}, data in ${dataDir}${stack.ui ? `, web UI at ${stack.ui.url}` : ""}\n`);
     if (stack.ui) process.stdout.write(`${tokenNotice(stack.ui.url, stack.ui.token)}\n`);
+    const metrics = await metricsFor(opts, log);
     if (opts.run) {
       const loaded = pickDag(bag, opts.run);
       const runId = await requestRun(stack.nats, { dagId: opts.run, version: loaded.version, spec: loaded.dag.spec, conf: {} });
@@ -124,6 +127,7 @@ program
     process.stdout.write(`serving; other shells can use it: npx mapflow trigger <dagId> --wait --data ${opts.data}\n`);
     await untilSignal();
     forget();
+    await metrics?.stop();
     await stack.stop();
   });
 
@@ -192,6 +196,15 @@ function portNumber(flag: string): (value: string) => number {
     if (!Number.isInteger(n) || n < 0 || n > 65535) throw new BadInputError(`${flag} takes a port number from 0 to 65535, got '${value}'`);
     return n;
   };
+}
+
+/** `--grace-ms`: how long a stopping worker lets its running tries finish. */
+function graceOption() {
+  return new Option("--grace-ms <ms>", "on SIGTERM / SIGINT, let running tries finish this long, then hand the rest back to other workers").argParser((value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0) throw new BadInputError(`--grace-ms takes a whole number of milliseconds ≥ 0, got '${value}'`);
+    return n;
+  }).default(DEFAULT_GRACE_MS);
 }
 
 const mapIndexes = (value: string, previous: number[] = []): number[] => {
@@ -278,35 +291,50 @@ function serviceCommand(name: string, description: string) {
   return program.command(name).description(description).addOption(natsOption()).addOption(credentialsOption()).addOption(dataOption());
 }
 
-serviceCommand("coordinator", "run the coordinator (folds the log, appends decisions, publishes work)")
+/** A service command that also serves Prometheus metrics when given `--metrics-port`. */
+function measuredServiceCommand(name: string, description: string) {
+  return serviceCommand(name, description).addOption(metricsPortOption()).addOption(metricsHostOption());
+}
+
+type MetricsOpts = { metricsPort?: number; metricsHost: string };
+
+measuredServiceCommand("coordinator", "run the coordinator (folds the log, appends decisions, publishes work)")
   .option("--max-map-length <n>", "instances one task may expand to, unless it sets maxMapLength (env MAPFLOW_MAX_MAP_LENGTH; default 100000)", Number)
   .option("--lease-ms <ms>", "leadership lease: a standby takes over this long after the leader dies (default 5000)", positiveInt("--lease-ms"))
-  .addHelpText("after", "\nRun two or more for a standby: one leads (a lease in JetStream KV), the others wait.\nExample:\n  npx mapflow coordinator --nats nats://10.0.0.5:4222,nats://10.0.0.6:4222")
-  .action(async (opts: { nats?: string; data: string; maxMapLength?: number; leaseMs?: number }) => {
+  .addHelpText("after", "\nRun two or more for a standby: one leads (a lease in JetStream KV), the others wait.\nOn SIGTERM / SIGINT it stops deciding, releases the lease (a standby takes over at once) and exits 0.\nExample:\n  npx mapflow coordinator --nats nats://10.0.0.5:4222,nats://10.0.0.6:4222")
+  .action(async (opts: { nats?: string; data: string; maxMapLength?: number; leaseMs?: number } & MetricsOpts) => {
     const nats = await connectTo(opts, "mapflow-coordinator", "coordinator");
     const log = createLogger("coordinator");
+    const metrics = await metricsFor(opts, log);
     const service = await whileLeader(nats, log, `${hostname()}:${process.pid}`, opts.leaseMs ?? DEFAULT_LEASE_MS, () =>
       startCoordinator({ nats, log, maxMapLength: opts.maxMapLength }));
     process.stdout.write("coordinator ready\n");
-    await untilSignal();
+    const signal = await untilSignal();
+    log.info({ signal }, "stopping: no more decisions; releasing the lease");
     await service.stop();
-    await nats.nc.close();
+    await metrics?.stop();
+    await drainNats(nats);
+    log.info("coordinator stopped");
   });
 
-serviceCommand("projector", "run a projector (folds the log into SQLite at <data>/mapflow.sqlite)")
+measuredServiceCommand("projector", "run a projector (folds the log into SQLite at <data>/mapflow.sqlite)")
   .option("--db <file>", "SQLite file of the read model")
   .addHelpText("after", "\n'mapflow runs list' and 'mapflow tasks' read it with --db.\nExample:\n  npx mapflow projector --nats nats://10.0.0.5:4222 --db /var/lib/mapflow/read.sqlite")
-  .action(async (opts: { nats?: string; data: string; db?: string }) => {
+  .action(async (opts: { nats?: string; data: string; db?: string } & MetricsOpts) => {
     const nats = await connectTo(opts, "mapflow-projector", "projector");
     const log = createLogger("projector");
+    const metrics = await metricsFor(opts, log);
     const service = await startWhenReady(log, () => startProjector({ nats, log, dbPath: resolve(opts.db ?? join(opts.data, "mapflow.sqlite")) }));
     process.stdout.write("projector ready\n");
-    await untilSignal();
+    const signal = await untilSignal();
+    log.info({ signal }, "stopping: writing what is folded, then closing the read model");
     await service.stop();
-    await nats.nc.close();
+    await metrics?.stop();
+    await drainNats(nats);
+    log.info("projector stopped");
   });
 
-serviceCommand("worker", "run a worker: pulls work from a queue and runs task code from --dags")
+measuredServiceCommand("worker", "run a worker: pulls work from a queue and runs task code from --dags")
   .requiredOption("--dags <dir>", "folder of DAG files")
   .option("--queue <name>", "queue to serve", "default")
   .option("--concurrency <n>", "instances at once (short async tasks need many in flight; lower it for memory-heavy tasks)", (v) => Number.parseInt(v, 10), DEFAULT_CONCURRENCY)
@@ -315,20 +343,24 @@ serviceCommand("worker", "run a worker: pulls work from a queue and runs task co
   .option("--heartbeat-ms <ms>", "how often a running item reports it is alive (default a third of --ack-wait-ms)", positiveInt("--heartbeat-ms"))
   .option("--max-deliver <n>", "deliveries of one item before it is recorded as failed (default 5)", positiveInt("--max-deliver"))
   .option("--max-ack-pending <n>", "work items the queue hands out unacknowledged at once, across its workers (default 10000)", positiveInt("--max-ack-pending"))
-  .addHelpText("after", "\nExample:\n  npx mapflow worker --nats nats://10.0.0.5:4222 --dags ./dags --queue default")
-  .action(async (opts: { nats?: string; data: string; dags: string; queue: string; concurrency: number; name?: string; ackWaitMs?: number; heartbeatMs?: number; maxDeliver?: number; maxAckPending?: number }) => {
+  .addOption(graceOption())
+  .addHelpText("after", "\nOn SIGTERM / SIGINT it takes no more work, lets running tries finish for --grace-ms, hands the rest back\n(nak with a delay: another worker runs them; not failures) and exits 0. A second signal stops it at once.\nExample:\n  npx mapflow worker --nats nats://10.0.0.5:4222 --dags ./dags --queue default")
+  .action(async (opts: { nats?: string; data: string; dags: string; queue: string; concurrency: number; name?: string; ackWaitMs?: number; heartbeatMs?: number; maxDeliver?: number; maxAckPending?: number; graceMs: number } & MetricsOpts) => {
     if (!isToken(opts.queue)) throw new BadInputError(`queue '${opts.queue}' may hold only letters, digits, '_' and '-'`);
     const log = createLogger("worker");
     const bag = await loadBag(opts.dags, log);
     const nats = await connectTo(opts, "mapflow-worker", "worker");
+    const metrics = await metricsFor(opts, log);
     const service = await startWhenReady(log, () => startWorker({
       nats, log, bag, queue: opts.queue, concurrency: opts.concurrency, name: opts.name,
       ackWaitMs: opts.ackWaitMs, heartbeatMs: opts.heartbeatMs, maxDeliver: opts.maxDeliver, maxAckPending: opts.maxAckPending,
     }));
     process.stdout.write(`worker ${service.name} ready\n`);
-    await untilSignal();
-    await service.stop();
-    await nats.nc.close();
+    const signal = await untilSignal();
+    log.info({ signal, graceMs: opts.graceMs }, "stopping");
+    await service.stop({ graceMs: opts.graceMs });
+    await metrics?.stop();
+    await drainNats(nats);
   });
 
 serviceCommand("ui", "serve the web UI and its JSON API (reads a projection, talks to NATS for history, logs and actions)")
@@ -348,7 +380,7 @@ serviceCommand("ui", "serve the web UI and its JSON API (reads a projection, tal
     await untilSignal();
     await ui.stop();
     await projector?.stop();
-    await nats.nc.close();
+    await drainNats(nats);
   });
 
 auditCommands(program);

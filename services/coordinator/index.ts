@@ -17,6 +17,7 @@ import { isOperatorEvent, isRunEvent, type CoordinatorEvent, type MapflowEvent, 
 import { msgIds, STREAMS, subjects } from "../../libs/names/index.ts";
 import { appendEvent, foldRun, followEvents, logBadEvent, maxValueBytes, publishWork, valueStore, type Nats, type Oversized } from "../../libs/nats/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
+import { eventsApplied, instanceRetries } from "../../libs/metrics/index.ts";
 import { watchDeadLetters } from "./deadletter.ts";
 import { restore, saveSnapshot, snapshotBucket } from "./snapshot.ts";
 import { storedValues } from "./stored.ts";
@@ -130,6 +131,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       try {
         const ack = await appendEvent(nats, event, { expectLastSubjectSeq: fence });
         book.appendedSeq = ack.seq;
+        if (event.type === "InstanceRetried") instanceRetries.add(book.state.dagId, event.taskId);
       } catch (err) {
         if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
           log.warn({ runId, fence }, "the fence refused an append: another writer decided this run; folding its events first");
@@ -337,6 +339,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     await scheduler.stop();
     throw err;
   });
+  const applied = eventsApplied("coordinator");
   const loop = (async () => {
     let sinceFlush = 0;
     // Work of the decisions folded in this batch, published together at its end.
@@ -346,6 +349,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       if (needsRecall(event)) await recall(seq, event);
       if (event?.type === "InstanceSucceeded") await stored.attachResult(books.get(event.runId)?.state, event);
       fold(seq, subject, event, outbox);
+      applied.add(event?.type ?? "malformed");
       position = seq;
       if (!caughtUp) {
         folded++;

@@ -3,9 +3,10 @@
  * MaxAckPending of them are out unacknowledged. Say so in the log before
  * that point, with what to do about it.
  */
-import { STREAMS } from "../../libs/names/index.ts";
+import { consumers, STREAMS } from "../../libs/names/index.ts";
 import type { Nats } from "../../libs/nats/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
+import { queueDepths, type QueueDepth } from "../../libs/metrics/index.ts";
 
 /** The share of MaxAckPending at which the coordinator warns. */
 export const ACK_PENDING_ALERT = 0.9;
@@ -28,5 +29,24 @@ export function watchWorkQueues(nats: Nats, log: Logger, everyMs = 5000): QueueW
     }
   };
   const timer = setInterval(() => void check().catch(() => {}), everyMs);
-  return { stop: () => clearInterval(timer) };
+  // Every queue's depth for the metrics, read when scraped.
+  const unwatch = queueDepths.watch(() => allQueueDepths(nats));
+  return {
+    stop: () => {
+      clearInterval(timer);
+      unwatch();
+    },
+  };
+}
+
+const WORKERS_PREFIX = consumers.workers("");
+
+/** The depth of every queue that has workers' consumer, from JetStream. */
+export async function allQueueDepths(nats: Nats): Promise<QueueDepth[]> {
+  const depths: QueueDepth[] = [];
+  for await (const info of nats.jsm.consumers.list(STREAMS.work)) {
+    if (!info.name.startsWith(WORKERS_PREFIX)) continue;
+    depths.push({ queue: info.name.slice(WORKERS_PREFIX.length), pending: info.num_pending, ackPending: info.num_ack_pending });
+  }
+  return depths;
 }

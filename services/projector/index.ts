@@ -4,10 +4,11 @@
  * transaction. After a restart it resumes from the stored sequence; the run
  * states it no longer holds are folded again from that run's own events.
  */
-import { subjects } from "../../libs/names/index.ts";
+import { STREAMS, subjects } from "../../libs/names/index.ts";
 import { foldRun, followEvents, logBadEvent, type Follow, type Nats } from "../../libs/nats/index.ts";
 import { ReadModel } from "../../libs/store/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
+import { eventsApplied, projectionLags, type ProjectionLag } from "../../libs/metrics/index.ts";
 import { ProjectionFold } from "./fold.ts";
 
 export type ProjectorOptions = {
@@ -51,10 +52,13 @@ export async function startProjector(options: ProjectorOptions): Promise<Project
       if (waiters[i]!.seq <= applied) waiters.splice(i, 1)[0]!.resolve();
     }
   };
+  const counted = eventsApplied("projector");
+  const unwatch = projectionLags.watch(() => projectionLag(nats, applied));
   const loop = (async () => {
     for await (const { seq, event, caughtUp } of follow) {
       const earlier = event && fold.needsHistory(event) ? (await foldRun(nats, event.runId, seq, log)).state : undefined;
       fold.apply(seq, event, earlier);
+      counted.add(event?.type ?? "malformed");
       // Caught up with a live log, events come a few at a time: gather them for a moment rather than
       // writing a transaction for each few (a wide map's outcomes then cost one write per instance).
       if (fold.uncommitted >= batchSize) flush();
@@ -71,10 +75,24 @@ export async function startProjector(options: ProjectorOptions): Promise<Project
       return new Promise((resolve) => waiters.push({ seq, resolve }));
     },
     async stop() {
+      unwatch();
       await follow.stop();
       await loop;
       clearTimeout(flushTimer); // the loop may have died with a write pending
       model.close();
     },
   };
+}
+
+/**
+ * How far a read model that has applied the log up to `applied` is behind
+ * it: the events after that sequence, and the age of the first of them.
+ * Two JetStream requests; asked on a metrics scrape, never per event.
+ */
+export async function projectionLag(nats: Nats, applied: number, now = Date.now()): Promise<ProjectionLag> {
+  const last = (await nats.jsm.streams.info(STREAMS.events)).state.last_seq;
+  if (last <= applied) return { events: 0, seconds: 0 };
+  // The server's STREAM.MSG.GET takes `next_by_subj` with `seq` (the first message at or after it); the client's type lists only the other forms.
+  const next = await nats.jsm.streams.getMessage(STREAMS.events, { seq: applied + 1, next_by_subj: subjects.allEvents } as unknown as { seq: number });
+  return { events: last - applied, seconds: next ? Math.max(0, (now - next.time.getTime()) / 1000) : 0 };
 }

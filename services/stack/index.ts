@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { configFor, connectNats, ensureStreams, startNatsServer, type Durability, type Nats, type NatsServer, type Role } from "../../libs/nats/index.ts";
+import { configFor, connectNats, drainNats, ensureStreams, startNatsServer, type Durability, type Nats, type NatsServer, type Role } from "../../libs/nats/index.ts";
 import type { DagBag } from "../../libs/dags/index.ts";
 import { DEFAULT_QUEUE } from "../../libs/names/index.ts";
 import { createLogger, type Logger } from "../../libs/log/index.ts";
@@ -35,6 +35,8 @@ export type StackOptions = {
   ui?: { host?: string; port?: number; publicRead?: boolean };
   /** Let the coordinator request scheduled runs (default true). */
   scheduling?: boolean;
+  /** On stop, how long the workers' running tries may take to finish before they are handed back (default DEFAULT_GRACE_MS, 30 s). */
+  graceMs?: number;
 };
 
 export type Stack = {
@@ -117,10 +119,10 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     ui,
     async stop() {
       await ui?.stop();
-      await Promise.all(workers.map((w) => w.stop()));
+      await Promise.all(workers.map((w) => w.stop({ graceMs: options.graceMs })));
       await coordinator.stop();
       await projector.stop();
-      await Promise.all(connections.map((c) => c.nc.close()));
+      await Promise.all(connections.map(drainNats));
       await server.stop();
     },
   };

@@ -16,6 +16,7 @@ import { ApiGate, type ApiToken } from "./auth.ts";
 import { checkJsonBody, Router, sendJson, statusOf } from "./http.ts";
 import { LiveHub } from "./live.ts";
 import { BadInputError } from "../../libs/errors.ts";
+import { metricsResponse } from "../../libs/metrics/index.ts";
 
 export const DEFAULT_UI_HOST = "127.0.0.1";
 export const DEFAULT_UI_PORT = 8080;
@@ -65,6 +66,13 @@ export async function startUi(options: UiOptions): Promise<Ui> {
     };
     if (req.method === "GET" && url.pathname === "/app.js") return asset("text/javascript; charset=utf-8", bundle.js);
     if (req.method === "GET" && url.pathname === "/app.css") return asset("text/css; charset=utf-8", bundle.css);
+    if (url.pathname === "/metrics") {
+      // This process's Prometheus metrics, behind the API's token like every read of this port (see README "Metrics").
+      if (req.method !== "GET") return sendJson(res, 405, { error: "only GET /metrics" });
+      const refused = gate.refusal(req, url);
+      if (refused) return sendJson(res, 401, { error: refused }, { "www-authenticate": 'Bearer realm="mapflow"' });
+      return void metricsResponse(res);
+    }
     if (!url.pathname.startsWith("/api/")) {
       // Every other page is the one-page app; it reads its route from the URL.
       if (req.method !== "GET") return sendJson(res, 405, { error: "only GET serves pages" });

@@ -8,7 +8,7 @@ import { PubHeaders, type JsMsg } from "@nats-io/jetstream";
 import { decodeEvent, decodeWork, encodeTaskValue } from "../../libs/codec/index.ts";
 import type { WorkItem } from "../../libs/core/work.ts";
 import type { ErrorInfo, InstanceFailed, InstanceSucceeded } from "../../libs/events/index.ts";
-import { DEFAULT_QUEUE, HEADERS, msgIds, objects, STREAMS, subjects } from "../../libs/names/index.ts";
+import { consumers, DEFAULT_QUEUE, HEADERS, msgIds, objects, STREAMS, subjects } from "../../libs/names/index.ts";
 import { appendEvent, fetchBytes, fetchValue, INLINE_VALUE_BYTES, isTransient, lazyValueStore, maxValueBytes, storeValue, whileJetStreamRecovers, type Nats } from "../../libs/nats/index.ts";
 import { ulid } from "ulid";
 import type { DagBag } from "../../libs/dags/index.ts";
@@ -17,13 +17,14 @@ import { runShell } from "./shell.ts";
 import { renderLabel, taskArgs } from "./inputs.ts";
 import { taskSpec } from "../../libs/core/spec.ts";
 import type { StoredValue } from "../../libs/core/stored.ts";
-import { ensureWorkConsumer, pullWork, type PullSettings } from "./pull.ts";
+import { ensureWorkConsumer, HAND_BACK_DELAY_MS, pullWork, type PullSettings } from "./pull.ts";
 import { heldWork, type Hold } from "./held.ts";
 import { tryContext } from "./context.ts";
 import { tryLogs } from "./logs.ts";
 import { tryArtifacts, type TryArtifacts } from "./artifacts.ts";
 import { taskKvs } from "./kv.ts";
 import { announcePresence } from "./presence.ts";
+import { instanceDuration, runningTries, queueDepths, workHandedBack, workRedeliveries } from "../../libs/metrics/index.ts";
 
 export type WorkerOptions = {
   nats: Nats;
@@ -55,7 +56,31 @@ export type WorkerOptions = {
   startedEventAfterMs?: number;
 };
 
-export type Worker = { readonly name: string; stop(): Promise<void> };
+export type StopOptions = {
+  /**
+   * How long running tries may take to finish (default DEFAULT_GRACE_MS);
+   * those still running then are handed back (nak with a delay) for another
+   * worker, their task code aborted, nothing recorded for them.
+   */
+  graceMs?: number;
+};
+
+/**
+ * A worker's stop: take no new work, let running tries finish within the
+ * grace period, hand back the rest, then leave (its heartbeat removed).
+ * Nothing half-done is appended: a try either records its outcome whole or
+ * records nothing and runs again elsewhere under the same try number.
+ */
+export type Worker = { readonly name: string; stop(options?: StopOptions): Promise<void> };
+
+/** How long a stopping worker lets its running tries finish before it hands them back. */
+export const DEFAULT_GRACE_MS = 30_000;
+
+/** How long a stop waits for outcomes already being appended (a JetStream that is recovering) before it leaves them to redelivery. */
+const APPENDS_WAIT_MS = 10_000;
+
+/** The abort reason of a try handed back by a stopping worker: its handler hands the message back instead of recording a failure. */
+const HANDED_BACK = new Error("the worker is stopping: this try was handed back for another worker to run");
 
 /**
  * Instances one worker process runs at once, unless told. As Temporal's
@@ -104,10 +129,14 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const tools = { artifacts: tryArtifacts(nats, maxResultBytes), kv: taskKvs(nats) };
   /** Tries running now, for the heartbeat. */
   let running = 0;
+  /** Set once stop() begins: no try starts after it. */
+  let stopping = false;
 
   /** Tries in progress per run, each as its abort function, so a stopped run's can be aborted. */
   const tries = new Map<string, Set<(reason: Error) => void>>();
   const held = heldWork(heartbeatMs, startedEventAfterMs);
+  const redeliveries = workRedeliveries.slot(queue);
+  const handedBack = workHandedBack.slot(queue);
   /** Runs told to stop, and when (bounded): their work published before then is dropped; a later clear's is not. */
   const stopped = new Map<string, number>();
   const stops = nats.nc.subscribe(subjects.allRunStops, {
@@ -196,6 +225,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
 
   /** Handles one message, holding it (kept alive, announced if long) until it is acked or handed back. */
   async function handle(msg: JsMsg): Promise<void> {
+    if (msg.info.deliveryCount > 1) redeliveries.n++;
     const hold = held.hold(msg);
     try {
       await handleHeld(msg, hold);
@@ -240,6 +270,10 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       msg.term(); // the run ended after this was queued; nothing would record this try
       return;
     }
+    if (stopping) {
+      msg.nak(HAND_BACK_DELAY_MS); // this worker is stopping: another one starts it
+      return;
+    }
     const attempt = tryContext(item, logs, tools);
     running++;
     const { ctx } = attempt;
@@ -272,12 +306,22 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       const result = await Promise.race(timeout ? [run, timeout, attempt.aborted] : [run, attempt.aborted]);
       const artifacts = attempt.artifacts && (await artifactsOf(attempt.artifacts));
       const succeeded = await recordable({ type: "InstanceSucceeded", ...base, ...(label !== undefined ? { label } : {}), ...artifacts, result, startedAt, at: Date.now() });
+      instanceDuration.observe(item.dagId, item.taskId, (succeeded.at - startedAt) / 1000);
       await outcome(msg, succeeded, attempt.log?.stored());
     } catch (err) {
+      if (err === HANDED_BACK) {
+        // Not a failure and not recorded: the same try runs again on another worker.
+        attempt.log?.log.warn("this worker is stopping: the try was handed back unfinished and runs again on another worker");
+        msg.nak(HAND_BACK_DELAY_MS);
+        handedBack.n++;
+        return;
+      }
       // The worker's own line, not stored with the task's: the error itself is recorded in InstanceFailed.
       log.error({ err, runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, try: item.try }, "task failed");
       const artifacts = attempt.artifacts && (await artifactsOf(attempt.artifacts));
-      await outcome(msg, { type: "InstanceFailed", ...base, ...(label !== undefined ? { label } : {}), ...artifacts, error: errorInfo(err), startedAt, at: Date.now() }, attempt.log?.stored());
+      const at = Date.now();
+      instanceDuration.observe(item.dagId, item.taskId, (at - startedAt) / 1000);
+      await outcome(msg, { type: "InstanceFailed", ...base, ...(label !== undefined ? { label } : {}), ...artifacts, error: errorInfo(err), startedAt, at }, attempt.log?.stored());
     } finally {
       running--;
       clearTimeout(timer);
@@ -316,15 +360,45 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
 
   const puller = pullWork(nats, log, settings, handle);
   const presence = await announcePresence(nats, log, { name, queues: [queue], concurrency, running: () => running }, options.presenceMs);
+  const unwatch = [
+    runningTries.watch(async () => ({ queue, running })),
+    queueDepths.watch(async () => {
+      const info = await nats.jsm.consumers.info(STREAMS.work, consumers.workers(queue));
+      return [{ queue, pending: info.num_pending, ackPending: info.num_ack_pending }];
+    }),
+  ];
+
+  /** Aborts every try still running; each hands its message back (see HANDED_BACK). One already recording its outcome is not affected. */
+  function handBack(): void {
+    for (const runTries of tries.values()) for (const abort of runTries) abort(HANDED_BACK);
+  }
 
   log.info({ queue, concurrency, dags: [...bag.dags.keys()] }, "worker started");
   return {
     name,
-    async stop() {
-      stops.unsubscribe();
+    async stop(stopOptions = {}) {
+      const graceMs = stopOptions.graceMs ?? DEFAULT_GRACE_MS;
+      stopping = true;
       await puller.stop();
+      const settled = puller.settled();
+      if (running > 0) log.info({ running, graceMs }, "stopping: taking no more work; letting the running tries finish");
+      let timer: NodeJS.Timeout | undefined;
+      const inTime = await Promise.race([settled.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(resolve, graceMs, false)))]);
+      clearTimeout(timer);
+      if (!inTime) {
+        const before = handedBack.n;
+        handBack();
+        // Outcomes already being appended finish (or, with JetStream away, are left to redelivery, which finds them if they landed).
+        const done = await Promise.race([settled.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(resolve, APPENDS_WAIT_MS, false)))]);
+        clearTimeout(timer);
+        log.warn({ handedBack: handedBack.n - before, graceMs }, "stopping: handed back the tries still running after the grace period; other workers run them");
+        if (!done) log.warn("stopping without the last outcomes acknowledged; their work is redelivered and not recorded twice");
+      }
+      stops.unsubscribe();
       held.stop();
+      for (const remove of unwatch) remove();
       await presence.stop();
+      log.info("worker stopped");
     },
   };
 }

@@ -42,7 +42,20 @@ export async function ensureWorkConsumer(nats: Nats, settings: PullSettings): Pr
   }
 }
 
-export type Puller = { stop(): Promise<void> };
+export type Puller = {
+  /** Stops taking work: no more pulls; a message that still arrives is handed straight back. Running items go on. */
+  stop(): Promise<void>;
+  /** Settles once every item handed to `handle` has been handled. */
+  settled(): Promise<void>;
+};
+
+/**
+ * How long a handed-back message waits before JetStream delivers it again:
+ * long enough that it does not bounce between workers that are all stopping
+ * (a fleet restarted at once), short enough that the next worker starts it
+ * at once for any practical purpose.
+ */
+export const HAND_BACK_DELAY_MS = 1000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -52,6 +65,8 @@ export function pullWork(nats: Nats, log: Logger, settings: PullSettings, handle
   let stopping = false;
   let batch: ConsumerMessages | null = null;
   let consumer: Consumer | null = null;
+  /** Ends the loop's wait for a free slot, so a stop does not wait for a running item. */
+  let wake: (() => void) | null = null;
 
   // Pull again once half the slots are free, not at each one: a pull request per finished item costs
   // more than the item when tasks are short.
@@ -60,13 +75,21 @@ export function pullWork(nats: Nats, log: Logger, settings: PullSettings, handle
     for (let failures = 0; !stopping; ) {
       const free = settings.concurrency - running.size;
       if (free < pullAt) {
-        await Promise.race(running);
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          void Promise.race(running).then(resolve);
+        });
+        wake = null;
         continue;
       }
       try {
         consumer ??= await nats.js.consumers.get(STREAMS.work, consumers.workers(settings.queue));
         batch = await consumer.fetch({ max_messages: free, expires: 1000 });
         for await (const msg of batch) {
+          if (stopping) {
+            msg.nak(HAND_BACK_DELAY_MS); // pulled as the worker began to stop: another worker takes it
+            continue;
+          }
           const job = handle(msg)
             .catch((err) => log.error({ err, subject: msg.subject }, "work item could not be handled; it will be redelivered"))
             .finally(() => running.delete(job));
@@ -89,8 +112,11 @@ export function pullWork(nats: Nats, log: Logger, settings: PullSettings, handle
   return {
     async stop() {
       stopping = true;
+      wake?.();
       batch?.stop();
       await loop;
+    },
+    async settled() {
       await Promise.allSettled(running);
     },
   };
