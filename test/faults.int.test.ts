@@ -10,7 +10,7 @@ import { fold, StoredValue, type WorkItem } from "../libs/core/index.ts";
 import { loadDags, pickDag } from "../libs/dags/index.ts";
 import { waitForRun } from "../services/cli/runs.ts";
 import { ACCEPTANCE, cli, stopProcess, tempDir } from "./helpers/index.ts";
-import { assertOnce, assertWideRun, executions, FAULT_DAGS, outcomeCounts, projectionAndReplay, rig, runEvents, trigger, waitForEvent, type Proc, type Rig } from "./helpers/faults.ts";
+import { assertNextRunAndDecidedOnce, assertOnce, assertWideRun, executions, FAULT_DAGS, outcomeCounts, projectionAndReplay, rig, runEvents, trigger, waitForEvent, type Proc, type Rig } from "./helpers/faults.ts";
 import { startCoordinator } from "../services/coordinator/index.ts";
 import { leaseBucket, whileLeader } from "../services/coordinator/lease.ts";
 import { createLogger } from "../libs/log/index.ts";
@@ -349,14 +349,7 @@ test("a paused leader (SIGSTOP past its lease) loses it; the new leader decides;
     assert.match(b.output(), /took the coordinator lease/);
     a.kill("SIGCONT");
     await until(() => /lost the coordinator lease/.test(a.output()), 10_000, "A to step down");
-    const second = await trigger(r.nats, "slow", { ms: 50 });
-    assert.equal((await waitForRun(r.nats, second)).state, "success");
-    for (const id of [runId, second]) {
-      const events = (await runEvents(r.nats, id)).map((e) => e.event);
-      assert.equal(events.filter((e) => e.type === "TaskExpanded").length, 1);
-      assert.equal(events.filter((e) => e.type === "RunFinished").length, 1);
-      assertOnce(await outcomeCounts(r.nats, id));
-    }
+    await assertNextRunAndDecidedOnce(r, runId);
   } finally {
     await r.close();
   }

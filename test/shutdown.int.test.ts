@@ -7,7 +7,7 @@ import { hostname } from "node:os";
 import { Kvm, KvWatchInclude } from "@nats-io/kv";
 import { BUCKETS, KEYS } from "../libs/names/index.ts";
 import { waitForRun } from "../services/cli/runs.ts";
-import { assertOnce, executions, outcomeCounts, projectionAndReplay, rig, runEvents, trigger, waitForEvent, type Proc } from "./helpers/faults.ts";
+import { assertNextRunAndDecidedOnce, assertOnce, executions, outcomeCounts, projectionAndReplay, rig, runEvents, trigger, waitForEvent, type Proc } from "./helpers/faults.ts";
 
 /** Sends `signal` and resolves with the exit code; a process still running after `timeoutMs` is killed and the test fails. */
 async function stopWith(p: Proc, signal: NodeJS.Signals, timeoutMs = 120_000): Promise<number | null> {
@@ -128,14 +128,7 @@ test("SIGTERM on the leading coordinator: it stops deciding, deletes its lease k
       watch.stop();
     }
 
-    const second = await trigger(r.nats, "slow", { ms: 50 });
-    assert.equal((await waitForRun(r.nats, second)).state, "success");
-    for (const id of [first, second]) {
-      const events = (await runEvents(r.nats, id)).map((e) => e.event);
-      assert.equal(events.filter((e) => e.type === "TaskExpanded").length, 1);
-      assert.equal(events.filter((e) => e.type === "RunFinished").length, 1);
-      assertOnce(await outcomeCounts(r.nats, id));
-    }
+    await assertNextRunAndDecidedOnce(r, first);
   } finally {
     await r.close();
   }

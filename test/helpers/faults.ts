@@ -12,7 +12,7 @@ import { STREAMS, subjects } from "../../libs/names/index.ts";
 import type { RunState } from "../../libs/core/index.ts";
 import type { RunEvent } from "../../libs/events/index.ts";
 import { dumpTables, replayed } from "./replay.ts";
-import { registeredDag, requestRun } from "../../services/cli/runs.ts";
+import { registeredDag, requestRun, waitForRun } from "../../services/cli/runs.ts";
 import { FIXTURES, startCli, stopProcess, tempDir } from "./index.ts";
 
 export const FAULT_DAGS = join(FIXTURES, "faults");
@@ -199,4 +199,16 @@ export async function assertWideRun(r: Rig, runId: string, state: RunState, n: n
   assertOnce(counts);
   const { live, replay } = await projectionAndReplay(r.nats, r.db);
   assert.deepEqual(live, replay);
+}
+
+/** After a change of coordinator: a new run succeeds, and it and `runId` were each expanded and finished once, with every outcome once. */
+export async function assertNextRunAndDecidedOnce(r: Rig, runId: string): Promise<void> {
+  const second = await trigger(r.nats, "slow", { ms: 50 });
+  assert.equal((await waitForRun(r.nats, second)).state, "success");
+  for (const id of [runId, second]) {
+    const events = (await runEvents(r.nats, id)).map((e) => e.event);
+    assert.equal(events.filter((e) => e.type === "TaskExpanded").length, 1);
+    assert.equal(events.filter((e) => e.type === "RunFinished").length, 1);
+    assertOnce(await outcomeCounts(r.nats, id));
+  }
 }
