@@ -12,16 +12,8 @@ import { runArtifacts, type ArtifactListing, type RunState } from "../../libs/co
 import { BadInputError } from "../../libs/errors.ts";
 import { isTaskId } from "../../libs/names/index.ts";
 import { artifactStore, readArtifact, type Nats } from "../../libs/nats/index.ts";
-import { checkRunId, checkTaskId, connectTo, credentialsOption, dataOption, natsOption } from "./common.ts";
+import { checkRunId, checkTaskId, connectTo, credentialsOption, dataOption, natsOption, wholeNumber } from "./common.ts";
 import { currentRun } from "./operate.ts";
-
-function wholeNumber(flag: string, min: number): (value: string) => number {
-  return (value) => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new BadInputError(`${flag} takes a whole number ≥ ${min}, got '${value}'`);
-    return n;
-  };
-}
 
 function checkTask(state: RunState, taskId: string): void {
   if (!isTaskId(taskId) || !state.tasks[taskId]) {

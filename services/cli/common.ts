@@ -145,6 +145,16 @@ export async function metricsFor(opts: { metricsPort?: number; metricsHost: stri
   return server;
 }
 
+/** A commander parser for a whole number from `min` (to `max`), with an error that names the flag and the range. */
+export function wholeNumber(flag: string, min: number, max?: number): (value: string) => number {
+  const range = max === undefined ? `≥ ${min}` : `from ${min} to ${max}`;
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || (max !== undefined && n > max)) throw new BadInputError(`${flag} takes a whole number ${range}, got '${value}'`);
+    return n;
+  };
+}
+
 export const natsOption = () => new Option("--nats <url>", "NATS server URL(s), comma-separated");
 export const credentialsOption = () =>
   new Option("--credentials <file>", "the roles' NATS passwords (a stack writes <data>/nats/credentials.json); default: MAPFLOW_NATS_CREDENTIALS, then the stack on --data");

@@ -11,7 +11,7 @@ import { decodeLogLine } from "../../libs/codec/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
 import { STREAMS, subjects } from "../../libs/names/index.ts";
 import { followEvents, lastLogSeq, readTryLogs, type Nats } from "../../libs/nats/index.ts";
-import { checkRunId, checkTaskId, connectTo, credentialsOption, dataOption, natsOption, untilSignal } from "./common.ts";
+import { checkRunId, checkTaskId, connectTo, credentialsOption, dataOption, natsOption, untilSignal, wholeNumber } from "./common.ts";
 import { currentRun } from "./operate.ts";
 
 /** One stored line as `logs --json` prints it: where it came from, then the line. */
@@ -117,14 +117,6 @@ async function followTry(nats: Nats, ref: TryRef, fromSeq: number, write: (line:
     clearTimeout(timer);
   }
   await reading;
-}
-
-function wholeNumber(flag: string, min: number): (value: string) => number {
-  return (value) => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new BadInputError(`${flag} takes a whole number ≥ ${min}, got '${value}'`);
-    return n;
-  };
 }
 
 export function logCommands(program: Command): void {

@@ -29,7 +29,7 @@ import { workerCommands } from "./workers.ts";
 import { dagCommands } from "./dags.ts";
 import { readCommands } from "./reads.ts";
 import { logCommands } from "./logs.ts";
-import { checkDagId, checkRunId, checkTaskId, connectTo, credentialsOption, dataOption, DEFAULT_DATA, durabilityOption, EXIT, fail, loadBag, metricsFor, metricsHostOption, metricsPortOption, natsOption, print, untilSignal } from "./common.ts";
+import { checkDagId, checkRunId, checkTaskId, connectTo, credentialsOption, dataOption, DEFAULT_DATA, durabilityOption, EXIT, fail, loadBag, metricsFor, metricsHostOption, metricsPortOption, natsOption, print, untilSignal, wholeNumber } from "./common.ts";
 
 export const program = new Command("mapflow")
   .description("Dynamic task mapping DAGs on an event-sourced NATS JetStream cluster")
@@ -174,15 +174,6 @@ async function operate(opts: { nats?: string; data: string; wait?: boolean; json
   }
 }
 
-/** A commander parser for a whole number ≥ 1, with an error that names the flag. */
-function positiveInt(flag: string): (value: string) => number {
-  return (value) => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1) throw new BadInputError(`${flag} takes a whole number ≥ 1, got '${value}'`);
-    return n;
-  };
-}
-
 function queueList(value: string): string[] {
   const queues = value.split(",").map((q) => q.trim()).filter(Boolean);
   const bad = queues.find((q) => !isToken(q));
@@ -300,7 +291,7 @@ type MetricsOpts = { metricsPort?: number; metricsHost: string };
 
 measuredServiceCommand("coordinator", "run the coordinator (folds the log, appends decisions, publishes work)")
   .option("--max-map-length <n>", "instances one task may expand to, unless it sets maxMapLength (env MAPFLOW_MAX_MAP_LENGTH; default 100000)", Number)
-  .option("--lease-ms <ms>", "leadership lease: a standby takes over this long after the leader dies (default 5000)", positiveInt("--lease-ms"))
+  .option("--lease-ms <ms>", "leadership lease: a standby takes over this long after the leader dies (default 5000)", wholeNumber("--lease-ms", 1))
   .addHelpText("after", "\nRun two or more for a standby: one leads (a lease in JetStream KV), the others wait.\nOn SIGTERM / SIGINT it stops deciding, releases the lease (a standby takes over at once) and exits 0.\nExample:\n  npx mapflow coordinator --nats nats://10.0.0.5:4222,nats://10.0.0.6:4222")
   .action(async (opts: { nats?: string; data: string; maxMapLength?: number; leaseMs?: number } & MetricsOpts) => {
     const nats = await connectTo(opts, "mapflow-coordinator", "coordinator");
@@ -339,10 +330,10 @@ measuredServiceCommand("worker", "run a worker: pulls work from a queue and runs
   .option("--queue <name>", "queue to serve", "default")
   .option("--concurrency <n>", "instances at once (short async tasks need many in flight; lower it for memory-heavy tasks)", (v) => Number.parseInt(v, 10), DEFAULT_CONCURRENCY)
   .option("--name <name>", "worker name recorded on each result")
-  .option("--ack-wait-ms <ms>", "redeliver an item whose worker is silent this long (default 30000)", positiveInt("--ack-wait-ms"))
-  .option("--heartbeat-ms <ms>", "how often a running item reports it is alive (default a third of --ack-wait-ms)", positiveInt("--heartbeat-ms"))
-  .option("--max-deliver <n>", "deliveries of one item before it is recorded as failed (default 5)", positiveInt("--max-deliver"))
-  .option("--max-ack-pending <n>", "work items the queue hands out unacknowledged at once, across its workers (default 10000)", positiveInt("--max-ack-pending"))
+  .option("--ack-wait-ms <ms>", "redeliver an item whose worker is silent this long (default 30000)", wholeNumber("--ack-wait-ms", 1))
+  .option("--heartbeat-ms <ms>", "how often a running item reports it is alive (default a third of --ack-wait-ms)", wholeNumber("--heartbeat-ms", 1))
+  .option("--max-deliver <n>", "deliveries of one item before it is recorded as failed (default 5)", wholeNumber("--max-deliver", 1))
+  .option("--max-ack-pending <n>", "work items the queue hands out unacknowledged at once, across its workers (default 10000)", wholeNumber("--max-ack-pending", 1))
   .addOption(graceOption())
   .addHelpText("after", "\nOn SIGTERM / SIGINT it takes no more work, lets running tries finish for --grace-ms, hands the rest back\n(nak with a delay: another worker runs them; not failures) and exits 0. A second signal stops it at once.\nExample:\n  npx mapflow worker --nats nats://10.0.0.5:4222 --dags ./dags --queue default")
   .action(async (opts: { nats?: string; data: string; dags: string; queue: string; concurrency: number; name?: string; ackWaitMs?: number; heartbeatMs?: number; maxDeliver?: number; maxAckPending?: number; graceMs: number } & MetricsOpts) => {

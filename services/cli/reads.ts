@@ -17,7 +17,7 @@ import { subjects } from "../../libs/names/index.ts";
 import { decodeRecord, lastLogSeq, readRecords, type Nats } from "../../libs/nats/index.ts";
 import { MAX_PAGE, ReadQueries, type RunRow, type TaskRow } from "../../libs/store/queries.ts";
 import { countsText } from "../ui/client/states.ts";
-import { checkDagId, checkRunId, connectTo, credentialsOption, dataOption, natsOption, print, type StackOptions } from "./common.ts";
+import { checkDagId, checkRunId, connectTo, credentialsOption, dataOption, natsOption, print, type StackOptions, wholeNumber } from "./common.ts";
 import { currentRun } from "./operate.ts";
 import { taskLabel } from "./render.ts";
 import { decidedRun, registeredDag } from "./runs.ts";
@@ -204,12 +204,6 @@ export function renderTasks(run: RunTasks): string {
 
 // ---- the commands ------------------------------------------------------------------------------
 
-function limitOption(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > MAX_PAGE) throw new BadInputError(`--limit takes a whole number from 1 to ${MAX_PAGE}, got '${value}'`);
-  return n;
-}
-
 function stateOption(value: string): string {
   if (!(RUN_STATES as readonly string[]).includes(value)) throw new BadInputError(`--state takes a run state: ${RUN_STATES.join(", ")}; got '${value}'`);
   return value;
@@ -228,7 +222,7 @@ export function readCommands(program: Command): void {
     .description("runs newest first: DAG, run id, state, start time, how long it took")
     .option("--dag <dagId>", "only this DAG's runs")
     .option("--state <state>", `only runs in this state (${RUN_STATES.join(", ")})`, stateOption)
-    .option("--limit <n>", `at most this many (1 to ${MAX_PAGE})`, limitOption, DEFAULT_RUNS_LIMIT)
+    .option("--limit <n>", `at most this many (1 to ${MAX_PAGE})`, wholeNumber("--limit", 1, MAX_PAGE), DEFAULT_RUNS_LIMIT)
     .option("--json", "print an array of { runId, dagId, dagVersion, state, conf, startedAt, endedAt } (epoch ms), as GET /api/runs")
     .option("--db <file>", dbOption)
     .addOption(natsOption()).addOption(credentialsOption())
