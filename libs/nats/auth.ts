@@ -4,10 +4,10 @@
  * mapflow process that connects.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { chmodSync, readFileSync } from "node:fs";
 import { PermissionViolationError } from "@nats-io/transport-node";
 import { BadInputError } from "../errors.ts";
+import { secretFile } from "../secrets/file.ts";
 
 export const ROLES = ["admin", "coordinator", "projector", "worker", "api"] as const;
 export type Role = (typeof ROLES)[number];
@@ -54,9 +54,20 @@ function isRole(value: string): value is Role {
 
 /** Reads a credentials file, saying what is wrong with it and how to get a good one. */
 export function readCredentials(file: string): Credentials {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new BadInputError(`cannot read the NATS credentials file ${file} (${(err as Error).message}); pass the one the stack made (<data>/nats/${CREDENTIALS_FILE}) or set MAPFLOW_NATS_USER and MAPFLOW_NATS_PASSWORD`);
+  }
+  return parseCredentials(file, text);
+}
+
+/** `file`'s text as credentials, saying what is wrong with it and how to get a good one. */
+function parseCredentials(file: string, text: string): Credentials {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(file, "utf8"));
+    parsed = JSON.parse(text);
   } catch (err) {
     throw new BadInputError(`cannot read the NATS credentials file ${file} (${(err as Error).message}); pass the one the stack made (<data>/nats/${CREDENTIALS_FILE}) or set MAPFLOW_NATS_USER and MAPFLOW_NATS_PASSWORD`);
   }
@@ -77,16 +88,7 @@ export function readCredentials(file: string): Credentials {
  * once cannot both write one; a file others may read is tightened.
  */
 export function loadOrCreateCredentials(file: string): Credentials {
-  if (!existsSync(file)) {
-    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    const made = Object.fromEntries(ROLES.map((role) => [role, randomBytes(24).toString("hex")])) as Credentials;
-    try {
-      writeFileSync(file, `${JSON.stringify(made, null, 2)}\n`, { mode: 0o600, flag: "wx" });
-      return made;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-    }
-  }
-  if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
-  return readCredentials(file);
+  const kept = secretFile(file, () => `${JSON.stringify(Object.fromEntries(ROLES.map((role) => [role, randomBytes(24).toString("hex")])), null, 2)}\n`);
+  if (kept.openToOthers) chmodSync(file, 0o600);
+  return parseCredentials(file, kept.text);
 }

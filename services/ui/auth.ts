@@ -7,10 +7,10 @@
  * API needs no other CSRF defence.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
 import { join } from "node:path";
 import { BadInputError } from "../../libs/errors.ts";
+import { secretFile } from "../../libs/secrets/file.ts";
 import type { Logger } from "../../libs/log/index.ts";
 
 export const TOKEN_ENV = "MAPFLOW_API_TOKEN";
@@ -32,18 +32,11 @@ export function apiToken(dataDir: string, log: Logger, env: NodeJS.ProcessEnv = 
     return { value: given, source: "env" };
   }
   const file = join(dataDir, TOKEN_FILE);
-  mkdirSync(dataDir, { recursive: true });
-  const made = randomBytes(32).toString("base64url");
-  try {
-    // "wx": of two UIs starting on one data dir, one makes the file and the other reads it.
-    writeFileSync(file, `${made}\n`, { mode: 0o600, flag: "wx" });
-    return { value: made, source: "new", file };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-  }
-  const kept = readFileSync(file, "utf8").trim();
+  const token = secretFile(file, () => `${randomBytes(32).toString("base64url")}\n`);
+  const kept = token.text.trim();
+  if (token.made) return { value: kept, source: "new", file };
   if (!TOKEN_SHAPE.test(kept)) throw new BadInputError(`${file} does not hold an API token; delete it and the next start makes a new one`);
-  if (statSync(file).mode & 0o077) log.warn({ file }, `other users of this machine can read the API token; run: chmod 600 ${file}`);
+  if (token.openToOthers) log.warn({ file }, `other users of this machine can read the API token; run: chmod 600 ${file}`);
   return { value: kept, source: "file", file };
 }
 
