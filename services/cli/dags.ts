@@ -13,11 +13,11 @@ import type { DagRegistered, RunRequested, RunType } from "../../libs/events/ind
 import { BadInputError } from "../../libs/errors.ts";
 import { createLogger } from "../../libs/log/index.ts";
 import { STREAMS, subjects } from "../../libs/names/index.ts";
-import { decodeRecord, followEvents, lastLogSeq, logBadEvent, readRecords, type Nats } from "../../libs/nats/index.ts";
+import { followEvents, logBadEvent, type Nats } from "../../libs/nats/index.ts";
 import { checkDagId, connectTo, dataOption, natsOption, credentialsOption, print } from "./common.ts";
 import { taskLabel } from "./render.ts";
 import { setPaused } from "./pause.ts";
-import { decidedRun } from "./runs.ts";
+import { decidedRun, requestsNewestFirst } from "./runs.ts";
 
 export type DagInfo = { readonly registration: DagRegistered; readonly paused: boolean };
 
@@ -42,20 +42,12 @@ export async function readDags(nats: Nats): Promise<Map<string, DagInfo>> {
   return new Map(ids.map((id) => [id, { registration: registrations.get(id)!, paused: paused.get(id) ?? false }]));
 }
 
-/** The newest run request of each of these DAGs, reading the log's requests backwards in windows that grow fourfold. */
+/** The newest run request of each of these DAGs. */
 async function latestRequests(nats: Nats, dagIds: ReadonlySet<string>): Promise<Map<string, RunRequested>> {
   const found = new Map<string, RunRequested>();
-  let to = await lastLogSeq(nats);
-  for (let window = 1024; to >= 1 && found.size < dagIds.size; window *= 4) {
-    const from = Math.max(1, to - window + 1);
-    const newest = new Map<string, RunRequested>();
-    for await (const record of readRecords(nats, { filter: subjects.allRequests, from, to })) {
-      if (record.type !== "RunRequested") continue; // clears, marks and cancels: no need to decode them
-      const event = decodeRecord(record);
-      if (event.type === "RunRequested" && dagIds.has(event.dagId) && !found.has(event.dagId)) newest.set(event.dagId, event);
-    }
-    for (const [dagId, event] of newest) found.set(dagId, event);
-    to = from - 1;
+  for await (const request of requestsNewestFirst(nats)) {
+    if (dagIds.has(request.dagId) && !found.has(request.dagId)) found.set(request.dagId, request);
+    if (found.size === dagIds.size) break;
   }
   return found;
 }

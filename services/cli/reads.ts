@@ -11,16 +11,14 @@ import type { Command } from "commander";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import type { RunState, TaskRun } from "../../libs/core/index.ts";
-import type { RunRequested } from "../../libs/events/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
-import { subjects } from "../../libs/names/index.ts";
-import { decodeRecord, lastLogSeq, readRecords, type Nats } from "../../libs/nats/index.ts";
+import { type Nats } from "../../libs/nats/index.ts";
 import { MAX_PAGE, ReadQueries, type RunRow, type TaskRow } from "../../libs/store/queries.ts";
 import { countsText } from "../ui/client/states.ts";
 import { checkDagId, checkRunId, connectTo, credentialsOption, dataOption, natsOption, print, type StackOptions, wholeNumber } from "./common.ts";
 import { currentRun } from "./operate.ts";
 import { taskLabel } from "./render.ts";
-import { decidedRun, registeredDag } from "./runs.ts";
+import { decidedRun, registeredDag, requestsNewestFirst } from "./runs.ts";
 
 type ReadOptions = StackOptions & { db?: string };
 
@@ -73,22 +71,6 @@ function runRow(state: RunState): RunRow {
     runId: state.runId, dagId: state.dagId, dagVersion: state.dagVersion, state: state.state, conf: { ...state.conf },
     startedAt: state.startedAt, endedAt: state.endedAt ?? null,
   };
-}
-
-/** Run requests from the log's end backwards, in windows that grow fourfold (recent runs cost a little). */
-async function* requestsNewestFirst(nats: Nats): AsyncGenerator<RunRequested> {
-  let to = await lastLogSeq(nats);
-  for (let window = 256; to >= 1; window *= 4) {
-    const from = Math.max(1, to - window + 1);
-    const found: RunRequested[] = [];
-    for await (const record of readRecords(nats, { filter: subjects.allRequests, from, to })) {
-      if (record.type !== "RunRequested") continue; // clears, marks and cancels: no need to decode them
-      const event = decodeRecord(record);
-      if (event.type === "RunRequested") found.push(event);
-    }
-    yield* found.reverse();
-    to = from - 1;
-  }
 }
 
 /** Newest first, as the projection orders them. */

@@ -2,10 +2,10 @@
 import { ulid } from "ulid";
 import { confFor, DECIDING, evolve, FINISHED_RUN_STATES, type RunState } from "../../libs/core/index.ts";
 import { decodeEvent } from "../../libs/codec/index.ts";
-import { isRunEvent, type DagRegistered, type RunEvent } from "../../libs/events/index.ts";
+import { isRunEvent, type DagRegistered, type RunEvent, type RunRequested } from "../../libs/events/index.ts";
 import type { DagSpec } from "../../libs/core/spec.ts";
 import { HEADERS, isToken, msgIds, STREAMS, subjects } from "../../libs/names/index.ts";
-import { appendEvent, followEvents, logBadEvent, type Nats } from "../../libs/nats/index.ts";
+import { appendEvent, decodeRecord, followEvents, lastLogSeq, logBadEvent, readRecords, type Nats } from "../../libs/nats/index.ts";
 import { createLogger, type Logger } from "../../libs/log/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
 
@@ -59,6 +59,22 @@ export async function decidedRun(nats: Nats, runId: string): Promise<RunState | 
     await follow.stop();
   }
   return state;
+}
+
+/** Run requests from the log's end backwards, in windows that grow fourfold (recent runs cost a little). */
+export async function* requestsNewestFirst(nats: Nats): AsyncGenerator<RunRequested> {
+  let to = await lastLogSeq(nats);
+  for (let window = 256; to >= 1; window *= 4) {
+    const from = Math.max(1, to - window + 1);
+    const found: RunRequested[] = [];
+    for await (const record of readRecords(nats, { filter: subjects.allRequests, from, to })) {
+      if (record.type !== "RunRequested") continue; // clears, marks and cancels: no need to decode them
+      const event = decodeRecord(record);
+      if (event.type === "RunRequested") found.push(event);
+    }
+    yield* found.reverse();
+    to = from - 1;
+  }
 }
 
 /** The newest registration of a DAG on the stack, from the log. */
