@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, readFileSync } from "node:fs";
 import { PermissionViolationError } from "@nats-io/transport-node";
 import { BadInputError } from "../errors.ts";
-import { secretFile } from "../secrets/file.ts";
+import { secretFile } from "../files/secret.ts";
 
 export const ROLES = ["admin", "coordinator", "projector", "worker", "api"] as const;
 export type Role = (typeof ROLES)[number];

@@ -10,7 +10,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypt
 import type { IncomingMessage } from "node:http";
 import { join } from "node:path";
 import { BadInputError } from "../../libs/errors.ts";
-import { secretFile } from "../../libs/secrets/file.ts";
+import { secretFile } from "../../libs/files/secret.ts";
 import type { Logger } from "../../libs/log/index.ts";
 
 export const TOKEN_ENV = "MAPFLOW_API_TOKEN";
