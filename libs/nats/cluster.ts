@@ -4,9 +4,13 @@
  * started with nats-cluster.conf and its own name, ports and store.
  */
 import { createHash } from "node:crypto";
+import { existsSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { StorageType } from "@nats-io/jetstream";
 import { fileURLToPath } from "node:url";
 import { freePort, startNatsServer, type NatsServer } from "./server.ts";
+import { connectNats, stillForming } from "./connect.ts";
+import { isTransient } from "./eventlog.ts";
 import { authFor, CREDENTIALS_FILE, loadOrCreateCredentials, type Credentials, type NatsAuth, type Role } from "./auth.ts";
 
 const CLUSTER_CONF = fileURLToPath(new URL("../../nats-cluster.conf", import.meta.url));
@@ -21,12 +25,40 @@ export type Cluster = {
   readonly credentials: Credentials;
   readonly credentialsFile: string;
   auth(role: Role): NatsAuth;
+  /** The last `lines` lines of each running node's log, headed by its name, for an error to show. */
+  logs(lines?: number): string;
   /** Whether node i is running. */
   running(i: number): boolean;
   stop(i: number, signal?: NodeJS.Signals): Promise<void>;
   start(i: number): Promise<void>;
   close(): Promise<void>;
 };
+
+/** How long a new cluster gets to place a 3-replica stream, and how many times it is made. */
+const FORMING_MS = 30_000;
+const FORMING_ATTEMPTS = 3;
+const PROBE_STREAM = "MF_FORMING_PROBE";
+
+/** Whether the cluster places a 3-replica stream within FORMING_MS (the probe stream is removed again). */
+async function placesReplicated(nodes: readonly NodeSpec[], auth: NatsAuth): Promise<boolean> {
+  const nats = await connectNats(nodes.map((n) => `nats://127.0.0.1:${n.port}`).join(","), "mapflow-cluster-probe", auth);
+  const deadline = Date.now() + FORMING_MS;
+  try {
+    for (;;) {
+      try {
+        await nats.jsm.streams.add({ name: PROBE_STREAM, subjects: ["_mapflow.forming"], storage: StorageType.Memory, num_replicas: 3 });
+        await nats.jsm.streams.delete(PROBE_STREAM);
+        return true;
+      } catch (err) {
+        if (!stillForming(err) && !isTransient(err)) throw err;
+        if (Date.now() > deadline) return false;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  } finally {
+    await nats.nc.close();
+  }
+}
 
 export async function startCluster(dir: string, ports?: readonly { port: number; routePort: number }[]): Promise<Cluster> {
   // A cluster name of its own, stable for its stores: a node left running by another cluster on this
@@ -60,13 +92,24 @@ export async function startCluster(dir: string, ports?: readonly { port: number;
       args: ["-n", node.name, "--cluster_name", name, "--cluster", `nats://127.0.0.1:${node.routePort}`, "--routes", routes],
     });
   };
-  await Promise.all([0, 1, 2].map(start));
+  // nats-server 2.10 now and then forms a new cluster's JetStream with two peers of three and never
+  // takes the third in (its meta group reports size 2; no R3 stream can be placed, for minutes). Nothing
+  // is lost on a cluster made a moment ago: start it again from empty stores. Stores that were there
+  // before are never wiped, only used.
+  const fresh = nodes.every((n) => !existsSync(join(n.storeDir, "jetstream")));
+  for (let attempt = 1; ; attempt++) {
+    await Promise.all([0, 1, 2].map(start));
+    if (!fresh || attempt === FORMING_ATTEMPTS || (await placesReplicated(nodes, authFor(credentials, "admin")))) break;
+    await Promise.all(servers.map((s) => s?.stop("SIGKILL")));
+    for (const node of nodes) rmSync(node.storeDir, { recursive: true, force: true });
+  }
   return {
     nodes,
     urls: nodes.map((n) => `nats://127.0.0.1:${n.port}`),
     credentials,
     credentialsFile,
     auth: (role) => authFor(credentials, role),
+    logs: (lines = 30) => servers.map((s, i) => (s ? `--- ${nodes[i]!.name}\n${s.log().split("\n").slice(-lines - 1).join("\n")}` : `--- ${nodes[i]!.name}: stopped`)).join("\n"),
     running: (i) => servers[i] !== null,
     async stop(i, signal = "SIGKILL") {
       await servers[i]?.stop(signal);

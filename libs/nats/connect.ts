@@ -130,6 +130,11 @@ async function jetStreamReady(nats: Nats, timeoutMs: number): Promise<void> {
 /** What a cluster still forming answers to an R3 stream ("insufficient resources", "no suitable peers"): wait for its peers. */
 const FORMING = new Set([10023, 10005]);
 
+/** Whether JetStream's answer to a replicated stream means "not enough peers yet". */
+export function stillForming(err: unknown): boolean {
+  return err instanceof JetStreamApiError && FORMING.has(err.code);
+}
+
 export async function ensureStreams(nats: Nats, timeoutMs = 30_000): Promise<void> {
   const jsm = nats.jsm;
   await jetStreamReady(nats, timeoutMs);
@@ -159,7 +164,7 @@ export async function ensureStreams(nats: Nats, timeoutMs = 30_000): Promise<voi
               // A worker, the projector or the API may not make streams: wait for a coordinator (or an admin) to.
               failure = new UnreachableError(`stream ${config.name} does not exist yet and this user may not create it; start a coordinator (it makes the streams) or the stack first`, { cause: addErr });
             } else {
-              if (!(addErr instanceof JetStreamApiError && FORMING.has(addErr.code)) && !isTransient(addErr)) throw addErr;
+              if (!stillForming(addErr) && !isTransient(addErr)) throw addErr;
               failure = new UnreachableError(`cannot create stream ${config.name} with ${replicas} replicas: ${(addErr as Error).message}; a cluster needs all its nodes up the first time`, { cause: addErr });
             }
           }

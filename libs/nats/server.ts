@@ -56,6 +56,8 @@ export type NatsServer = {
   readonly credentialsFile: string;
   /** How to connect to it as `role`. */
   auth(role: Role): NatsAuth;
+  /** The end of what the server has logged, for an error to show. */
+  log(): string;
   stop(signal?: NodeJS.Signals): Promise<void>;
 };
 
@@ -67,6 +69,8 @@ export type NatsServerOptions = {
   /** The file of the roles' passwords; made if missing. Default: credentials.json in the store dir (a cluster shares one). */
   credentialsFile?: string;
 };
+
+const LOG_TAIL_CHARS = 64 * 1024;
 
 export async function startNatsServer(options: NatsServerOptions): Promise<NatsServer> {
   const port = options.port ?? (await freePort());
@@ -95,7 +99,10 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
     child.once("error", (err) => fail(err));
   });
   child.stderr!.removeAllListeners("data");
-  child.stderr!.resume(); // keep draining so the server never blocks on a full pipe
+  // Keep draining so the server never blocks on a full pipe, and keep the tail for a failure to show.
+  child.stderr!.on("data", (chunk: Buffer) => {
+    log = (log + chunk.toString()).slice(-LOG_TAIL_CHARS);
+  });
   child.removeAllListeners("exit");
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   // An embedded server must not outlive the process that started it.
@@ -110,6 +117,7 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
     credentials,
     credentialsFile,
     auth: (role) => authFor(credentials, role),
+    log: () => log,
     async stop(signal: NodeJS.Signals = "SIGTERM") {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       await exited;

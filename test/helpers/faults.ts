@@ -48,6 +48,8 @@ export async function rig(options: { cluster?: boolean } = {}): Promise<Rig> {
     // A new cluster on a loaded machine can take a while to see all three peers.
     await ensureStreams(nats, cluster ? 90_000 : 30_000);
   } catch (err) {
+    // What the nodes said is the one clue to a cluster that did not form.
+    if (cluster && err instanceof Error) err.message += `\nthe nodes' last log lines:\n${cluster.logs()}`;
     // Nothing may outlive a failed setup: the test file would never exit.
     await nats.nc.close();
     await (cluster ? cluster.close() : server.stop());
