@@ -78,6 +78,11 @@ test("standalone keeps a stack up and serves the UI; trigger --wait --json finds
     assert.equal(run.state, "success");
     assert.deepEqual(run.tasks.add!.instances.map((i) => i.result), [7, 12, 9, 14, 13, 18]);
     assert.deepEqual(run.tasks.print_x!.instances[0]!.result, [7, 12, 9, 14, 13, 18]);
+    // stdout holds only the JSON; stderr (a pipe here, not a terminal) ends with a plain progress line per mapped task.
+    assert.match(stderr, /^add \[6\]: 6\/6 done$/m);
+    const quiet = await cli(["trigger", "sample_repeated_mapping", "--wait", "--no-progress", "--data", dir.path]);
+    assert.equal(quiet.code, 0, quiet.stderr);
+    assert.equal(quiet.stderr, "", "--no-progress shows none");
 
     // `run` given that data dir uses the running stack: its worker (in the standalone process) logs the run.
     const viaRun = await cli(["run", "sample_repeated_mapping", "--dags", ACCEPTANCE, "--data", dir.path, "--json"]);

@@ -6,7 +6,7 @@ import { Command, Option } from "commander";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { confFor, runReport } from "../../libs/core/index.ts";
+import { confFor, runReport, type RunState } from "../../libs/core/index.ts";
 import { pickDag } from "../../libs/dags/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
 import { createLogger, type Logger } from "../../libs/log/index.ts";
@@ -20,6 +20,7 @@ import { startProjector } from "../projector/index.ts";
 import { DEFAULT_CONCURRENCY, DEFAULT_GRACE_MS, startWorker } from "../worker/index.ts";
 import { parseConf, registeredDag, requestRun, waitForRun } from "./runs.ts";
 import { renderRun } from "./render.ts";
+import { progressReporter } from "./progressbar.ts";
 import { cancelRun, clearRun, currentRun, markInstance } from "./operate.ts";
 import { DEFAULT_UI_HOST, DEFAULT_UI_PORT, startUi } from "../ui/index.ts";
 import { apiToken, tokenNotice } from "../ui/auth.ts";
@@ -48,11 +49,12 @@ program
   .requiredOption("--dags <dir>", "folder of DAG files")
   .option("--conf <json>", "run configuration, a JSON object")
   .option("--json", "print the run as one JSON object")
+  .addOption(progressOption())
   .option("--data <dir>", "use the stack running on this data dir, or keep the embedded stack's store here")
   .addOption(natsOption()).addOption(credentialsOption())
   .addOption(durabilityOption())
   .addHelpText("after", "\nExample:\n  npx mapflow run sample_repeated_mapping --dags ../shared/acceptance --json")
-  .action(async (dagId: string, opts: { dags: string; conf?: string; json?: boolean; data?: string; nats?: string; credentials?: string; durability: Durability }) => {
+  .action(async (dagId: string, opts: { dags: string; conf?: string; json?: boolean; progress: boolean; data?: string; nats?: string; credentials?: string; durability: Durability }) => {
     checkDagId(dagId);
     const conf = parseConf(opts.conf);
     const log = createLogger("mapflow", process.env.MAPFLOW_LOG_LEVEL ?? "warn");
@@ -61,7 +63,7 @@ program
     confFor(loaded.dag.spec, conf); // a bad --conf fails before a stack starts
     const request = { dagId, version: loaded.version, spec: loaded.dag.spec, conf };
     const runOn = async (nats: Nats) => {
-      const state = await waitForRun(nats, await requestRun(nats, request));
+      const state = await waitWithProgress(nats, await requestRun(nats, request), opts.progress);
       const report = runReport(state);
       print(Boolean(opts.json), report, renderRun(report));
       process.exitCode = state.state === "success" ? EXIT.ok : EXIT.runFailed;
@@ -137,10 +139,11 @@ program
   .option("--conf <json>", "run configuration, a JSON object")
   .option("--wait", "wait for the run to end; exit 0 / 1 on success / failure")
   .option("--json", "print JSON")
+  .addOption(progressOption())
   .addOption(natsOption()).addOption(credentialsOption())
   .addOption(dataOption())
-  .addHelpText("after", "\nExample:\n  npx mapflow trigger sample_repeated_mapping --wait --json")
-  .action(async (dagId: string, opts: { conf?: string; wait?: boolean; json?: boolean; nats?: string; data: string }) => {
+  .addHelpText("after", "\nWith --wait, stderr shows a bar per mapped task on a terminal (a line every few seconds otherwise).\nExample:\n  npx mapflow trigger sample_repeated_mapping --wait --json")
+  .action(async (dagId: string, opts: { conf?: string; wait?: boolean; json?: boolean; progress: boolean; nats?: string; data: string }) => {
     checkDagId(dagId);
     const conf = parseConf(opts.conf);
     const nats = await connectTo(opts, "mapflow-trigger", "api");
@@ -151,7 +154,7 @@ program
         print(Boolean(opts.json), { runId, dagId }, runId);
         return;
       }
-      const state = await waitForRun(nats, runId);
+      const state = await waitWithProgress(nats, runId, opts.progress);
       const report = runReport(state);
       print(Boolean(opts.json), report, renderRun(report));
       process.exitCode = state.state === "success" ? EXIT.ok : EXIT.runFailed;
@@ -172,6 +175,19 @@ async function operate(opts: { nats?: string; data: string; wait?: boolean; json
   } finally {
     await nats.nc.close();
   }
+}
+
+function progressOption() {
+  return new Option("--no-progress", "show no progress on stderr while waiting");
+}
+
+/** Waits for the run, showing its mapped tasks' progress on stderr unless told not to. */
+async function waitWithProgress(nats: Nats, runId: string, show: boolean): Promise<RunState> {
+  if (!show) return waitForRun(nats, runId);
+  const reporter = progressReporter();
+  const state = await waitForRun(nats, runId, undefined, 0, reporter.update);
+  reporter.finish(state);
+  return state;
 }
 
 function queueList(value: string): string[] {

@@ -28,8 +28,11 @@ export async function requestRun(nats: Nats, request: RunRequest, now = Date.now
   return runId;
 }
 
-/** Folds the run's events from the log until it finishes (after `afterSeq`: a cleared run finishes again). */
-export async function waitForRun(nats: Nats, runId: string, log?: Logger, afterSeq = 0): Promise<RunState> {
+/**
+ * Folds the run's events from the log until it finishes (after `afterSeq`: a
+ * cleared run finishes again); `watch` sees the state after each event.
+ */
+export async function waitForRun(nats: Nats, runId: string, log?: Logger, afterSeq = 0, watch?: (state: RunState) => void): Promise<RunState> {
   // A logger is made only if a bad message ever shows up: on a TTY each one starts a thread.
   const onBad: Parameters<typeof followEvents>[3] = (seq, err) => logBadEvent(log ?? createLogger("cli", "warn"))(seq, err);
   const follow = await followEvents(nats.js, subjects.run(runId), 1, onBad);
@@ -39,6 +42,7 @@ export async function waitForRun(nats: Nats, runId: string, log?: Logger, afterS
       if (!event) continue;
       state = evolve(state, event as RunEvent);
       if (state && seq > afterSeq && FINISHED_RUN_STATES.has(state.state)) return state;
+      if (state) watch?.(state);
     }
   } finally {
     await follow.stop();
