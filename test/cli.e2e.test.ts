@@ -1,7 +1,7 @@
 // The CLI contract: exit codes, clear errors, standalone + trigger, and several worker processes.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ACCEPTANCE, FIXTURE_DAGS, ROOT, bearer, cli, printedToken, startCli, stopProcess, tempDir } from "./helpers/index.ts";
 import { connectNats, ensureStreams, startNatsServer } from "../libs/nats/index.ts";
@@ -11,10 +11,18 @@ import { startCoordinator } from "../services/coordinator/index.ts";
 import { requestRun, waitForRun } from "../services/cli/runs.ts";
 
 test("a failed run exits 1 and says which instance failed and why", async () => {
-  const { code, stdout } = await cli(["run", "failing", "--dags", FIXTURE_DAGS]);
+  const { code, stdout, stderr } = await cli(["run", "failing", "--dags", FIXTURE_DAGS]);
   assert.equal(code, 1);
   assert.match(stdout, /failing: failed/);
   assert.match(stdout, /check \[3\]\s+failed\s+2 success, 1 failed  first failure: n=2 is not allowed/);
+  // The worker's JSON log line names the instance and try; the progress line counts the failure.
+  const failed = stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === "task failed");
+  assert.ok(failed, stderr);
+  assert.deepEqual([failed.taskId, failed.mapIndex, failed.try, typeof failed.runId], ["check", 1, 1, "string"]);
+  assert.match(stderr, /^check \[3\]: 3\/3 done, 1 failed$/m);
+  const quiet = await cli(["run", "failing", "--dags", FIXTURE_DAGS, "--log-level", "fatal", "--no-progress"]);
+  assert.equal(quiet.code, 1);
+  assert.equal(quiet.stderr, "", "--log-level fatal hides the error line");
 });
 
 test("bad input exits 2 with a message saying what was wrong and what to do", async () => {
@@ -83,6 +91,23 @@ test("standalone keeps a stack up and serves the UI; trigger --wait --json finds
     const quiet = await cli(["trigger", "sample_repeated_mapping", "--wait", "--no-progress", "--data", dir.path]);
     assert.equal(quiet.code, 0, quiet.stderr);
     assert.equal(quiet.stderr, "", "--no-progress shows none");
+
+    // A mapflow.config.json in the working dir names the stack's data dir; a flag still wins over it.
+    const elsewhere = tempDir();
+    try {
+      writeFileSync(join(elsewhere.path, "mapflow.config.json"), JSON.stringify({ data: dir.path, runs: { limit: 1 } }));
+      const none = await cli(["runs", "list", "--json"], { cwd: elsewhere.path });
+      assert.equal(none.code, 2, "limit is no setting: the file is refused whole");
+      assert.match(none.stderr, /"runs\.limit" is not a setting/);
+      writeFileSync(join(elsewhere.path, "mapflow.config.json"), JSON.stringify({ data: dir.path }));
+      const listed = await cli(["runs", "list", "--json"], { cwd: elsewhere.path });
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.ok((JSON.parse(listed.stdout) as { dagId: string }[]).some((r) => r.dagId === "sample_repeated_mapping"));
+      const flagWins = await cli(["runs", "list", "--data", join(elsewhere.path, "none")], { cwd: elsewhere.path });
+      assert.equal(flagWins.code, 3, flagWins.stderr);
+    } finally {
+      elsewhere.remove();
+    }
 
     // `run` given that data dir uses the running stack: its worker (in the standalone process) logs the run.
     const viaRun = await cli(["run", "sample_repeated_mapping", "--dags", ACCEPTANCE, "--data", dir.path, "--json"]);

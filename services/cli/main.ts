@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { confFor, runReport, type RunState } from "../../libs/core/index.ts";
+import { LOG_LEVELS } from "../../libs/core/logline.ts";
 import { pickDag } from "../../libs/dags/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
 import { createLogger, type Logger } from "../../libs/log/index.ts";
@@ -30,6 +31,7 @@ import { workerCommands } from "./workers.ts";
 import { dagCommands } from "./dags.ts";
 import { readCommands } from "./reads.ts";
 import { logCommands } from "./logs.ts";
+import { applySettings, CONFIG_FILE, configPath, readConfig, settingsFromEnv } from "./settings.ts";
 import { checkDagId, checkRunId, checkTaskId, connectTo, credentialsOption, dataOption, DEFAULT_DATA, durabilityOption, EXIT, fail, loadBag, metricsFor, metricsHostOption, metricsPortOption, natsOption, print, untilSignal, wholeNumber } from "./common.ts";
 
 export const program = new Command("mapflow")
@@ -40,8 +42,15 @@ Example:
   npx mapflow standalone --dags examples          # a stack on this machine (data in .mapflow)
   npx mapflow trigger sample_repeated_mapping --wait
   npx mapflow runs list                           # then: mapflow tasks <runId>, mapflow logs <runId> <taskId>`)
+  .option("--config <file>", `settings file (default: MAPFLOW_CONFIG, else ./${CONFIG_FILE} if present); flags and MAPFLOW_* variables win over it`)
+  .addOption(new Option("--log-level <level>", "how much the services log (stderr; JSON lines, pretty on a terminal)").choices([...LOG_LEVELS, "silent"]))
   .showHelpAfterError()
-  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT.badInput));
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT.badInput))
+  // Every logger reads its level from the environment, so the flag (or the config's logLevel) is put there.
+  .hook("preAction", (root) => {
+    const level = root.opts().logLevel as string | undefined;
+    if (level !== undefined) process.env.MAPFLOW_LOG_LEVEL = level;
+  });
 
 program
   .command("run <dagId>")
@@ -95,8 +104,8 @@ program
   .description("start nats-server, coordinator, projector and a worker on this machine and keep them running")
   .option("--dags <dir>", "folder of DAG files", "dags")
   .addOption(dataOption())
-  .option("--port <n>", "NATS port (default: a free one)", (v) => Number.parseInt(v, 10))
-  .option("--workers <n>", "in-process workers per queue", (v) => Number.parseInt(v, 10), 1)
+  .option("--port <n>", "NATS port (default: a free one)", portNumber("--port"))
+  .option("--workers <n>", "in-process workers per queue", wholeNumber("--workers", 1), 1)
   .option("--queues <list>", "queues the in-process workers serve, comma-separated (default: every queue the DAGs name)", queueList)
   .option("--run <dagId>", "once the stack is up, run this DAG and print the run (it keeps serving after)")
   .addOption(durabilityOption())
@@ -306,7 +315,7 @@ function measuredServiceCommand(name: string, description: string) {
 type MetricsOpts = { metricsPort?: number; metricsHost: string };
 
 measuredServiceCommand("coordinator", "run the coordinator (folds the log, appends decisions, publishes work)")
-  .option("--max-map-length <n>", "instances one task may expand to, unless it sets maxMapLength (env MAPFLOW_MAX_MAP_LENGTH; default 100000)", Number)
+  .option("--max-map-length <n>", "instances one task may expand to, unless it sets maxMapLength (default 100000)", wholeNumber("--max-map-length", 1))
   .option("--lease-ms <ms>", "leadership lease: a standby takes over this long after the leader dies (default 5000)", wholeNumber("--lease-ms", 1))
   .addHelpText("after", "\nRun two or more for a standby: one leads (a lease in JetStream KV), the others wait.\nOn SIGTERM / SIGINT it stops deciding, releases the lease (a standby takes over at once) and exits 0.\nExample:\n  npx mapflow coordinator --nats nats://10.0.0.5:4222,nats://10.0.0.6:4222")
   .action(async (opts: { nats?: string; data: string; maxMapLength?: number; leaseMs?: number } & MetricsOpts) => {
@@ -344,7 +353,7 @@ measuredServiceCommand("projector", "run a projector (folds the log into SQLite 
 measuredServiceCommand("worker", "run a worker: pulls work from a queue and runs task code from --dags")
   .requiredOption("--dags <dir>", "folder of DAG files")
   .option("--queue <name>", "queue to serve", "default")
-  .option("--concurrency <n>", "instances at once (short async tasks need many in flight; lower it for memory-heavy tasks)", (v) => Number.parseInt(v, 10), DEFAULT_CONCURRENCY)
+  .option("--concurrency <n>", "instances at once (short async tasks need many in flight; lower it for memory-heavy tasks)", wholeNumber("--concurrency", 1), DEFAULT_CONCURRENCY)
   .option("--name <name>", "worker name recorded on each result")
   .option("--ack-wait-ms <ms>", "redeliver an item whose worker is silent this long (default 30000)", wholeNumber("--ack-wait-ms", 1))
   .option("--heartbeat-ms <ms>", "how often a running item reports it is alive (default a third of --ack-wait-ms)", wholeNumber("--heartbeat-ms", 1))
@@ -396,10 +405,13 @@ workerCommands(program);
 dagCommands(program);
 readCommands(program);
 logCommands(program);
+settingsFromEnv(program);
 
 /** Runs the command line and exits with its code (bin/mapflow.mjs calls it; tests import `program` without running it). */
 export async function main(argv: readonly string[] = process.argv): Promise<never> {
   try {
+    const config = configPath(argv.slice(2));
+    applySettings(program, config ? readConfig(config, program.commands.map((c) => c.name())) : undefined);
     await program.parseAsync([...argv]);
     // Connections and timers may linger; the command is done.
     process.exit(process.exitCode ?? 0);

@@ -180,7 +180,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       msg.ack();
     } catch (err) {
       // Not recorded: hand the item back so this or another worker tries again.
-      log.error({ err, runId: event.runId, taskId: event.taskId, mapIndex: event.mapIndex }, "could not append the outcome; handing the work back");
+      log.error({ err, runId: event.runId, taskId: event.taskId, mapIndex: event.mapIndex, try: event.try }, "could not append the outcome; handing the work back");
       msg.nak(1000);
     }
   }
@@ -249,7 +249,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     } catch (err) {
       // Another worker may have this DAG version (a rolling deploy): hand it back, and fail it on the last delivery.
       if (msg.info.deliveryCount < settings.maxDeliver) {
-        log.warn({ runId: item.runId, taskId: item.taskId, err: (err as Error).message }, "cannot run this work here; handing it back");
+        log.warn({ runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, try: item.try, err: (err as Error).message }, "cannot run this work here; handing it back");
         msg.nak(1000);
         return;
       }
