@@ -5,7 +5,7 @@ NODE_TEST := node --import tsx --test --test-concurrency=1 --test-timeout=600000
 UNIT := $(wildcard test/*.unit.test.ts)
 INTEGRATION := $(wildcard test/*.int.test.ts) $(wildcard test/*.e2e.test.ts) $(wildcard test/cluster/*.int.test.ts)
 
-.PHONY: up test test-unit test-cluster chaos bench deps nats-server chromium screenshots typecheck clean
+.PHONY: up test test-unit test-cluster chaos bench deps nats-server chromium screenshots typecheck docs clean
 
 # Dependencies from the lockfile, reinstalled only when it changes.
 node_modules/.installed: package.json package-lock.json
@@ -56,6 +56,10 @@ bench: deps nats-server
 # The README's screenshots of the web UI, taken by the browser tests against a real stack.
 screenshots: deps nats-server chromium
 	MAPFLOW_SCREENSHOTS=docs/screenshots $(NODE_TEST) test/ui.browser.e2e.test.ts
+
+# docs/cli.md from the commands' own help (a test fails when it is out of date).
+docs: deps
+	node --import tsx scripts/docs.ts
 
 clean:
 	rm -rf .mapflow node_modules .tools

@@ -69,5 +69,5 @@ test("on a terminal the reporter draws a bar per mapped task with its counts, ra
   const reporter = progressReporter(out.stream, () => (sim.state.tasks.each!.startedAt ?? 0) + 2000);
   reporter.finish(sim.state);
   const text = out.text();
-  assert.match(text, /each \[4\] \|=+\| 4\/4 \(1 failed\) \| 2\.0\/s \| ETA 0s/);
+  assert.match(text, /each \[4\] \|█{30}\| 4\/4 \(1 failed\) \| 2\.0\/s \| ETA 0s/);
 });

@@ -157,7 +157,7 @@ export function wholeNumber(flag: string, min: number, max?: number): (value: st
 
 export const natsOption = () => new Option("--nats <url>", "NATS server URL(s), comma-separated");
 export const credentialsOption = () =>
-  new Option("--credentials <file>", "the roles' NATS passwords (a stack writes <data>/nats/credentials.json); default: MAPFLOW_NATS_CREDENTIALS, then the stack on --data");
+  new Option("--credentials <file>", "the roles' NATS passwords (a stack writes <data>/nats/credentials.json); default: the stack's on --data");
 export const durabilityOption = () =>
   new Option("--durability <mode>", "embedded nats-server: replicated (default flush) or durable (fsync before every ack)").choices(DURABILITY_MODES).default("replicated");
 export const dataOption = () => new Option("--data <dir>", "data dir (store, read model, running stack)").default(DEFAULT_DATA);

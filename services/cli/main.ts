@@ -45,6 +45,7 @@ Example:
   .option("--config <file>", `settings file (default: MAPFLOW_CONFIG, else ./${CONFIG_FILE} if present); flags and MAPFLOW_* variables win over it`)
   .addOption(new Option("--log-level <level>", "how much the services log (stderr; JSON lines, pretty on a terminal)").choices([...LOG_LEVELS, "silent"]))
   .showHelpAfterError()
+  .configureHelp({ showGlobalOptions: true })
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT.badInput))
   // Every logger reads its level from the environment, so the flag (or the config's logLevel) is put there.
   .hook("preAction", (root) => {

@@ -38,6 +38,8 @@ export function progressReporter(out: NodeJS.WriteStream = process.stderr, now =
       stream: out,
       format: "{task} |{bar}| {value}/{total} {failed}| {rate}/s | ETA {left}",
       barsize: 30,
+      barCompleteChar: "█",
+      barIncompleteChar: "░",
       hideCursor: true,
       autopadding: true,
     });
