@@ -54,6 +54,15 @@ test("definition errors name the task and say what to do", () => {
   rejects(() => task("t", () => 1, { triggerRule: "sometimes" as never })({}), /unknown triggerRule 'sometimes'; use one of all_success, all_failed/);
 });
 
+test("a misspelt or unknown task option is an error, not an option silently dropped", () => {
+  assert.throws(() => task("t", () => 1, { retry_delay: 5 } as never), /task 't': unknown option 'retry_delay'; the options are retries, retryDelayMs/);
+  assert.throws(() => shell("s", { timeout: 1000 } as never), /task 's': unknown option 'timeout'/);
+  assert.throws(() => task("t", () => 1, { pool: "gpu" } as never), /mapflow has no pools: limit a task's instances at once with 'maxActive'/);
+  // partial() takes option names among its arguments; one that is no option of mapflow's is refused too.
+  rejects(() => task("p", ({ x }: { x: number }) => x).partial({ pool: "gpu" } as never).expand({ x: [1] }), /task 'p': mapflow has no pools/);
+  rejects(() => task("p", ({ x }: { x: number }) => x).partial({ task_id: "q" } as never).expand({ x: [1] }), /a task's id is the first argument of task\(\)/);
+});
+
 test("an output of another DAG is an unknown upstream", () => {
   let foreign: unknown;
   dag({ id: "other" }, () => {
