@@ -138,6 +138,21 @@ test("unknown things are 404, bad input is 400 with what to do, and actions need
   const wrongIndex = await postJson(`/api/runs/${runId}/clear`, { taskId: "add", mapIndexes: [99] });
   assert.equal(wrongIndex.status, 400);
   assert.match(wrongIndex.body.error, /no instance with map index 99/);
+  const noIndexes = await postJson(`/api/runs/${runId}/clear`, { taskId: "add", mapIndexes: [] });
+  assert.equal(noIndexes.status, 400);
+  assert.match(noIndexes.body.error, /mapIndexes is empty/);
+  const noState = await postJson(`/api/runs/${runId}/mark`, { taskId: "add", mapIndex: 0 });
+  assert.equal(noState.status, 400);
+  assert.match(noState.body.error, /state \("success" or "failed"\) are required/);
+  // A malformed escape in the path is the client's error (it once threw outside the handler and stopped the server).
+  const badEscape = await api("/api/runs/%E0");
+  assert.equal(badEscape.status, 400);
+  assert.match(badEscape.body.error, /not valid percent-encoding/);
+  assert.equal((await api(`/api/runs/${runId}`)).status, 200, "the server is still up");
+  // A negative limit would lift the page's cap (SQLite's LIMIT -1 is none).
+  const negative = await api("/api/runs?limit=-1");
+  assert.equal(negative.status, 400);
+  assert.match(negative.body.error, /'limit' must be a whole number ≥ 1, got '-1'/);
   const big = await api(`/api/dags/sample_repeated_mapping/trigger`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ conf: { x: "y".repeat(1_100_000) } }) });
   assert.equal(big.status, 400);
   assert.match(big.body.error, /over 1048576 bytes/);

@@ -116,12 +116,12 @@ export function apiRoutes(router: Router, { nats, queries, log, sign }: ApiDeps)
       return dag;
     })
     .on("GET", "/api/runs", ({ url }) =>
-      queries.runs({ dagId: url.searchParams.get("dag") ?? undefined, state: url.searchParams.get("state") ?? undefined, limit: intParam(url, "limit", RECENT_RUNS) }))
+      queries.runs({ dagId: url.searchParams.get("dag") ?? undefined, state: url.searchParams.get("state") ?? undefined, limit: intParam(url, "limit", RECENT_RUNS, 1) }))
     .on("GET", "/api/dags/:dagId/grid", ({ params, url }) => {
       const dag = queries.dag(params["dagId"]!);
       if (!dag) throw new NotFoundError(`DAG '${params["dagId"]}' is not registered`);
       // Oldest first, as Airflow's grid reads left to right.
-      const runs = queries.runs({ dagId: dag.dagId, limit: intParam(url, "limit", RECENT_RUNS) }).reverse();
+      const runs = queries.runs({ dagId: dag.dagId, limit: intParam(url, "limit", RECENT_RUNS, 1) }).reverse();
       const tasks = queries.tasksOfRuns(runs.map((r) => r.runId));
       return { dag, runs: runs.map((r) => ({ ...r, tasks: Object.fromEntries((tasks.get(r.runId) ?? []).map((t) => [t.taskId, t])) })) };
     })
@@ -144,7 +144,7 @@ export function apiRoutes(router: Router, { nats, queries, log, sign }: ApiDeps)
         sort: sort as InstanceSort,
         desc: url.searchParams.get("order") === "desc",
         offset: intParam(url, "offset", 0),
-        limit: intParam(url, "limit", 100),
+        limit: intParam(url, "limit", 100, 1),
       });
     })
     .on("GET", "/api/runs/:runId/tasks/:taskId/instances/:mapIndex", (request) => {
@@ -198,12 +198,15 @@ export function apiRoutes(router: Router, { nats, queries, log, sign }: ApiDeps)
       if (indexes !== undefined && indexes !== null && (!Array.isArray(indexes) || !indexes.every((i) => Number.isInteger(i)))) {
         throw new BadInputError("mapIndexes must be a list of whole numbers, or left out to clear the whole task");
       }
+      if (Array.isArray(indexes) && indexes.length === 0) throw new BadInputError("mapIndexes is empty: name the instances to clear, or leave it out to clear the whole task");
       return { seq: await clearRun(nats, runId(request), task, (indexes as number[] | undefined) ?? null, body["downstream"] === true) };
     })
     .on("POST", "/api/runs/:runId/mark", async (request) => {
       const body = await readJson(request.req);
       const task = body["taskId"];
-      if (typeof task !== "string" || !Number.isInteger(body["mapIndex"])) throw new BadInputError("taskId (a string) and mapIndex (a whole number) are required");
+      if (typeof task !== "string" || !Number.isInteger(body["mapIndex"]) || typeof body["state"] !== "string") {
+        throw new BadInputError("taskId (a string), mapIndex (a whole number) and state (\"success\" or \"failed\") are required");
+      }
       return { seq: await markInstance(nats, runId(request), task, body["mapIndex"] as number, String(body["state"])) };
     });
 }

@@ -37,10 +37,19 @@ export class Router {
       known = true;
       if (route.method !== method) continue;
       const params: Params = {};
-      route.names.forEach((name, i) => (params[name] = decodeURIComponent(m[i + 1]!)));
+      route.names.forEach((name, i) => (params[name] = decodeSegment(m[i + 1]!)));
       return { handler: route.handler, params };
     }
     return known ? "wrong-method" : undefined;
+  }
+}
+
+/** A path segment, percent-decoded; a malformed escape (`%E0`) is the client's error, not the server's. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new BadInputError(`'${segment}' in the path is not valid percent-encoding`);
   }
 }
 
@@ -91,11 +100,12 @@ export function statusOf(err: unknown): number {
   return 500;
 }
 
-/** A whole number from the query string, or the default; a clear 400 when it is not one. */
-export function intParam(url: URL, name: string, fallback: number): number {
+/** A whole number from the query string (at least `min`), or the default; a clear 400 when it is not one. */
+export function intParam(url: URL, name: string, fallback: number, min = 0): number {
   const text = url.searchParams.get(name);
   if (text === null || text === "") return fallback;
   const value = Number(text);
-  if (!Number.isInteger(value)) throw new BadInputError(`query parameter '${name}' must be a whole number, got '${text}'`);
+  // SQLite reads a negative LIMIT as none at all: the caps on a page must hold.
+  if (!Number.isInteger(value) || value < min) throw new BadInputError(`query parameter '${name}' must be a whole number ≥ ${min}, got '${text}'`);
   return value;
 }

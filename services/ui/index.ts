@@ -82,7 +82,12 @@ export async function startUi(options: UiOptions): Promise<Ui> {
     const refusal = gate.refusal(req, url);
     if (refusal) return sendJson(res, 401, { error: refusal }, { "www-authenticate": 'Bearer realm="mapflow"' });
     if (req.method === "GET" && url.pathname === "/api/live") return live.attach(res);
-    const found = router.match(req.method ?? "GET", url.pathname);
+    let found: ReturnType<Router["match"]>;
+    try {
+      found = router.match(req.method ?? "GET", url.pathname);
+    } catch (err) {
+      return sendJson(res, statusOf(err), { error: (err as Error).message });
+    }
     if (found === undefined) return sendJson(res, 404, { error: `no API at ${url.pathname}; see the README's API section` });
     if (found === "wrong-method") return sendJson(res, 405, { error: `${req.method} is not allowed on ${url.pathname}` });
     void (async () => {
