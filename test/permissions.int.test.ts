@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { PermissionViolationError } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
 import {
-  appendEvent, connectNats, ensureStreams, loadOrCreateCredentials, refusal, startNatsServer, type Nats, type NatsServer, type Role,
+  appendEvent, connectNats, ensureStreams, loadOrCreateCredentials, refusal, setLogRetention, startNatsServer, type Nats, type NatsServer, type Role,
 } from "../libs/nats/index.ts";
 import { BadInputError } from "../libs/errors.ts";
 import { BUCKETS, STREAMS, subjects } from "../libs/names/index.ts";
@@ -125,6 +125,17 @@ test("the coordinator decides and drops a run's work, and cannot purge or delete
   await refused(coordinator.jsm.streams.purge(STREAMS.events), /STREAM\.PURGE\.MF_EVENTS/);
   await refused(coordinator.jsm.streams.delete(STREAMS.events), /STREAM\.DELETE\.MF_EVENTS/);
   await refused(appendEvent(coordinator, events.paused), /\.paused$/);
+});
+
+test("the coordinator sets how long task log lines are kept (--log-retention-days); a worker or the API may not", async () => {
+  const coordinator = await as("coordinator");
+  const days = (n: number) => n * 24 * 60 * 60_000;
+  assert.equal(await setLogRetention(coordinator, days(7)), true);
+  assert.equal((await admin.jsm.streams.info(STREAMS.logs)).config.max_age, days(7) * 1e6, "the stream keeps lines 7 days");
+  assert.equal(await setLogRetention(coordinator, days(7)), false, "the same again changes nothing");
+  await refused(setLogRetention(await as("worker"), days(1)), /STREAM\.UPDATE\.MF_LOGS/);
+  await refused(setLogRetention(await as("api"), days(1)), /STREAM\.UPDATE\.MF_LOGS/);
+  assert.equal((await admin.jsm.streams.info(STREAMS.logs)).config.max_age, days(7) * 1e6);
 });
 
 test("the admin may purge (mapflow db clean)", async () => {

@@ -1,5 +1,6 @@
 /** Reading what tasks wrote through `ctx.log` (the MF_LOGS stream, one subject per try). */
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
+import { nanos } from "@nats-io/transport-node";
 import { decodeLogLine } from "../codec/index.ts";
 import type { LogLine } from "../core/logline.ts";
 import { STREAMS, subjects } from "../names/index.ts";
@@ -14,6 +15,19 @@ export const MAX_LOG_LINE_BYTES = 64 * 1024;
 
 /** How long log lines are kept: long enough to look into last month's failures, not so long that chatty tasks fill the disk. */
 export const LOG_MAX_AGE_MS = 30 * 24 * 60 * 60_000;
+
+/**
+ * Keeps task log lines for `maxAgeMs` from now on (older ones age out), when
+ * the MF_LOGS stream keeps them for another time; returns whether it changed.
+ * Only the coordinator's role (and admin) may change the stream.
+ */
+export async function setLogRetention(nats: Nats, maxAgeMs: number): Promise<boolean> {
+  const info = await nats.jsm.streams.info(STREAMS.logs);
+  const maxAge = nanos(maxAgeMs);
+  if (info.config.max_age === maxAge) return false;
+  await nats.jsm.streams.update(STREAMS.logs, { ...info.config, max_age: maxAge });
+  return true;
+}
 
 /** The lines one try wrote, in order. */
 export type TryLogLines = { readonly try: number; readonly lines: LogLine[] };

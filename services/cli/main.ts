@@ -11,7 +11,7 @@ import { LOG_LEVELS } from "../../libs/core/logline.ts";
 import { pickDag } from "../../libs/dags/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
 import { createLogger, type Logger } from "../../libs/log/index.ts";
-import { drainNats, startCluster, whileJetStreamRecovers, type Durability, type Nats } from "../../libs/nats/index.ts";
+import { drainNats, setLogRetention, startCluster, whileJetStreamRecovers, type Durability, type Nats } from "../../libs/nats/index.ts";
 import { isToken } from "../../libs/names/index.ts";
 import { recordStack, runningStackUrl, startStack } from "../stack/index.ts";
 import { startCoordinator } from "../coordinator/index.ts";
@@ -115,9 +115,10 @@ program
   .option("--ui-public-read", "let the web UI's reads through without the API token (actions still need it)")
   .option("--no-ui", "do not serve the web UI")
   .addOption(graceOption())
+  .addOption(logRetentionOption())
   .addOption(metricsPortOption()).addOption(metricsHostOption())
   .addHelpText("after", "\nExample:\n  npx mapflow standalone --dags examples --data .mapflow --run sample_repeated_mapping\n  then open the link it prints (http://127.0.0.1:8080/#token=...)\nThe UI's port also serves Prometheus metrics at /metrics (with the API token).")
-  .action(async (opts: { dags: string; data: string; port?: number; workers: number; queues?: string[]; run?: string; durability: Durability; ui: boolean; uiHost: string; uiPort: number; uiPublicRead?: boolean; graceMs: number; metricsPort?: number; metricsHost: string }) => {
+  .action(async (opts: { dags: string; data: string; port?: number; workers: number; queues?: string[]; run?: string; durability: Durability; ui: boolean; uiHost: string; uiPort: number; uiPublicRead?: boolean; graceMs: number; logRetentionDays?: number; metricsPort?: number; metricsHost: string }) => {
     const dataDir = resolve(opts.data);
     if (opts.run !== undefined) checkDagId(opts.run);
     const existing = runningStackUrl(dataDir);
@@ -126,6 +127,7 @@ program
     const bag = await loadBag(opts.dags, log);
     const ui = opts.ui ? { host: opts.uiHost, port: opts.uiPort, publicRead: opts.uiPublicRead } : undefined;
     const stack = await startStack({ dataDir, bag, port: opts.port, workers: opts.workers, queues: opts.queues, log, durability: opts.durability, ui, graceMs: opts.graceMs });
+    await retainLogs(stack.nats, opts.logRetentionDays, log);
     const forget = recordStack(dataDir, stack.url, stack.server.credentialsFile);
     log.info({ nats: stack.url, data: dataDir, credentialsFile: stack.server.credentialsFile, dags: [...bag.dags.keys()] }, "mapflow standalone is running; Ctrl-C stops it");
     process.stdout.write(`mapflow standalone: NATS at ${stack.url}, data in ${dataDir}${stack.ui ? `, web UI at ${stack.ui.url}` : ""}\n`);
@@ -185,6 +187,18 @@ async function operate(opts: { nats?: string; data: string; wait?: boolean; json
   } finally {
     await nats.nc.close();
   }
+}
+
+/** `--log-retention-days`: how long task log lines are kept (the MF_LOGS stream's max age). */
+function logRetentionOption() {
+  return new Option("--log-retention-days <n>", "keep task log lines (ctx.log) this many days; older ones age out (default: as the stream has it, 30 when new)")
+    .argParser(wholeNumber("--log-retention-days", 1, 3650));
+}
+
+/** Applies `--log-retention-days` when given, saying so when it changed the stream. */
+async function retainLogs(nats: Nats, days: number | undefined, log: Logger): Promise<void> {
+  if (days === undefined) return;
+  if (await setLogRetention(nats, days * 24 * 60 * 60_000)) log.info({ days }, "task log lines are now kept this many days");
 }
 
 function progressOption() {
@@ -318,10 +332,12 @@ type MetricsOpts = { metricsPort?: number; metricsHost: string };
 measuredServiceCommand("coordinator", "run the coordinator (folds the log, appends decisions, publishes work)")
   .option("--max-map-length <n>", "instances one task may expand to, unless it sets maxMapLength (default 100000)", wholeNumber("--max-map-length", 1))
   .option("--lease-ms <ms>", "leadership lease: a standby takes over this long after the leader dies (default 5000)", wholeNumber("--lease-ms", 1))
+  .addOption(logRetentionOption())
   .addHelpText("after", "\nRun two or more for a standby: one leads (a lease in JetStream KV), the others wait.\nOn SIGTERM / SIGINT it stops deciding, releases the lease (a standby takes over at once) and exits 0.\nExample:\n  npx mapflow coordinator --nats nats://10.0.0.5:4222,nats://10.0.0.6:4222")
-  .action(async (opts: { nats?: string; data: string; maxMapLength?: number; leaseMs?: number } & MetricsOpts) => {
+  .action(async (opts: { nats?: string; data: string; maxMapLength?: number; leaseMs?: number; logRetentionDays?: number } & MetricsOpts) => {
     const nats = await connectTo(opts, "mapflow-coordinator", "coordinator");
     const log = createLogger("coordinator");
+    await retainLogs(nats, opts.logRetentionDays, log);
     const metrics = await metricsFor(opts, log);
     const service = await whileLeader(nats, log, `${hostname()}:${process.pid}`, opts.leaseMs ?? DEFAULT_LEASE_MS, () =>
       startCoordinator({ nats, log, maxMapLength: opts.maxMapLength }));

@@ -40,6 +40,7 @@ export const SETTINGS: readonly Setting[] = [
   setting("leaseMs", "MAPFLOW_LEASE_MS", "number", "--lease-ms"),
   setting("maxMapLength", "MAPFLOW_MAX_MAP_LENGTH", "number", "--max-map-length"),
   setting("durability", "MAPFLOW_DURABILITY", "string", "--durability"),
+  setting("logRetentionDays", "MAPFLOW_LOG_RETENTION_DAYS", "number", "--log-retention-days"),
   setting("natsPort", "MAPFLOW_NATS_PORT", "number", "standalone:--port"),
   setting("uiHost", "MAPFLOW_UI_HOST", "string", "--ui-host", "ui:--host"),
   setting("uiPort", "MAPFLOW_UI_PORT", "number", "--ui-port", "ui:--port"),
