@@ -12,6 +12,8 @@ import type {
 } from "./types.ts";
 
 export type * from "./types.ts";
+/** What a DAG file or task code may meet and check with `instanceof`. */
+export { ArtifactError, DagDefinitionError, TaskKvError } from "../errors.ts";
 
 export function dag(options: DagOptions, build: () => void): Dag {
   return DagBuilder.run(options, build);

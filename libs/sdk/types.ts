@@ -16,7 +16,12 @@ export type TaskContext = {
   readonly tryNumber: number;
   /** The run's `--conf` object. */
   readonly conf: Readonly<Record<string, unknown>>;
-  /** Aborted when the task's `timeoutMs` passes or the run is cancelled. */
+  /**
+   * Aborted when the try should stop: its `timeoutMs` passed, the run was
+   * cancelled or passed its `runTimeoutMs`, or the worker is stopping and
+   * hands the try back. Stop soon after: past `timeoutMs` the try is failed
+   * whether or not the function has returned.
+   */
   readonly signal: AbortSignal;
   /** For a task with `partialResults: true`: each upstream's state and the map indexes that failed. */
   readonly upstreamStates?: Readonly<Record<string, UpstreamState>>;
