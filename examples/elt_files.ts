@@ -4,8 +4,8 @@
 // (its trigger rule is all_done) and says so.
 //   npx mapflow run elt_files --dags examples
 //   npx mapflow run elt_files --dags examples --conf '{"folder": "/data/incoming", "warehouse": "/tmp/wh.sqlite"}'
-import { readdirSync, readFileSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { parse } from "csv-parse/sync";
 import { dag, task } from "mapflow";
@@ -16,6 +16,8 @@ type Loaded = { file: string; table: string; rows: number; amount: number | null
 const tableOf = (file: string) => `raw_${basename(file, ".csv").toLowerCase().replace(/[^a-z0-9_]/g, "_")}`;
 
 function warehouse(path: string): Database.Database {
+  // The default lives under .mapflow/, which a fresh clone has not made yet.
+  mkdirSync(dirname(resolve(path)), { recursive: true });
   const db = new Database(resolve(path));
   db.pragma("journal_mode = WAL");
   db.pragma("busy_timeout = 10000"); // loads run in parallel, each in its own transaction

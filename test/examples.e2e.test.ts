@@ -41,7 +41,8 @@ function folder(name: string, files: Record<string, string>): string {
 after(() => dir.remove());
 
 test("elt_files: the shipped folder loads each CSV into its own table and reports the rows", async () => {
-  const warehouse = join(dir.path, "shipped.sqlite");
+  // In a folder not made yet, as the default (.mapflow/elt-warehouse.sqlite) is in a fresh clone.
+  const warehouse = join(dir.path, "not-made-yet", "shipped.sqlite");
   const { code, report, stderr } = await run("elt_files", { warehouse });
   assert.equal(code, 0, stderr);
   assert.deepEqual(report.tasks.load!.instances.map((i) => [i.label, i.state]), [
