@@ -128,6 +128,7 @@ test("unknown things are 404, bad input is 400 with what to do, and actions need
   assert.equal((await api("/api/runs/bad.id")).status, 400);
   assert.equal((await api("/api/nothing")).status, 404);
   assert.equal((await api(`/api/runs/${runId}`, { method: "POST" })).status, 405);
+  assert.equal((await api("/api/live", { method: "POST" })).status, 405, "the live stream is known, under GET only");
   // A form post from another site cannot carry a JSON content type without a preflight.
   const form = await api(`/api/runs/${runId}/clear`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "taskId=add" });
   assert.equal(form.status, 400);

@@ -81,7 +81,7 @@ export async function startUi(options: UiOptions): Promise<Ui> {
     // Before routing, so that without the token not even the API's shape shows.
     const refusal = gate.refusal(req, url);
     if (refusal) return sendJson(res, 401, { error: refusal }, { "www-authenticate": 'Bearer realm="mapflow"' });
-    if (req.method === "GET" && url.pathname === "/api/live") return live.attach(res);
+    if (url.pathname === "/api/live") return req.method === "GET" ? live.attach(res) : sendJson(res, 405, { error: `${req.method} is not allowed on /api/live; it is a GET event stream` });
     let found: ReturnType<Router["match"]>;
     try {
       found = router.match(req.method ?? "GET", url.pathname);
