@@ -71,3 +71,15 @@ test("on a terminal the reporter draws a bar per mapped task with its counts, ra
   const text = out.text();
   assert.match(text, /each \[4\] \|█{30}\| 4\/4 \(1 failed\) \| 2\.0\/s \| ETA 0s/);
 });
+
+test("a wait that fails still gives a terminal its cursor back", async () => {
+  const { sim, after } = await run();
+  const out = captured(true);
+  const reporter = progressReporter(out.stream, () => sim.state.startedAt + 1000);
+  reporter.update(after(sim.events.length - 2));
+  await new Promise((r) => setTimeout(r, 250)); // the bars are drawn, and hide the cursor
+  assert.match(out.text(), /\x1B\[\?25l/);
+  reporter.finish(); // no final state: the wait failed
+  const text = out.text();
+  assert.ok(text.lastIndexOf("\x1B[?25h") > text.lastIndexOf("\x1B[?25l"), "the cursor is shown again after it was hidden");
+});

@@ -209,9 +209,14 @@ function progressOption() {
 async function waitWithProgress(nats: Nats, runId: string, show: boolean): Promise<RunState> {
   if (!show) return waitForRun(nats, runId);
   const reporter = progressReporter();
-  const state = await waitForRun(nats, runId, undefined, 0, reporter.update);
-  reporter.finish(state);
-  return state;
+  let state: RunState | undefined;
+  try {
+    state = await waitForRun(nats, runId, undefined, 0, reporter.update);
+    return state;
+  } finally {
+    // Also when the wait fails: a terminal must get its cursor back.
+    reporter.finish(state);
+  }
 }
 
 function queueList(value: string): string[] {

@@ -10,8 +10,8 @@ import { formatDuration, mappedProgress, pace, progressLine, type TaskProgress }
 export type ProgressReporter = {
   /** The run as folded so far; drawn a little later, so a burst of events draws once. */
   update(state: RunState): void;
-  /** The run as it ended: the last figures, then the bars are let go. */
-  finish(state: RunState): void;
+  /** The run as it ended: the last figures, then the bars are let go (and the cursor shown again). Without a state, only that. */
+  finish(state?: RunState): void;
 };
 
 /** How often a terminal's bars are redrawn, and a pipe gets its lines. */
@@ -80,11 +80,10 @@ export function progressReporter(out: NodeJS.WriteStream = process.stderr, now =
     finish(state) {
       clearTimeout(timer);
       timer = undefined;
-      latest = state;
       if (tty) {
-        drawBars(state);
+        if (state) drawBars(state);
         bars?.stop();
-      } else printLines(state, true);
+      } else if (state) printLines(state, true);
     },
   };
 }
