@@ -6,7 +6,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Command, Option } from "commander";
 import { BadInputError } from "../libs/errors.ts";
-import { applySettings, configPath, readConfig, settingsFromEnv, SETTINGS } from "../services/cli/settings.ts";
+import { applySettings, configPath, readConfig, nameVariablesInHelp, SETTINGS } from "../services/cli/settings.ts";
 import { wholeNumber } from "../services/cli/common.ts";
 import { program } from "../services/cli/main.ts";
 import { tempDir } from "./helpers/index.ts";
@@ -21,7 +21,7 @@ function cliLike() {
     .option("--json")
     .action((opts) => void Object.assign(seen, { worker: opts }));
   root.command("runs").command("list").option("--data <dir>", "", ".mapflow").action((opts) => void Object.assign(seen, { list: opts }));
-  settingsFromEnv(root);
+  nameVariablesInHelp(root);
   return { root, seen };
 }
 

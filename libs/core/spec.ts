@@ -35,12 +35,6 @@ export const TRIGGER_RULES = [
 ] as const;
 export type TriggerRule = (typeof TRIGGER_RULES)[number];
 
-/** Names that configure a task and so can never be mapped (Airflow forbids mapping task_id, queue, pool, retries…). */
-export const OPTION_NAMES: ReadonlySet<string> = new Set([
-  "taskId", "task_id", "queue", "pool", "retries", "retryDelayMs", "retryExponentialBackoff", "maxRetryDelayMs",
-  "timeoutMs", "triggerRule", "maxActivePerRun", "maxActive", "maxMapLength", "mapIndexLabel", "partialResults",
-]);
-
 export const OPERATORS = ["function", "shell"] as const;
 export type Operator = (typeof OPERATORS)[number];
 
@@ -131,6 +125,12 @@ export const DEFAULT_TASK_OPTIONS: TaskOptions = {
   mapIndexLabel: null,
   partialResults: false,
 };
+
+/** Every task option there is, named once by its default. */
+export const TASK_OPTION_NAMES: ReadonlySet<string> = new Set(Object.keys(DEFAULT_TASK_OPTIONS));
+
+/** Names that configure a task and so can never be mapped: its options, and Airflow's task_id and pool (Airflow forbids mapping them). */
+export const OPTION_NAMES: ReadonlySet<string> = new Set([...TASK_OPTION_NAMES, "taskId", "task_id", "pool"]);
 
 /** Settings and cross-run facts of the deciding service that the pure core needs as input. */
 export type DecideSettings = {

@@ -5,7 +5,7 @@
  */
 import { DagDefinitionError } from "../errors.ts";
 import {
-  DEFAULT_TASK_OPTIONS, OPTION_NAMES, TRIGGER_RULES,
+  DEFAULT_TASK_OPTIONS, OPTION_NAMES, TASK_OPTION_NAMES, TRIGGER_RULES,
   type DagSpec, type GroupSpec, type Mapping, type TaskOptions, type TaskSpec, type ValueSource,
 } from "../core/spec.ts";
 import { isToken, MAX_DAG_ID_LENGTH, MAX_ID_LENGTH } from "../names/index.ts";
@@ -60,24 +60,19 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value) && !isRef(value);
 }
 
-/** Every task option there is: a name outside it is a mistake to report, not a setting to drop. */
-const TASK_OPTIONS: ReadonlySet<string> = new Set<keyof TaskOptionsInput>([
-  "retries", "retryDelayMs", "retryExponentialBackoff", "maxRetryDelayMs", "timeoutMs", "queue", "triggerRule",
-  "maxMapLength", "maxActivePerRun", "maxActive", "mapIndexLabel", "partialResults",
-]);
-
 /** Why a name is no task option, with what to use instead where Airflow users would reach for it. */
 function unknownOption(name: string): string {
   if (name === "pool") return "mapflow has no pools: limit a task's instances at once with 'maxActive' (across runs) or 'maxActivePerRun'";
   if (name === "taskId" || name === "task_id") return "a task's id is the first argument of task() or shell(), not an option";
-  return `unknown option '${name}'; the options are ${[...TASK_OPTIONS].join(", ")}`;
+  return `unknown option '${name}'; the options are ${[...TASK_OPTION_NAMES].join(", ")}`;
 }
 
 export function taskOptions(taskId: string, input: TaskOptionsInput): Omit<TaskOptions, "mapIndexLabel"> {
   const bad = (what: string): never => {
     throw new DagDefinitionError(`task '${taskId}': ${what}`);
   };
-  for (const name of Object.keys(input)) if (!TASK_OPTIONS.has(name)) bad(unknownOption(name));
+  // A name outside the options is a mistake to report, not a setting to drop.
+  for (const name of Object.keys(input)) if (!TASK_OPTION_NAMES.has(name)) bad(unknownOption(name));
   const count = (name: keyof TaskOptionsInput, min: number): void => {
     const value = input[name];
     if (value !== undefined && (typeof value !== "number" || !Number.isInteger(value) || value < min)) bad(`option '${name}' must be an integer ≥ ${min}, got ${String(value)}`);

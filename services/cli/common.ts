@@ -51,14 +51,14 @@ export function stackUrl(opts: StackOptions): string | undefined {
 }
 
 /**
- * Who to connect as: `--credentials` (or MAPFLOW_NATS_CREDENTIALS), a file
- * holding every role's password, from which the command takes its own role;
+ * Who to connect as: `--credentials` (or its setting, MAPFLOW_NATS_CREDENTIALS:
+ * see settings.ts), a file holding every role's password, from which the
+ * command takes its own role;
  * else MAPFLOW_NATS_USER and MAPFLOW_NATS_PASSWORD; else the credentials of
  * the stack running on `--data`; else nobody (a server without users).
  */
 export function authOf(opts: StackOptions, role: Role): NatsAuth | undefined {
-  const file = opts.credentials ?? process.env.MAPFLOW_NATS_CREDENTIALS;
-  if (file) return authFor(readCredentials(resolve(file)), role);
+  if (opts.credentials) return authFor(readCredentials(resolve(opts.credentials)), role);
   const user = process.env.MAPFLOW_NATS_USER;
   const pass = process.env.MAPFLOW_NATS_PASSWORD;
   if (user || pass) {

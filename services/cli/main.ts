@@ -31,7 +31,7 @@ import { workerCommands } from "./workers.ts";
 import { dagCommands } from "./dags.ts";
 import { readCommands } from "./reads.ts";
 import { logCommands } from "./logs.ts";
-import { applySettings, CONFIG_FILE, configPath, readConfig, settingsFromEnv } from "./settings.ts";
+import { applySettings, CONFIG_FILE, configPath, readConfig, nameVariablesInHelp } from "./settings.ts";
 import { checkDagId, checkRunId, checkTaskId, connectTo, credentialsOption, dataOption, DEFAULT_DATA, durabilityOption, EXIT, fail, loadBag, metricsFor, metricsHostOption, metricsPortOption, natsOption, print, untilSignal, wholeNumber } from "./common.ts";
 
 export const program = new Command("mapflow")
@@ -427,7 +427,7 @@ workerCommands(program);
 dagCommands(program);
 readCommands(program);
 logCommands(program);
-settingsFromEnv(program);
+nameVariablesInHelp(program);
 
 /** Runs the command line and exits with its code (bin/mapflow.mjs calls it; tests import `program` without running it). */
 export async function main(argv: readonly string[] = process.argv): Promise<never> {

@@ -71,7 +71,7 @@ function sectionName(command: Command): string {
 }
 
 /** Names each option's environment variable in its help. (Commander reads only those given before the option is added: `applySettings` reads them.) */
-export function settingsFromEnv(root: Command): void {
+export function nameVariablesInHelp(root: Command): void {
   for (const command of commands(root)) {
     for (const option of command.options) {
       const s = settingOf(command, option);
@@ -148,12 +148,16 @@ export function applySettings(root: Command, config: Config | undefined, env: No
       if (!s) continue;
       let value: unknown;
       let where: string;
+      let source: "env" | "config";
       if (env[s.env] !== undefined && env[s.env] !== "") {
         value = env[s.env];
         where = s.env;
+        source = "env";
       } else if (config && (s.key in section || s.key in config.values)) {
-        value = s.key in section ? section[s.key] : config.values[s.key];
-        where = `${config.file}: "${s.key in section ? `${sectionName(command)}.` : ""}${s.key}"`;
+        const inSection = s.key in section;
+        value = inSection ? section[s.key] : config.values[s.key];
+        where = `${config.file}: "${inSection ? `${sectionName(command)}.` : ""}${s.key}"`;
+        source = "config";
       } else continue;
       const text = Array.isArray(value) ? value.join(",") : String(value);
       if (option.argChoices && !option.argChoices.includes(text)) throw new BadInputError(`${where} must be one of ${option.argChoices.join(", ")}, got '${text}'`);
@@ -163,7 +167,7 @@ export function applySettings(root: Command, config: Config | undefined, env: No
       } catch (err) {
         throw new BadInputError(`${where}: ${(err as Error).message}`);
       }
-      command.setOptionValueWithSource(option.attributeName(), parsed, where === s.env ? "env" : "config");
+      command.setOptionValueWithSource(option.attributeName(), parsed, source);
     }
   }
 }
