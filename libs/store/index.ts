@@ -7,8 +7,9 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { DagRegistered } from "../events/index.ts";
-import { FINISHED_RUN_STATES, type Instance, type RunState, type RunStateName } from "../core/state.ts";
+import { FINISHED_RUN_STATES, TERMINAL_TASK_STATES, type Instance, type RunState, type RunStateName, type TaskRun } from "../core/state.ts";
 import { SCHEMA, STORE_VERSION, TABLES } from "./schema.ts";
+import { countByState, StateTallies } from "./tally.ts";
 
 /** Rows to rewrite from state after a batch, named by what the batch touched. */
 export type Touched = {
@@ -30,11 +31,9 @@ export function emptyTouched(): Touched {
   return { dags: new Map(), pauses: new Map(), runs: new Set(), tasks: new Map(), instances: new Map(), seqs: new Map(), purged: new Set() };
 }
 
-/** Instances by state; recounted whenever the task is written (a pass over 100,000 instances is well under a millisecond). */
-function countByState(instances: readonly Instance[] | null): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const i of instances ?? []) counts[i.state] = (counts[i.state] ?? 0) + 1;
-  return counts;
+/** Map indexes in key order: rows written in the order the table keeps them touch each page once, not once per row. */
+function inOrder(mapIndexes: Set<number>): number[] {
+  return [...mapIndexes].sort((a, b) => a - b);
 }
 
 function json(value: unknown): string | null {
@@ -44,6 +43,7 @@ function json(value: unknown): string | null {
 export class ReadModel {
   readonly db: Database.Database;
   private readonly stmts;
+  private readonly tallies = new StateTallies();
 
   constructor(path: string) {
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
@@ -103,6 +103,15 @@ export class ReadModel {
 
   /** Writes the touched rows from the states and the checkpoint, atomically. */
   commit(lastSeq: number, touched: Touched, runs: ReadonlyMap<string, RunState>): void {
+    try {
+      this.write(lastSeq, touched, runs);
+    } catch (err) {
+      this.tallies.clear(); // they followed writes that were rolled back
+      throw err;
+    }
+  }
+
+  private write(lastSeq: number, touched: Touched, runs: ReadonlyMap<string, RunState>): void {
     this.db.transaction(() => {
       for (const d of touched.dags.values()) {
         const spec = JSON.stringify(d.spec);
@@ -117,16 +126,6 @@ export class ReadModel {
         this.stmts.dagVersion.run(r.dagId, r.dagVersion, JSON.stringify(r.spec));
       }
       for (const [runId, seq] of touched.seqs) if (!touched.runs.has(runId)) this.stmts.runUpdated.run(seq, runId);
-      for (const [runId, taskIds] of touched.tasks) {
-        const r = runs.get(runId);
-        if (!r) continue;
-        for (const taskId of taskIds) {
-          const t = r.tasks[taskId];
-          if (!t) continue;
-          const count = t.instances ? t.instances.length - (t.removed ?? 0) : null;
-          this.stmts.task.run(runId, taskId, t.state, t.mapped ? 1 : 0, count, JSON.stringify(countByState(t.instances)), t.error?.message ?? null, t.startedAt ?? null, t.endedAt ?? null);
-        }
-      }
       for (const [key, which] of touched.instances) {
         const [runId, taskId] = key.split("\0") as [string, string];
         const task = runs.get(runId)?.tasks[taskId];
@@ -135,7 +134,10 @@ export class ReadModel {
           for (const a of i.artifacts ?? []) this.stmts.artifact.run(runId, taskId, i.mapIndex, a.try, a.name, a.contentType, a.bytes, a.object);
         };
         // A whole task written again (expanded, cleared, stopped) replaces its rows, so none outlive the state.
-        if (which === "all") this.stmts.dropInstances.run(runId, taskId);
+        if (which === "all") {
+          this.stmts.dropInstances.run(runId, taskId);
+          this.tallies.forget(key);
+        }
         if (!instances) {
           // Cleared whole and not expanded again yet: its earlier tries' artifacts are held in `previous`.
           task?.previous?.forEach(artifacts);
@@ -149,15 +151,47 @@ export class ReadModel {
           if (i.artifacts) artifacts(i);
         };
         if (which === "all") instances.forEach(write);
-        else for (const mapIndex of which) {
-          const i = instances[mapIndex < 0 ? 0 : mapIndex];
-          if (i) write(i);
+        else for (const mapIndex of inOrder(which)) {
+          const position = mapIndex < 0 ? 0 : mapIndex;
+          const i = instances[position];
+          if (!i) continue;
+          write(i);
+          this.tallies.written(key, instances, position);
+        }
+      }
+      // After the instances, whose writes keep the tallies the counts come from.
+      for (const [runId, taskIds] of touched.tasks) {
+        const r = runs.get(runId);
+        if (!r) continue;
+        for (const taskId of taskIds) {
+          const t = r.tasks[taskId];
+          if (!t) continue;
+          const count = t.instances ? t.instances.length - (t.removed ?? 0) : null;
+          this.stmts.task.run(runId, taskId, t.state, t.mapped ? 1 : 0, count, JSON.stringify(this.countsOf(runId, t)), t.error?.message ?? null, t.startedAt ?? null, t.endedAt ?? null);
         }
       }
       // Last: a run purged in this batch leaves no row, whatever else the batch wrote for it.
-      for (const runId of touched.purged) for (const drop of this.stmts.dropRun) drop.run(runId);
+      for (const runId of touched.purged) {
+        for (const drop of this.stmts.dropRun) drop.run(runId);
+        this.tallies.forgetRun(runId);
+      }
       this.stmts.setSeq.run(lastSeq);
     })();
+  }
+
+  /**
+   * A task's instances by state. A finished task's are counted once more from
+   * its instances, in order of first appearance, as every version has written
+   * them (digests recorded by earlier versions hold that text); an unfinished
+   * one's come from its tally.
+   */
+  private countsOf(runId: string, task: TaskRun): Record<string, number> {
+    const key = `${runId}\0${task.id}`;
+    if (!task.instances || TERMINAL_TASK_STATES.has(task.state)) {
+      this.tallies.forget(key);
+      return countByState(task.instances);
+    }
+    return this.tallies.counts(key, task.instances);
   }
 
   close(): void {
