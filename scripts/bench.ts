@@ -127,6 +127,7 @@ const replay = {
   eventsPerSecond: median(replayRounds.map((r) => r.eventsPerSecond)),
   events: median(replayRounds.map((r) => r.events)),
   readOnlyPerSecond: median(replayRounds.map((r) => r.readOnlyPerSecond)),
+  foldOnlyPerSecond: median(replayRounds.map((r) => r.foldOnlyPerSecond)),
   uiPageMs: Object.fromEntries((["instances", "firstPage", "sortedByDuration", "filteredDeep"] as const).map((k) => [k, median(replayRounds.map((r) => r.uiPageMs[k]))])),
 };
 const appendsPerSecond = Object.fromEntries(DURABILITY_MODES.map((mode) => [mode, median(appendRounds[mode]!)]));
@@ -189,6 +190,7 @@ if (huge) {
 }
 out.push("", `replay: ${int(replay.events)} events into a fresh SQLite file   ${int(replay.eventsPerSecond)} events/s   rounds: ${replayRounds.map((r) => int(r.eventsPerSecond)).join(", ")}`);
 out.push(`        the same log only read (sequence and headers, no decoding)   ${int(replay.readOnlyPerSecond)} events/s   replay is ${pct(replay.eventsPerSecond / replay.readOnlyPerSecond)} of that`);
+out.push(`        its fold and SQLite writes alone (records already in memory)   ${int(replay.foldOnlyPerSecond)} events/s`);
 const ui = replay.uiPageMs;
 out.push(`ui: a page of 100 of ${int(ui["instances"]!)} instances   first ${ui["firstPage"]!.toFixed(1)} ms   sorted by duration ${ui["sortedByDuration"]!.toFixed(1)} ms   filtered, at half way ${ui["filteredDeep"]!.toFixed(1)} ms`);
 out.push("", `scaling at N = ${int(settings.scalingN)} on ${machine.cpus} CPUs: ${scalingTable.map((r) => `${r.workers} worker${r.workers > 1 ? "s" : ""} ${int(r.instancesPerSecond)} inst/s`).join("   ")}`);

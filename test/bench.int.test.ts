@@ -13,7 +13,7 @@ test("make bench --quick prints the table and writes every figure to the JSON", 
     const out = join(dir.path, "results.json");
     const bench = spawnSync(process.execPath, ["--import", "tsx", "scripts/bench.ts", "--quick", "--out", out], { cwd: ROOT, encoding: "utf8", timeout: 300_000 });
     assert.equal(bench.status, 0, `bench failed:\n${bench.stdout}\n${bench.stderr}`);
-    for (const section of ["floor:", "fan-out -> reduce", "latency:", "memory:", "replay:", "ui: a page of 100", "scaling at", "event log appends", "targets (issue 5):"]) {
+    for (const section of ["floor:", "fan-out -> reduce", "latency:", "memory:", "replay:", "its fold and SQLite writes alone", "ui: a page of 100", "scaling at", "event log appends", "targets (issue 5):"]) {
       assert.ok(bench.stdout.includes(section), `the table has no '${section}' section:\n${bench.stdout}`);
     }
     const results = JSON.parse(readFileSync(out, "utf8"));
@@ -27,6 +27,7 @@ test("make bench --quick prints the table and writes every figure to the JSON", 
     // The replayed log holds at least one outcome per instance of the timed run.
     assert.ok(results.replay.events >= 1000 && results.replay.eventsPerSecond > 0);
     assert.ok(results.replay.readOnlyPerSecond > 0, "the read-only floor of replay is measured");
+    assert.ok(results.replay.foldOnlyPerSecond > 0, "the fold and writes of replay are measured alone");
     assert.ok(results.replay.uiPageMs.instances >= 1000 && results.replay.uiPageMs.firstPage > 0, "the UI page reads are timed on the timed run");
     assert.deepEqual(results.scaling.table.map((r: { workers: number }) => r.workers), [1, 2]);
     assert.ok(results.durability.appendsPerSecond.replicated > 0 && results.durability.appendsPerSecond.durable > 0);
