@@ -98,13 +98,34 @@ const OPTIONAL: Partial<Record<EventType, Record<string, "string" | "number">>> 
   RunRequested: { runType: "string", logicalDate: "number", dataIntervalStart: "number", dataIntervalEnd: "number" },
 };
 
+const REQUIRED_KINDS = Object.fromEntries(Object.entries(REQUIRED).map(([type, fields]) => [type, fieldKinds(fields)])) as Record<EventType, FieldKinds>;
+const OPTIONAL_KINDS = Object.fromEntries(Object.entries(OPTIONAL).map(([type, fields]) => [type, fieldKinds(fields)])) as Partial<Record<EventType, FieldKinds>>;
+const ARTIFACT_FIELDS = fieldKinds({ name: "string", contentType: "string", bytes: "number", object: "string" });
+const WORK_FIELDS = fieldKinds({
+  runId: "string", dagId: "string", dagVersion: "string", taskId: "string",
+  mapIndex: "number", try: "number", args: "object", notBefore: "number",
+});
+const LOG_LINE_FIELDS = fieldKinds({ at: "number", level: "string", msg: "string" });
+const BEAT_FIELDS = fieldKinds({ name: "string", host: "string", pid: "number", queues: "object", concurrency: "number", running: "number", startedAt: "number", at: "number" });
+const EVENT_TYPE_SET: ReadonlySet<string> = new Set(EVENT_TYPES);
+
 function isEventType(value: unknown): value is EventType {
-  return typeof value === "string" && (EVENT_TYPES as readonly string[]).includes(value);
+  return typeof value === "string" && EVENT_TYPE_SET.has(value);
 }
 
-function checkFields(what: string, raw: Record<string, unknown>, fields: Record<string, string>): void {
-  for (const [field, kind] of Object.entries(fields)) {
+/** Fields a message must carry and the `typeof` of each, as pairs: checked for every message, so no object is made per check. */
+type FieldKinds = readonly (readonly [field: string, kind: string])[];
+function fieldKinds(fields: Record<string, string>): FieldKinds {
+  return Object.entries(fields);
+}
+
+/** `present`: check only the fields the message has (its optional ones). */
+function checkFields(what: string, raw: Record<string, unknown>, fields: FieldKinds, present = false): void {
+  for (let n = 0; n < fields.length; n++) {
+    const field = fields[n]![0];
+    const kind = fields[n]![1];
     const value = raw[field];
+    if (present && value === undefined) continue;
     if (typeof value !== kind || value === null) {
       throw new CodecError(`${what}: field '${field}' should be a ${kind}, got ${value === null ? "null" : typeof value}`);
     }
@@ -129,7 +150,7 @@ function checkArtifacts(kind: string, value: unknown): void {
   if (!Array.isArray(value)) throw new CodecError(`${kind}: field 'artifacts' should be a list, got ${value === null ? "null" : typeof value}`);
   for (const [n, item] of value.entries()) {
     if (typeof item !== "object" || item === null || Array.isArray(item)) throw new CodecError(`${kind}: artifact ${n} should be a map`);
-    checkFields(`${kind}: artifact ${n}`, item as Record<string, unknown>, { name: "string", contentType: "string", bytes: "number", object: "string" });
+    checkFields(`${kind}: artifact ${n}`, item as Record<string, unknown>, ARTIFACT_FIELDS);
   }
 }
 
@@ -151,10 +172,10 @@ export function decodeEvent(data: Uint8Array, type?: string, schemaVersion: numb
   if (!isEventType(kind) || raw["type"] !== kind) {
     throw new CodecError(`event: unknown or mismatched type '${String(kind)}' (body says '${String(raw["type"])}')`);
   }
-  checkFields(kind, raw, REQUIRED[kind]);
+  checkFields(kind, raw, REQUIRED_KINDS[kind]);
   if ((kind === "InstanceSucceeded" || kind === "InstanceFailed") && raw["artifacts"] !== undefined) checkArtifacts(kind, raw["artifacts"]);
-  const optional = OPTIONAL[kind];
-  if (optional) checkFields(kind, raw, Object.fromEntries(Object.entries(optional).filter(([field]) => raw[field] !== undefined)));
+  const optional = OPTIONAL_KINDS[kind];
+  if (optional) checkFields(kind, raw, optional, true);
   return raw as MapflowEvent;
 }
 
@@ -164,10 +185,7 @@ export function encodeWork(item: WorkItem): Uint8Array {
 
 export function decodeWork(data: Uint8Array): WorkItem {
   const raw = decodeObject("work item", data);
-  checkFields("work item", raw, {
-    runId: "string", dagId: "string", dagVersion: "string", taskId: "string",
-    mapIndex: "number", try: "number", args: "object", notBefore: "number",
-  });
+  checkFields("work item", raw, WORK_FIELDS);
   return raw as WorkItem;
 }
 
@@ -177,7 +195,7 @@ export function encodeLogLine(line: LogLine): Uint8Array {
 
 export function decodeLogLine(data: Uint8Array): LogLine {
   const raw = decodeObject("log line", data);
-  checkFields("log line", raw, { at: "number", level: "string", msg: "string" });
+  checkFields("log line", raw, LOG_LINE_FIELDS);
   if (!isLogLevel(raw["level"])) throw new CodecError(`log line: unknown level '${String(raw["level"])}'`);
   const fields = raw["fields"];
   if (fields !== undefined && (typeof fields !== "object" || fields === null || Array.isArray(fields))) {
@@ -192,7 +210,7 @@ export function encodeWorkerBeat(beat: WorkerBeat): Uint8Array {
 
 export function decodeWorkerBeat(data: Uint8Array): WorkerBeat {
   const raw = decodeObject("worker heartbeat", data);
-  checkFields("worker heartbeat", raw, { name: "string", host: "string", pid: "number", queues: "object", concurrency: "number", running: "number", startedAt: "number", at: "number" });
+  checkFields("worker heartbeat", raw, BEAT_FIELDS);
   const queues = raw["queues"];
   if (!Array.isArray(queues) || !queues.every((q) => typeof q === "string")) throw new CodecError("worker heartbeat: 'queues' should be a list of strings");
   return raw as WorkerBeat;
