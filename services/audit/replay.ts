@@ -8,7 +8,7 @@ import type { MapflowEvent } from "../../libs/events/index.ts";
 import { decodeRecord, type LogRecord } from "../../libs/nats/index.ts";
 import { ReadModel } from "../../libs/store/index.ts";
 import { BadInputError, CodecError, SchemaTooNewError } from "../../libs/errors.ts";
-import { ProjectionFold } from "../projector/fold.ts";
+import { EVENTS_PER_COMMIT, ProjectionFold } from "../projector/fold.ts";
 
 export type Cut = {
   /** Apply events up to this sequence. */
@@ -21,8 +21,6 @@ export type Cut = {
 
 export type Replayed = { readonly events: number; readonly skipped: number; readonly lastSeq: number; readonly ms: number };
 
-/** Events per transaction: as the projector catching up. */
-const BATCH = 50_000;
 
 /** Whether a record falls inside the cut; `false` past its end, so a reader can stop. */
 function within(record: LogRecord, cut: Cut): boolean | "past" {
@@ -62,7 +60,7 @@ export async function foldRecords(
     fold.apply(record.seq, event);
     events++;
     lastSeq = record.seq;
-    if (fold.uncommitted >= BATCH) fold.commit();
+    if (fold.uncommitted >= EVENTS_PER_COMMIT) fold.commit();
   }
   fold.commit();
   return { events, skipped, lastSeq, ms: performance.now() - started };

@@ -9,13 +9,13 @@ import { foldRun, followEvents, logBadEvent, type Follow, type Nats } from "../.
 import { ReadModel } from "../../libs/store/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
 import { eventsApplied, projectionLags, type ProjectionLag } from "../../libs/metrics/index.ts";
-import { ProjectionFold } from "./fold.ts";
+import { EVENTS_PER_COMMIT, ProjectionFold } from "./fold.ts";
 
 export type ProjectorOptions = {
   nats: Nats;
   log: Logger;
   dbPath: string;
-  /** Events per transaction at most (default 50,000: a replay writes each instance once per batch). */
+  /** Events per transaction at most (default EVENTS_PER_COMMIT). */
   batchSize?: number;
   /** How long a caught-up projector gathers events before it writes them (default 20 ms). */
   flushMs?: number;
@@ -27,9 +27,12 @@ export type Projector = {
   stop(): Promise<void>;
 };
 
+/** The longest a live projector holds events before writing them, however far behind it is. */
+const LIVE_BATCH_MS = 1000;
+
 export async function startProjector(options: ProjectorOptions): Promise<Projector> {
   const { nats, log } = options;
-  const batchSize = options.batchSize ?? 50_000;
+  const batchSize = options.batchSize ?? EVENTS_PER_COMMIT;
   const flushMs = options.flushMs ?? 20;
   const model = new ReadModel(options.dbPath);
   let applied = model.lastSeq();
@@ -44,9 +47,14 @@ export async function startProjector(options: ProjectorOptions): Promise<Project
   }
   const fold = new ProjectionFold(model);
   let flushTimer: NodeJS.Timeout | undefined;
+  /** When the first event not yet written was applied. */
+  let batchSince: number | undefined;
+  /** The projector has reached the log's end once: from then on its rows stay within a second of it. */
+  let live = false;
   const flush = () => {
     clearTimeout(flushTimer);
     flushTimer = undefined;
+    batchSince = undefined;
     applied = fold.commit();
     for (let i = waiters.length - 1; i >= 0; i--) {
       if (waiters[i]!.seq <= applied) waiters.splice(i, 1)[0]!.resolve();
@@ -59,9 +67,12 @@ export async function startProjector(options: ProjectorOptions): Promise<Project
       const earlier = event && fold.needsHistory(event) ? (await foldRun(nats, event.runId, seq, log)).state : undefined;
       fold.apply(seq, event, earlier);
       counted.add(event?.type ?? "malformed");
+      batchSince ??= Date.now();
+      live ||= caughtUp;
       // Caught up with a live log, events come a few at a time: gather them for a moment rather than
       // writing a transaction for each few (a wide map's outcomes then cost one write per instance).
-      if (fold.uncommitted >= batchSize) flush();
+      // A live projector that falls behind still writes every second; one rebuilding writes by size.
+      if (fold.uncommitted >= batchSize || (live && Date.now() - batchSince >= LIVE_BATCH_MS)) flush();
       else if (caughtUp) flushTimer ??= setTimeout(flush, flushMs);
     }
     flush();
