@@ -98,6 +98,12 @@ const OPTIONAL: Partial<Record<EventType, Record<string, "string" | "number">>> 
   RunRequested: { runType: "string", logicalDate: "number", dataIntervalStart: "number", dataIntervalEnd: "number" },
 };
 
+/** Fields a message must carry and the `typeof` of each, as pairs: checked for every message, so no object is made per check. */
+type FieldKinds = readonly (readonly [field: string, kind: string])[];
+function fieldKinds(fields: Record<string, string>): FieldKinds {
+  return Object.entries(fields);
+}
+
 const REQUIRED_KINDS = Object.fromEntries(Object.entries(REQUIRED).map(([type, fields]) => [type, fieldKinds(fields)])) as Record<EventType, FieldKinds>;
 const OPTIONAL_KINDS = Object.fromEntries(Object.entries(OPTIONAL).map(([type, fields]) => [type, fieldKinds(fields)])) as Partial<Record<EventType, FieldKinds>>;
 const ARTIFACT_FIELDS = fieldKinds({ name: "string", contentType: "string", bytes: "number", object: "string" });
@@ -111,12 +117,6 @@ const EVENT_TYPE_SET: ReadonlySet<string> = new Set(EVENT_TYPES);
 
 function isEventType(value: unknown): value is EventType {
   return typeof value === "string" && EVENT_TYPE_SET.has(value);
-}
-
-/** Fields a message must carry and the `typeof` of each, as pairs: checked for every message, so no object is made per check. */
-type FieldKinds = readonly (readonly [field: string, kind: string])[];
-function fieldKinds(fields: Record<string, string>): FieldKinds {
-  return Object.entries(fields);
 }
 
 /** `present`: check only the fields the message has (its optional ones). */
