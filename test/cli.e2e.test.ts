@@ -67,7 +67,8 @@ test("trigger with no stack to talk to exits 3 and says what to check", async ()
 
 test("standalone keeps a stack up and serves the UI; trigger --wait --json finds it through the data dir and prints the run", async () => {
   const dir = tempDir();
-  const standalone = await startCli(["standalone", "--dags", ACCEPTANCE, "--data", dir.path, "--ui-port", "0"], /mapflow standalone: NATS at .*\n.*api-token.*\n/);
+  // Its log lines (written apart from its printed ones) may land between the address line and the token's.
+  const standalone = await startCli(["standalone", "--dags", ACCEPTANCE, "--data", dir.path, "--ui-port", "0"], /mapflow standalone: NATS at .*\n(?:.*\n)*?.*api-token.*\n/);
   try {
     assert.ok(existsSync(join(dir.path, "stack.json")));
     const ui = /web UI at (http:\/\/127\.0\.0\.1:\d+)/.exec(standalone.output())?.[1];

@@ -89,7 +89,7 @@ test("elt_files: an empty folder skips the load, and the report (all_done) says 
 
 test("per_customer: each run trains one model per customer listed then; dropped customers keep their past results", async () => {
   const data = tempDir("mapflow-customers-");
-  const standalone = await startCli(["standalone", "--dags", EXAMPLES, "--data", data.path, "--ui-port", "0"], /web UI at (http:\S+)\n.*#token=/);
+  const standalone = await startCli(["standalone", "--dags", EXAMPLES, "--data", data.path, "--ui-port", "0"], /web UI at (http:\S+)\n(?:.*\n)*?.*#token=/);
   try {
     const ui = /web UI at (http:\S+)/.exec(standalone.output())![1]!;
     const auth = bearer(printedToken(standalone.output()));

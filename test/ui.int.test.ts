@@ -304,7 +304,7 @@ test("a signed link opens its one path without the header, and only until it exp
 
 test("'mapflow ui' beside a stack runs its own projector, prints its token once, and serves the same runs", async () => {
   const data = tempDir("mapflow-ui-cli-");
-  const ready = /ui ready at (http:\S+)\n.*api-token/;
+  const ready = /ui ready at (http:\S+)\n(?:.*\n)*?.*api-token/;
   let ui = await startCli(["ui", "--nats", stack.url, "--credentials", stack.server.credentialsFile, "--data", data.path, "--port", "0"], ready);
   try {
     const url = /ui ready at (http:\S+)/.exec(ui.output())![1]!;
