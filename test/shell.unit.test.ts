@@ -46,6 +46,29 @@ test("given names that cannot be environment variables, or that clash, when the 
   for (const [build, message] of refused) assert.throws(build, message);
 });
 
+test("given a shell task with no command, or a command that is not a string, when the DAG is defined, then it is refused saying how to give one", () => {
+  const refused: [() => unknown, RegExp][] = [
+    [define(() => shell("s")({ N: 1 } as never)), /shell task 's' is given no command: pass it as an argument, e.g. shell\("s"\)\(\{ command: "echo hi" \}\), or map over it/],
+    [define(() => shell("s").expand({ N: [1, 2] } as never)), /shell task 's' is given no command/],
+    [define(() => shell("s").expandKwargs([{ command: "echo 1" }, { N: 2 }] as never)), /shell task 's' is given no command/],
+    [define(() => shell("s")({ command: 42 } as never)), /shell task 's': command must be a string \(a shell command line\), got number/],
+    [define(() => shell("s").expand({ command: ["echo 1", null] } as never)), /command must be a string .*, got null/],
+    [define(() => shell("s").expandKwargs([{ command: ["echo"] }] as never)), /command must be a string .*, got object/],
+  ];
+  for (const [build, message] of refused) assert.throws(build, message);
+  // Given in a partial, mapped, in every literal item, by an upstream's output, or to an empty map: all fine.
+  assert.doesNotThrow(define(() => shell("s").partial({ command: "echo $N" }).expand({ N: [1, 2] })));
+  assert.doesNotThrow(define(() => shell("s").expand({ command: ["echo 1", "echo 2"] })));
+  assert.doesNotThrow(define(() => shell("s").expandKwargs([{ command: "echo 1" }, { command: "echo 2", N: 2 }] as never)));
+  assert.doesNotThrow(define(() => shell("s").expandKwargs([])));
+  assert.doesNotThrow(define(() => {
+    const commands = task("commands", () => [{ command: "echo 1" }])({});
+    const line = task("line", () => "echo 2")({});
+    shell("a").expandKwargs(commands as never);
+    shell("b")({ command: line });
+  }));
+});
+
 const ids = { dagId: "d", runId: "R", taskId: "t", mapIndex: 2, tryNumber: 1 };
 const op = (extra: Partial<ShellOperator> = {}): ShellOperator => ({ kind: "shell", ...extra });
 const worker = { PATH: "/usr/bin:/bin", HOME: "/home/w", LC_ALL: "C.UTF-8", NATS_URL: "nats://user:pw@host", WORKER_DB_PASSWORD: "wpw", API_KEY: "the-key" };

@@ -75,15 +75,45 @@ function checkArg(id: string, operator: ShellOperator, name: string, value: unkn
   }
 }
 
+/** A literal command, wherever it is given, is a string; one an upstream's output brings is checked when the try runs. */
+function checkCommand(id: string, command: unknown): void {
+  if (typeof command !== "string" && !isRef(command)) {
+    throw new DagDefinitionError(`shell task '${id}': command must be a string (a shell command line), got ${command === null ? "null" : typeof command}`);
+  }
+}
+
+/**
+ * Whether the task is given its command: as an argument, as a mapped one,
+ * or in every object of a literal `expandKwargs` list. An `expandKwargs`
+ * over an upstream's output names its keys only at run time.
+ */
+function commandGiven(args: Readonly<Record<string, unknown>>, mapping: MappingInput | null): boolean {
+  if (Object.hasOwn(args, "command")) return true;
+  if (mapping?.kind === "product") return Object.hasOwn(mapping.kwargs, "command");
+  if (mapping?.kind === "kwargs") {
+    if (!Array.isArray(mapping.list)) return true;
+    return (mapping.list as unknown[]).every((item) => isRef(item) || (typeof item === "object" && item !== null && Object.hasOwn(item, "command")));
+  }
+  return false;
+}
+
 /** A shell task's arguments (a call's or partial's) and mapped arguments, checked when it is added to the DAG. */
 export function checkShellArgs(id: string, operator: ShellOperator, args: Readonly<Record<string, unknown>>, mapping: MappingInput | null): void {
+  if (!commandGiven(args, mapping)) {
+    throw new DagDefinitionError(`shell task '${id}' is given no command: pass it as an argument, e.g. shell("${id}")({ command: "echo hi" }), or map over it with .expand({ command: [...] })`);
+  }
+  if (Object.hasOwn(args, "command")) checkCommand(id, args["command"]);
   for (const [name, value] of Object.entries(args)) checkArg(id, operator, name, value);
   if (mapping?.kind === "product") {
     for (const [name, value] of Object.entries(mapping.kwargs)) checkArg(id, operator, name, value);
+    const commands = mapping.kwargs["command"];
+    if (Array.isArray(commands)) for (const command of commands) checkCommand(id, command);
   } else if (mapping?.kind === "kwargs" && Array.isArray(mapping.list)) {
     // A list written in the DAG: each object's keys are arguments (a reference's are checked when the try runs).
     for (const item of mapping.list as unknown[]) {
-      if (typeof item === "object" && item !== null && !isRef(item)) for (const [name, value] of Object.entries(item)) checkArg(id, operator, name, value);
+      if (typeof item !== "object" || item === null || isRef(item)) continue;
+      for (const [name, value] of Object.entries(item)) checkArg(id, operator, name, value);
+      if (Object.hasOwn(item, "command")) checkCommand(id, (item as Record<string, unknown>)["command"]);
     }
   }
 }
