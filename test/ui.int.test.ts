@@ -111,6 +111,12 @@ test("an instance's logs come from NATS, per try", async () => {
   assert.equal(logs.body[0].try, 1);
   assert.match(logs.body[0].lines[0].msg, /reduce received the mapped results/);
   assert.deepEqual((await api(`/api/runs/${runId}/tasks/add/instances/0/logs`)).body, []);
+  // An instance the read model does not have is a 404, not an empty list that reads as "it never logged".
+  for (const path of [`/api/runs/01JDXYZABCDEFGHJKMNPQRSTVW/tasks/add/instances/0/logs`, `/api/runs/${runId}/tasks/add/instances/99/logs`, `/api/runs/${runId}/tasks/nope/instances/0/logs`]) {
+    const missing = await api(path);
+    assert.equal(missing.status, 404, path);
+    assert.match(missing.body.error, /has no instance/);
+  }
 });
 
 test("a run's history is its events in log order, from RunRequested to RunFinished", async () => {

@@ -100,6 +100,11 @@ export function apiRoutes(router: Router, { nats, queries, log, sign }: ApiDeps)
     if (!run) throw new NotFoundError(`run '${id}' is not in the read model (yet); check the id, or wait for the projector to catch up`);
     return run;
   };
+  const instanceOr404 = (request: Request) => {
+    const found = queries.instance(runId(request), taskId(request), mapIndex(request.params["mapIndex"]!));
+    if (!found) throw new NotFoundError(`run ${request.params["runId"]} has no instance ${request.params["mapIndex"]} of task '${request.params["taskId"]}'`);
+    return found;
+  };
   const tasksInOrder = (id: string, dagId: string, version: string): { spec: ReturnType<ReadQueries["specOf"]>; tasks: TaskRow[] } => {
     const spec = queries.specOf(dagId, version);
     const rows = new Map(queries.tasks(id).map((t) => [t.taskId, t]));
@@ -147,13 +152,11 @@ export function apiRoutes(router: Router, { nats, queries, log, sign }: ApiDeps)
         limit: intParam(url, "limit", 100, 1),
       });
     })
-    .on("GET", "/api/runs/:runId/tasks/:taskId/instances/:mapIndex", (request) => {
-      const found = queries.instance(runId(request), taskId(request), mapIndex(request.params["mapIndex"]!));
-      if (!found) throw new NotFoundError(`run ${request.params["runId"]} has no instance ${request.params["mapIndex"]} of task '${request.params["taskId"]}'`);
-      return found;
+    .on("GET", "/api/runs/:runId/tasks/:taskId/instances/:mapIndex", (request) => instanceOr404(request))
+    .on("GET", "/api/runs/:runId/tasks/:taskId/instances/:mapIndex/logs", async (request) => {
+      instanceOr404(request); // an unknown instance is a 404, not an empty list that reads as "it never logged"
+      return readTryLogs(nats, runId(request), taskId(request), mapIndex(request.params["mapIndex"]!));
     })
-    .on("GET", "/api/runs/:runId/tasks/:taskId/instances/:mapIndex/logs", async (request) =>
-      readTryLogs(nats, runId(request), taskId(request), mapIndex(request.params["mapIndex"]!)))
     .on("GET", "/api/runs/:runId/artifacts", (request) => {
       const id = runId(request);
       runOr404(id);
