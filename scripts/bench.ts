@@ -14,7 +14,7 @@
  * - scaling: instances per second with 1, 2 and 4 worker processes;
  * - the event log's append rate under both durability modes.
  *
- *   node --import tsx scripts/bench.ts [--rounds 3] [--quick] [--huge] [--profile <dir>]
+ *   node --import tsx scripts/bench.ts [--rounds 3] [--quick] [--huge] [--warm 10000] [--profile <dir>]
  */
 import { execFileSync } from "node:child_process";
 import { cpus } from "node:os";
@@ -36,6 +36,7 @@ const { values: args } = parseArgs({
     scaling: { type: "string" },
     "scaling-n": { type: "string" },
     "latency-runs": { type: "string" },
+    warm: { type: "string" },
     "floor-loops": { type: "string" },
     events: { type: "string" },
     huge: { type: "boolean", default: false },
@@ -47,8 +48,8 @@ const { values: args } = parseArgs({
 
 // --quick is the short form CI runs (N = 1,000): every section, small and once.
 const defaults = args.quick
-  ? { rounds: "1", sizes: "1000", workers: "1,2", scaling: "1,2", scalingN: "1000", latencyRuns: "5", floorLoops: "2000", events: "2000" }
-  : { rounds: "3", sizes: "1000,10000,100000", workers: "1,2", scaling: "1,2,4", scalingN: "10000", latencyRuns: "50", floorLoops: "50000", events: "20000" };
+  ? { rounds: "1", sizes: "1000", workers: "1,2", scaling: "1,2", scalingN: "1000", latencyRuns: "5", floorLoops: "2000", events: "2000", warm: "2000" }
+  : { rounds: "3", sizes: "1000,10000,100000", workers: "1,2", scaling: "1,2,4", scalingN: "10000", latencyRuns: "50", floorLoops: "50000", events: "20000", warm: "10000" };
 const numbers = (text: string) => text.split(",").map((v) => Number(v.trim()));
 const settings = {
   rounds: Number(args.rounds ?? defaults.rounds),
@@ -57,6 +58,8 @@ const settings = {
   scaling: numbers(args.scaling ?? defaults.scaling),
   scalingN: Number(args["scaling-n"] ?? defaults.scalingN),
   latencyRuns: Number(args["latency-runs"] ?? defaults.latencyRuns),
+  /** Instances of the run that warms each fan-out stack before the timed one (see runs.ts). */
+  warm: Number(args.warm ?? defaults.warm),
   floorLoops: Number(args["floor-loops"] ?? defaults.floorLoops),
   events: Number(args.events ?? defaults.events),
 };
@@ -83,7 +86,7 @@ for (let round = 1; round <= settings.rounds; round++) {
   floorRounds.push(await withServer("replicated", (nats, server) => floorRate(nats, server, settings.floorLoops)));
   for (const [n, workers] of configs) {
     say(`round ${round}/${settings.rounds}: fan-out of ${n} with ${workers} worker${workers > 1 ? "s" : ""}`);
-    const measured = await fanout(n, workers, { replay: n === largest && workers === 1, nodeArgs });
+    const measured = await fanout(n, workers, { warm: settings.warm, replay: n === largest && workers === 1, nodeArgs });
     fanoutRounds.set(key(n, workers), [...(fanoutRounds.get(key(n, workers)) ?? []), measured.run]);
     if (measured.replay) replayRounds.push(measured.replay);
   }
@@ -95,7 +98,7 @@ const seed = await latency(settings.latencyRuns);
 let huge: FanoutFigure | undefined;
 if (args.huge) {
   say("huge: one run of 1,000,000 instances");
-  huge = (await fanout(1_000_000, 1, { nodeArgs })).run;
+  huge = (await fanout(1_000_000, 1, { warm: settings.warm, nodeArgs })).run;
 }
 
 const floor = median(floorRounds);
@@ -165,7 +168,7 @@ const int = (v: number) => Math.round(v).toLocaleString("en-US");
 const pct = (v: number) => `${Math.round(v * 100)}%`;
 const met = (ok: boolean | null) => (ok === null ? "not measured (--huge)" : ok ? "met" : "NOT met");
 const out: string[] = [];
-out.push(`mapflow bench — ${machine.cpus} CPUs (${machine.cpuModel}), Node ${machine.node}, ${machine.natsServer}; medians of ${settings.rounds} round(s)`, "");
+out.push(`mapflow bench — ${machine.cpus} CPUs (${machine.cpuModel}), Node ${machine.node}, ${machine.natsServer}; medians of ${settings.rounds} round(s); each fan-out stack warmed with ${int(settings.warm)} instances`, "");
 out.push(`floor: raw JetStream work -> result -> read, three processes   ${int(floor)} loops/s   rounds: ${floorRounds.map(int).join(", ")}`, "");
 const cpu = (r: (typeof fanoutTable)[number]) => Object.values(r.cpuMsPerInstance).map((ms) => ms.toFixed(2).padStart(5)).join(" ");
 out.push(

@@ -61,22 +61,23 @@ function uiPages(dbPath: string): UiPageFigure {
 }
 
 /**
- * A run of 2,000 first, so the figure is a warm stack's, as a long-running one is: not tsx compiling
- * task code, nor V8 running the hot paths unoptimised (after a warm-up of 100, N = 1,000 ran at
- * about 1,500 instances/s; after 2,000, about 2,100).
+ * A run of `instances` first, so the figure is a warm stack's, as a long-running one is: not tsx
+ * compiling task code, nor V8 running the hot paths unoptimised with a heap sized for a small run.
+ * After a warm-up of 100, N = 1,000 ran at about 1,500 instances/s, after 2,000 at about 2,100; and
+ * N = 10,000 ran at 4,200–4,800 after 2,000 (even three runs of it), 5,300–7,600 after 10,000.
  */
-async function warm(stack: Stack): Promise<void> {
-  await stack.run("bench_fanout", { n: 2000 });
+async function warm(stack: Stack, instances: number): Promise<void> {
+  await stack.run("bench_fanout", { n: instances });
 }
 
 /**
  * Trigger → run success of one `bench_fanout` run of `n` instances with `workers` worker processes.
  * With `replay`, also rebuilds SQLite from that stack's log (its events, from the warm-up on).
  */
-export async function fanout(n: number, workers: number, options: { replay?: boolean; nodeArgs?: readonly string[] } = {}): Promise<{ run: FanoutFigure; replay?: ReplayFigure }> {
+export async function fanout(n: number, workers: number, options: { warm: number; replay?: boolean; nodeArgs?: readonly string[] }): Promise<{ run: FanoutFigure; replay?: ReplayFigure }> {
   const stack = await Stack.start({ workers, dags: BENCH_DAGS, nodeArgs: options.nodeArgs });
   try {
-    await warm(stack);
+    await warm(stack, options.warm);
     const before = stack.cpuSeconds();
     const finished = await stack.run("bench_fanout", { n });
     const after = stack.cpuSeconds();
