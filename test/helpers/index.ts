@@ -44,7 +44,8 @@ export function startCli(args: string[], ready: RegExp, timeoutMs = 30_000, env:
     const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
     let out = "";
     const timer = setTimeout(() => {
-      child.kill("SIGKILL");
+      // SIGTERM first: a SIGKILLed standalone leaves the nats-server it started running.
+      void stopProcess(child);
       reject(new Error(`mapflow ${args.join(" ")} was not ready in ${timeoutMs} ms:\n${out}`));
     }, timeoutMs);
     const onData = (c: Buffer) => {
