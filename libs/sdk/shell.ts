@@ -102,8 +102,10 @@ export function checkShellArgs(id: string, operator: ShellOperator, args: Readon
   if (!commandGiven(args, mapping)) {
     throw new DagDefinitionError(`shell task '${id}' is given no command: pass it as an argument, e.g. shell("${id}")({ command: "echo hi" }), or map over it with .expand({ command: [...] })`);
   }
-  if (Object.hasOwn(args, "command")) checkCommand(id, args["command"]);
-  for (const [name, value] of Object.entries(args)) checkArg(id, operator, name, value);
+  for (const [name, value] of Object.entries(args)) {
+    if (name === "command") checkCommand(id, value);
+    checkArg(id, operator, name, value);
+  }
   if (mapping?.kind === "product") {
     for (const [name, value] of Object.entries(mapping.kwargs)) checkArg(id, operator, name, value);
     const commands = mapping.kwargs["command"];

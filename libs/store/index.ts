@@ -19,13 +19,22 @@ export type Touched = {
   runs: Set<string>;
   /** runId → taskIds */
   tasks: Map<string, Set<string>>;
-  /** `${runId}\0${taskId}` → map indexes, or "all" after an expansion */
+  /** taskKey(runId, taskId) → map indexes, or "all" after an expansion */
   instances: Map<string, Set<number> | "all">;
   /** runId → the sequence of the last event that changed the run (the same however the log is batched). */
   seqs: Map<string, number>;
   /** Runs `db clean` removed from the log: their rows go. */
   purged: Set<string>;
 };
+
+/** The key of a task in `Touched.instances`: one string, so a batch's touches of it gather in one entry. */
+export function taskKey(runId: string, taskId: string): string {
+  return `${runId}\0${taskId}`;
+}
+
+function taskOfKey(key: string): [runId: string, taskId: string] {
+  return key.split("\0") as [string, string];
+}
 
 export function emptyTouched(): Touched {
   return { dags: new Map(), pauses: new Map(), runs: new Set(), tasks: new Map(), instances: new Map(), seqs: new Map(), purged: new Set() };
@@ -127,7 +136,7 @@ export class ReadModel {
       }
       for (const [runId, seq] of touched.seqs) if (!touched.runs.has(runId)) this.stmts.runUpdated.run(seq, runId);
       for (const [key, which] of touched.instances) {
-        const [runId, taskId] = key.split("\0") as [string, string];
+        const [runId, taskId] = taskOfKey(key);
         const task = runs.get(runId)?.tasks[taskId];
         const instances = task?.instances;
         const artifacts = (i: Instance) => {
@@ -136,7 +145,7 @@ export class ReadModel {
         // A whole task written again (expanded, cleared, stopped) replaces its rows, so none outlive the state.
         if (which === "all") {
           this.stmts.dropInstances.run(runId, taskId);
-          this.tallies.forget(key);
+          this.tallies.forget(runId, taskId);
         }
         if (!instances) {
           // Cleared whole and not expanded again yet: its earlier tries' artifacts are held in `previous`.
@@ -156,7 +165,7 @@ export class ReadModel {
           const i = instances[position];
           if (!i) continue;
           write(i);
-          this.tallies.written(key, instances, position);
+          this.tallies.written(runId, taskId, instances, position);
         }
       }
       // After the instances, whose writes keep the tallies the counts come from.
@@ -186,12 +195,11 @@ export class ReadModel {
    * one's come from its tally.
    */
   private countsOf(runId: string, task: TaskRun): Record<string, number> {
-    const key = `${runId}\0${task.id}`;
     if (!task.instances || TERMINAL_TASK_STATES.has(task.state)) {
-      this.tallies.forget(key);
+      this.tallies.forget(runId, task.id);
       return countByState(task.instances);
     }
-    return this.tallies.counts(key, task.instances);
+    return this.tallies.counts(runId, task.id, task.instances);
   }
 
   close(): void {

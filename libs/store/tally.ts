@@ -30,12 +30,19 @@ export function countByState(instances: readonly Instance[] | null): Record<stri
 }
 
 export class StateTallies {
-  private readonly tallies = new Map<string, Tally>();
+  /** runId → taskId → its tally. */
+  private readonly runs = new Map<string, Map<string, Tally>>();
 
-  /** Instance `position` of the task `key` was just written with its current state. */
-  written(key: string, instances: readonly Instance[], position: number): void {
-    const tally = this.tallies.get(key);
-    if (!tally || tally.instances !== instances || tally.codes.length !== instances.length) return; // counted afresh when next asked
+  /** The task's tally, if it counted these very instances (an expansion or a clear makes new ones). */
+  private current(runId: string, taskId: string, instances: readonly Instance[]): Tally | undefined {
+    const tally = this.runs.get(runId)?.get(taskId);
+    return tally && tally.instances === instances && tally.codes.length === instances.length ? tally : undefined;
+  }
+
+  /** Instance `position` of the task was just written with its current state. */
+  written(runId: string, taskId: string, instances: readonly Instance[], position: number): void {
+    const tally = this.current(runId, taskId, instances);
+    if (!tally) return; // counted afresh when next asked
     const code = codeOf(instances[position]!.state);
     const was = tally.codes[position]!;
     if (was === code) return;
@@ -45,16 +52,18 @@ export class StateTallies {
   }
 
   /** The task's counts now, in life order; the first call (or one after a rewrite) counts every instance. */
-  counts(key: string, instances: readonly Instance[]): Record<string, number> {
-    let tally = this.tallies.get(key);
-    if (!tally || tally.instances !== instances || tally.codes.length !== instances.length) {
-      tally = { instances, codes: new Uint8Array(instances.length), counts: STATES.map(() => 0) };
+  counts(runId: string, taskId: string, instances: readonly Instance[]): Record<string, number> {
+    let tally = this.current(runId, taskId, instances);
+    if (!tally) {
+      const counted: Tally = { instances, codes: new Uint8Array(instances.length), counts: STATES.map(() => 0) };
       instances.forEach((i, position) => {
         const code = codeOf(i.state);
-        tally!.codes[position] = code;
-        tally!.counts[code]!++;
+        counted.codes[position] = code;
+        counted.counts[code]!++;
       });
-      this.tallies.set(key, tally);
+      let tasks = this.runs.get(runId);
+      if (!tasks) this.runs.set(runId, (tasks = new Map()));
+      tasks.set(taskId, (tally = counted));
     }
     const out: Record<string, number> = {};
     tally.counts.forEach((n, code) => {
@@ -63,17 +72,19 @@ export class StateTallies {
     return out;
   }
 
-  /** Drops a task's tally (finished, rewritten, or purged with its run). */
-  forget(key: string): void {
-    this.tallies.delete(key);
+  /** Drops a task's tally (finished, or rewritten whole). */
+  forget(runId: string, taskId: string): void {
+    const tasks = this.runs.get(runId);
+    tasks?.delete(taskId);
+    if (tasks?.size === 0) this.runs.delete(runId);
+  }
+
+  /** Drops a run's tallies (purged). */
+  forgetRun(runId: string): void {
+    this.runs.delete(runId);
   }
 
   clear(): void {
-    this.tallies.clear();
-  }
-
-  forgetRun(runId: string): void {
-    const prefix = `${runId}\0`;
-    for (const key of this.tallies.keys()) if (key.startsWith(prefix)) this.tallies.delete(key);
+    this.runs.clear();
   }
 }

@@ -6,7 +6,7 @@
  */
 import { evolve, FINISHED_RUN_STATES, type RunState } from "../../libs/core/index.ts";
 import { isOperatorEvent, isRunEvent, type MapflowEvent, type RunEvent } from "../../libs/events/index.ts";
-import { emptyTouched, type ReadModel, type Touched } from "../../libs/store/index.ts";
+import { emptyTouched, taskKey, type ReadModel, type Touched } from "../../libs/store/index.ts";
 
 function touchTask(touched: Touched, runId: string, taskId: string): void {
   const set = touched.tasks.get(runId);
@@ -15,7 +15,7 @@ function touchTask(touched: Touched, runId: string, taskId: string): void {
 }
 
 function touchInstance(touched: Touched, runId: string, taskId: string, mapIndex: number | "all"): void {
-  const key = `${runId}\0${taskId}`;
+  const key = taskKey(runId, taskId);
   const current = touched.instances.get(key);
   if (mapIndex === "all" || current === "all") touched.instances.set(key, "all");
   else if (current) current.add(mapIndex);

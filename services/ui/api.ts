@@ -100,10 +100,12 @@ export function apiRoutes(router: Router, { nats, queries, log, sign }: ApiDeps)
     if (!run) throw new NotFoundError(`run '${id}' is not in the read model (yet); check the id, or wait for the projector to catch up`);
     return run;
   };
+  /** The instance a path names, its ids checked, and its row; a 404 when the read model has no such instance. */
   const instanceOr404 = (request: Request) => {
-    const found = queries.instance(runId(request), taskId(request), mapIndex(request.params["mapIndex"]!));
-    if (!found) throw new NotFoundError(`run ${request.params["runId"]} has no instance ${request.params["mapIndex"]} of task '${request.params["taskId"]}'`);
-    return found;
+    const where = { run: runId(request), task: taskId(request), index: mapIndex(request.params["mapIndex"]!) };
+    const row = queries.instance(where.run, where.task, where.index);
+    if (!row) throw new NotFoundError(`run ${where.run} has no instance ${where.index} of task '${where.task}'`);
+    return { where, row };
   };
   const tasksInOrder = (id: string, dagId: string, version: string): { spec: ReturnType<ReadQueries["specOf"]>; tasks: TaskRow[] } => {
     const spec = queries.specOf(dagId, version);
@@ -152,10 +154,11 @@ export function apiRoutes(router: Router, { nats, queries, log, sign }: ApiDeps)
         limit: intParam(url, "limit", 100, 1),
       });
     })
-    .on("GET", "/api/runs/:runId/tasks/:taskId/instances/:mapIndex", (request) => instanceOr404(request))
+    .on("GET", "/api/runs/:runId/tasks/:taskId/instances/:mapIndex", (request) => instanceOr404(request).row)
     .on("GET", "/api/runs/:runId/tasks/:taskId/instances/:mapIndex/logs", async (request) => {
-      instanceOr404(request); // an unknown instance is a 404, not an empty list that reads as "it never logged"
-      return readTryLogs(nats, runId(request), taskId(request), mapIndex(request.params["mapIndex"]!));
+      // An unknown instance is a 404, not an empty list that reads as "it never logged".
+      const { where } = instanceOr404(request);
+      return readTryLogs(nats, where.run, where.task, where.index);
     })
     .on("GET", "/api/runs/:runId/artifacts", (request) => {
       const id = runId(request);
