@@ -19,6 +19,7 @@ import { DEFAULT_LEASE_MS, whileLeader } from "../coordinator/lease.ts";
 import { hostname } from "node:os";
 import { startProjector } from "../projector/index.ts";
 import { DEFAULT_CONCURRENCY, DEFAULT_GRACE_MS, startWorker } from "../worker/index.ts";
+import { keepWorkerHeapTight } from "../worker/heap.ts";
 import { parseConf, registeredDag, requestRun, waitForRun } from "./runs.ts";
 import { renderRun } from "./render.ts";
 import { progressReporter } from "./progressbar.ts";
@@ -385,6 +386,7 @@ measuredServiceCommand("worker", "run a worker: pulls work from a queue and runs
   .addHelpText("after", "\nOn SIGTERM / SIGINT it takes no more work, lets running tries finish for --grace-ms, hands the rest back\n(nak with a delay: another worker runs them; not failures) and exits 0. A second signal stops it at once.\nExample:\n  npx mapflow worker --nats nats://10.0.0.5:4222 --dags ./dags --queue default")
   .action(async (opts: { nats?: string; data: string; dags: string; queue: string; concurrency: number; name?: string; ackWaitMs?: number; heartbeatMs?: number; maxDeliver?: number; maxAckPending?: number; graceMs: number } & MetricsOpts) => {
     if (!isToken(opts.queue)) throw new BadInputError(`queue '${opts.queue}' may hold only letters, digits, '_' and '-'`);
+    keepWorkerHeapTight();
     const log = createLogger("worker");
     const bag = await loadBag(opts.dags, log);
     const nats = await connectTo(opts, "mapflow-worker", "worker");
