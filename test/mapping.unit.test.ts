@@ -306,6 +306,26 @@ test("expandKwargs over an upstream's objects: an object that sets a task option
   assert.equal(state.tasks.add!.error!.message, "task 'add': expandKwargs item 1 sets 'queue', a task option that cannot be mapped; set it in the task's options instead");
 });
 
+test("expandKwargs after partial(): an object that gives a partial() argument again fails the task (as in Airflow), at expansion or on the worker", async () => {
+  const overUpstream = dag({ id: "kwdup" }, () => {
+    const pairs = task("pairs", () => [{ x: 1 }, { x: 2, y: 3 }])({});
+    add().partial({ y: 10 }).expandKwargs(pairs);
+  });
+  const expanded = (await simulate(overUpstream)).state.tasks.add!;
+  assert.equal(expanded.state, "failed");
+  assert.equal(expanded.error!.message, "task 'add': expandKwargs item 1 sets 'y', which partial() already gives; give each argument in one place");
+
+  // Objects made by out.map(fn) exist only on the worker, so each instance is checked there.
+  const overTransform = dag({ id: "kwdupmap" }, () => {
+    const n = task("n", () => [1, 2])({});
+    add().partial({ y: 10 }).expandKwargs(n.map((v: number) => ({ x: v, y: v })));
+  });
+  const instances = (await simulate(overTransform)).state.tasks.add!.instances!;
+  assert.deepEqual(instances.map((i) => [i.state, i.error?.message]), [0, 1].map((i) => [
+    "failed", `task 'add' maps with expandKwargs, but its object for map index ${i} sets 'y', which partial() already gives; give each argument in one place`,
+  ]));
+});
+
 test("a mapped group over an output that cannot be mapped fails its tasks with an error naming the group", async () => {
   const d = dag({ id: "badgroup" }, () => {
     const up = task("up", () => "text")({});

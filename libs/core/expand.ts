@@ -142,6 +142,19 @@ function constantArgs(state: RunState, args: Readonly<Record<string, ValueSource
   return out;
 }
 
+/**
+ * Why an `expandKwargs` object cannot be one instance's arguments beside the
+ * constant ones given to partial(), or undefined. As in Airflow, an argument
+ * given in both places is an error, not one silently winning.
+ */
+export function kwargsConflict(item: object, constant: Readonly<Record<string, unknown>>): string | undefined {
+  for (const key of Object.keys(item)) {
+    if (OPTION_NAMES.has(key)) return `sets '${key}', a task option that cannot be mapped; set it in the task's options instead`;
+    if (Object.hasOwn(constant, key)) return `sets '${key}', which partial() already gives; give each argument in one place`;
+  }
+  return undefined;
+}
+
 function resolveMapping(state: RunState, mapping: Mapping, constant: Record<string, unknown>, scope: Scope, owner: string): Resolved {
   if (mapping.kind === "kwargs") {
     const items = itemsOf(state, mapping.source, scope, owner);
@@ -150,8 +163,8 @@ function resolveMapping(state: RunState, mapping: Mapping, constant: Record<stri
       if (typeof item !== "object" || item === null || Array.isArray(item)) {
         throw new NotMappableError(`${owner}: expandKwargs needs a list of objects, but item ${i} is ${describe(item)}`);
       }
-      const option = Object.keys(item).find((k) => OPTION_NAMES.has(k));
-      if (option) throw new NotMappableError(`${owner}: expandKwargs item ${i} sets '${option}', a task option that cannot be mapped; set it in the task's options instead`);
+      const conflict = kwargsConflict(item, constant);
+      if (conflict) throw new NotMappableError(`${owner}: expandKwargs item ${i} ${conflict}`);
     });
     return {
       count: items.length,

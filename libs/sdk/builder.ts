@@ -216,6 +216,7 @@ export class DagBuilder {
           if (!isPlainObject(item)) throw new DagDefinitionError(`${owner}: expandKwargs() item ${i} is not an object of arguments`);
           for (const key of Object.keys(item)) {
             if (OPTION_NAMES.has(key)) throw new DagDefinitionError(`${owner}: '${key}' is a task option and cannot be mapped; set it in the task's options instead`);
+            if (partialNames.includes(key)) throw new DagDefinitionError(`${owner}: argument '${key}' is given to both partial() and expandKwargs() item ${i}; give each argument in one place`);
           }
         });
       }

@@ -3,7 +3,7 @@
  * `out.map(fn)` go through their transforms here, on the worker, because
  * the coordinator never runs user code.
  */
-import { Deferred } from "../../libs/core/expand.ts";
+import { Deferred, kwargsConflict } from "../../libs/core/expand.ts";
 import { holdsStored, StoredValue } from "../../libs/core/stored.ts";
 import type { WorkItem } from "../../libs/core/work.ts";
 import type { Dag } from "../../libs/sdk/types.ts";
@@ -43,6 +43,8 @@ export async function taskArgs(item: WorkItem, functions: Functions, fetch: Fetc
   if (typeof kwargs !== "object" || kwargs === null || Array.isArray(kwargs)) {
     throw new Error(`task '${item.taskId}' maps with expandKwargs, but its transform gave ${Array.isArray(kwargs) ? "a list" : kwargs === null ? "null" : `a ${typeof kwargs}`} for map index ${item.mapIndex}; it must return an object of arguments`);
   }
+  const conflict = kwargsConflict(kwargs, args);
+  if (conflict) throw new Error(`task '${item.taskId}' maps with expandKwargs, but its object for map index ${item.mapIndex} ${conflict}`);
   return { ...args, ...kwargs };
 }
 
