@@ -38,6 +38,26 @@ test("zip: tuples as long as the shortest input, or the longest with fillValue",
   assert.deepEqual(resultsOf(state, "show__1"), ["1:a", "2:b", "3:-"]);
 });
 
+/** Compiles only when A and B are the same type. */
+type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false;
+const sameType = <A, B>(proof: Same<A, B>) => assert.ok(proof);
+
+test("zip and concat carry their inputs' item types: a transform over them is typed, and runs", async () => {
+  const d = dag({ id: "typed" }, () => {
+    const names = task("names", () => ["a", "b", "c"])({});
+    const pairs = zip(names, [1, 2]);
+    sameType<typeof pairs, Ref<[string, number][]>>(true);
+    const filled = zip(names, [1, 2], { fillValue: null });
+    sameType<typeof filled, Ref<[string | null, number | null][]>>(true);
+    const joined = concat(names, [1]);
+    sameType<typeof joined, Ref<(string | number)[]>>(true);
+    // @ts-expect-error: a pair's first place is a string
+    pairs.map(([n]) => n.toFixed());
+    task("show", ({ s }: { s: string }) => s).expand({ s: pairs.map(([n, i]) => n.repeat(i)) });
+  });
+  assert.deepEqual(resultsOf((await simulate(d)).state, "show"), ["a", "bb"]);
+});
+
 test("out.map(fn) runs on the worker: the coordinator's work carries the raw item, the task gets the transform, the length is kept", async () => {
   let calls = 0;
   const d = dag({ id: "mapfn" }, () => {
@@ -278,7 +298,7 @@ test("definition errors for the new inputs say what was wrong", () => {
   rejects(() => add().expandKwargs("nope" as never), /expandKwargs\(\) takes a list of argument objects/);
   rejects(() => add().expandKwargs([1] as never), /expandKwargs\(\) item 0 is not an object/);
   rejects(() => zip(), /zip\(\) needs at least one input/);
-  rejects(() => concat(5), /concat\(\) argument 1 is a number/);
+  rejects(() => concat(5 as never), /concat\(\) argument 1 is a number/);
   rejects(() => {
     let leaked: unknown;
     taskGroup("g", ({ v }) => {
