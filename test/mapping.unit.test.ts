@@ -294,7 +294,7 @@ test("a run is queued until its first decision, and its state follows its leaves
 test("definition errors for the new inputs say what was wrong", () => {
   const rejects = (build: () => void, pattern: RegExp) =>
     assert.throws(() => dag({ id: "bad" }, build), (err: unknown) => err instanceof DagDefinitionError && pattern.test(err.message));
-  rejects(() => add().expandKwargs([{ x: 1, retries: 2 }] as never), /task 'add': 'retries' is a task option and cannot be mapped/);
+  rejects(() => add().expandKwargs([{ x: 1, retries: 2 }] as never), /task 'add': expandKwargs\(\) item 0 sets 'retries', a task option that cannot be mapped/);
   rejects(() => add().expandKwargs("nope" as never), /expandKwargs\(\) takes a list of argument objects/);
   rejects(() => add().expandKwargs([1] as never), /expandKwargs\(\) item 0 is not an object/);
   rejects(() => zip(), /zip\(\) needs at least one input/);

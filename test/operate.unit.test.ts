@@ -208,3 +208,32 @@ test("work for InstancesQueued covers only the instances the fold queued", () =>
   evolve(state, queued!);
   assert.deepEqual(workFor(state, queued!), []);
 });
+
+test("a cleared upstream that now returns an object giving a partial() argument fails the downstream on its rerun, not leaving it queued", async () => {
+  let tries1 = 0;
+  const d = dag({ id: "kwrerun" }, () => {
+    const made = task("made", ({ i }: { i: number }) => (i === 1 && ++tries1 > 1 ? { x: i, y: 5 } : { x: i })).expand({ i: [0, 1] });
+    task("add", ({ x, y }: { x: number; y: number }) => x + y).partial({ y: 10 }).expandKwargs(made);
+  });
+  const sim = await simulate(d);
+  assert.deepEqual(resultsOf(sim.state, "add"), [10, 11]);
+  await operate(d, sim, clear("made", [1], true));
+  const add = sim.state.tasks.add!;
+  assert.equal(add.state, "failed");
+  assert.equal(add.error!.message, "task 'add': expandKwargs item 1 sets 'y', which partial() already gives; give each argument in one place");
+  assert.equal(sim.state.state, "failed");
+});
+
+test("work for instances already expanded is built without checking their items again: a run expanded before the check carries on", async () => {
+  const d = dag({ id: "kwbefore" }, () => {
+    const pairs = task("pairs", () => [{ x: 1 }, { x: 2 }])({});
+    task("add", ({ x, y }: { x: number; y: number }) => x + y).partial({ y: 10 }).expandKwargs(pairs);
+  });
+  const sim = await simulate(d);
+  // What a run expanded under the old rule (the object's value won) may hold.
+  (sim.state.tasks.pairs!.instances![0] as { result: unknown }).result = [{ x: 1 }, { x: 2, y: 5 }];
+  await operate(d, sim, clear("add", [1], false));
+  assert.deepEqual(tries(sim.state, "add"), [1, 2]);
+  assert.deepEqual(resultsOf(sim.state, "add"), [11, 7]);
+  assert.equal(sim.state.state, "success");
+});

@@ -51,7 +51,7 @@ test("definition errors name the task and say what to do", () => {
     task("same", () => 2)({});
   }, /task id 'same' is used by two different tasks/);
   rejects(() => add().partial({ x: 1 }).expand({ x: [1] }), /'x' is given to both partial\(\) and expand\(\)/);
-  rejects(() => add().partial({ x: 1 }).expandKwargs([{ y: 2 }, { x: 3, y: 4 }]), /task 'add': argument 'x' is given to both partial\(\) and expandKwargs\(\) item 1; give each argument in one place/);
+  rejects(() => add().partial({ x: 1 }).expandKwargs([{ y: 2 }, { x: 3, y: 4 }]), /task 'add': expandKwargs\(\) item 1 sets 'x', which partial\(\) already gives; give each argument in one place/);
   rejects(() => task("t", () => 1, { triggerRule: "sometimes" as never })({}), /unknown triggerRule 'sometimes'; use one of all_success, all_failed/);
 });
 

@@ -8,7 +8,7 @@ import type { CoordinatorEvent, ErrorInfo } from "../events/index.ts";
 import type { RunState, TaskRun, TaskStateName } from "./state.ts";
 import { activeInstances, TERMINAL_TASK_STATES } from "./state.ts";
 import { DEFAULT_DECIDE_SETTINGS, retryDelay, taskSpec, type DecideSettings, type TaskSpec } from "./spec.ts";
-import { groupIndexVerdict, NotMappableError, resolveExpansion } from "./expand.ts";
+import { groupIndexVerdict, NotMappableError, resolveExpansion, type Expansion } from "./expand.ts";
 import { MissingValueError } from "./stored.ts";
 import { triggerVerdict, type Verdict } from "./trigger.ts";
 
@@ -16,17 +16,22 @@ function errorInfo(name: string, message: string): ErrorInfo {
   return { name, message };
 }
 
+/** The task's expansion, or the TaskFailed event that says why its inputs cannot be expanded. */
+function expansionOf(state: RunState, task: TaskSpec, now: number): Expansion | CoordinatorEvent {
+  try {
+    return resolveExpansion(state, task);
+  } catch (err) {
+    if (!(err instanceof NotMappableError || err instanceof MissingValueError)) throw err;
+    return { type: "TaskFailed", runId: state.runId, taskId: task.id, error: errorInfo(err.name, err.message), at: now };
+  }
+}
+
 /** Expands or schedules a ready task; a bad expansion fails the task with a message that says why. */
 function start(state: RunState, task: TaskSpec, now: number, settings: DecideSettings): CoordinatorEvent {
   const runId = state.runId;
   if (task.mapping === null && task.group === null) return { type: "TaskScheduled", runId, taskId: task.id, at: now };
-  let expansion;
-  try {
-    expansion = resolveExpansion(state, task);
-  } catch (err) {
-    if (!(err instanceof NotMappableError || err instanceof MissingValueError)) throw err;
-    return { type: "TaskFailed", runId, taskId: task.id, error: errorInfo(err.name, err.message), at: now };
-  }
+  const expansion = expansionOf(state, task, now);
+  if ("type" in expansion) return expansion;
   const limit = task.options.maxMapLength ?? settings.maxMapLength;
   if (expansion.count > limit) {
     const where = task.options.maxMapLength === null ? "the global maxMapLength (--max-map-length or MAPFLOW_MAX_MAP_LENGTH)" : "its maxMapLength";
@@ -98,6 +103,11 @@ function dispatch(state: RunState, spec: TaskSpec, task: TaskRun, settings: Deci
 
 /** Cleared instances whose upstreams have finished again: new tries, or settled by the trigger rule (per group index in a group). */
 function rerun(state: RunState, spec: TaskSpec, indexes: readonly number[], verdict: Verdict, now: number): CoordinatorEvent {
+  // The cleared upstreams ran again and may have returned other items: they are checked as at expansion.
+  if (verdict.kind === "run") {
+    const expansion = expansionOf(state, spec, now);
+    if ("type" in expansion) return expansion;
+  }
   const settled: [number, "skipped" | "upstream_failed"][] = [];
   const queued: number[] = [];
   const instances = state.tasks[spec.id]!.instances!;

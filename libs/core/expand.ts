@@ -144,26 +144,26 @@ function constantArgs(state: RunState, args: Readonly<Record<string, ValueSource
 
 /**
  * Why an `expandKwargs` object cannot be one instance's arguments beside the
- * constant ones given to partial(), or undefined. As in Airflow, an argument
- * given in both places is an error, not one silently winning.
+ * constant ones given to partial() (`given`), or undefined. As in Airflow,
+ * an argument given in both places is an error, not one silently winning.
  */
-export function kwargsConflict(item: object, constant: Readonly<Record<string, unknown>>): string | undefined {
+export function kwargsConflict(item: object, given: (name: string) => boolean): string | undefined {
   for (const key of Object.keys(item)) {
     if (OPTION_NAMES.has(key)) return `sets '${key}', a task option that cannot be mapped; set it in the task's options instead`;
-    if (Object.hasOwn(constant, key)) return `sets '${key}', which partial() already gives; give each argument in one place`;
+    if (given(key)) return `sets '${key}', which partial() already gives; give each argument in one place`;
   }
   return undefined;
 }
 
-function resolveMapping(state: RunState, mapping: Mapping, constant: Record<string, unknown>, scope: Scope, owner: string): Resolved {
+function resolveMapping(state: RunState, mapping: Mapping, constant: Record<string, unknown>, scope: Scope, owner: string, check: boolean): Resolved {
   if (mapping.kind === "kwargs") {
     const items = itemsOf(state, mapping.source, scope, owner);
-    items.forEach((item, i) => {
+    if (check) items.forEach((item, i) => {
       if (item instanceof Deferred || item instanceof StoredValue) return; // checked by the worker once it has the object
       if (typeof item !== "object" || item === null || Array.isArray(item)) {
         throw new NotMappableError(`${owner}: expandKwargs needs a list of objects, but item ${i} is ${describe(item)}`);
       }
-      const conflict = kwargsConflict(item, constant);
+      const conflict = kwargsConflict(item, (name) => Object.hasOwn(constant, name));
       if (conflict) throw new NotMappableError(`${owner}: expandKwargs item ${i} ${conflict}`);
     });
     return {
@@ -194,10 +194,10 @@ function resolveMapping(state: RunState, mapping: Mapping, constant: Record<stri
 }
 
 /** A mapped group's arguments per group index; its inputs are finished before any of its tasks start. */
-function resolveGroup(state: RunState, group: GroupSpec): Resolved {
+function resolveGroup(state: RunState, group: GroupSpec, check: boolean): Resolved {
   const scope: Scope = { task: { id: group.id, group: null } as TaskSpec, group: null, groupArgs: null };
-  const resolved = resolveMapping(state, group.mapping, constantArgs(state, group.args, scope), scope, `task group '${group.id}'`);
-  for (let g = 0; g < resolved.count; g++) {
+  const resolved = resolveMapping(state, group.mapping, constantArgs(state, group.args, scope), scope, `task group '${group.id}'`, check);
+  for (let g = 0; check && g < resolved.count; g++) {
     if (resolved.input(g).spread) throw new NotMappableError(`task group '${group.id}' cannot expandKwargs over items it cannot read itself (out.map(fn), or results over 1 MB kept in the object store); build the objects in an upstream task instead`);
   }
   return resolved;
@@ -238,14 +238,22 @@ export type Expansion = {
   input(mapIndex: number): InstanceInput;
 };
 
-export function resolveExpansion(state: RunState, task: TaskSpec): Expansion {
+/**
+ * Resolves a task's inputs into its expansion. `check` (when the task is
+ * expanded or its instances rerun) fails a bad `expandKwargs` item with a
+ * NotMappableError. Building work for instances already expanded does not
+ * check again: those were accepted when they were expanded (perhaps under
+ * an older rule, in a run begun before an upgrade), and an error there would
+ * leave them queued forever instead of failing anything.
+ */
+export function resolveExpansion(state: RunState, task: TaskSpec, check = true): Expansion {
   if (task.group === null) {
     const scope: Scope = { task, group: null, groupArgs: null };
     const constant = constantArgs(state, task.args, scope);
     if (task.mapping === null) return { count: 1, settled: [], input: () => ({ args: constant }) };
-    return { ...resolveMapping(state, task.mapping, constant, scope, `task '${task.id}'`), settled: [] };
+    return { ...resolveMapping(state, task.mapping, constant, scope, `task '${task.id}'`, check), settled: [] };
   }
-  const groupArgs = resolveGroup(state, groupSpec(state.spec, task.group));
+  const groupArgs = resolveGroup(state, groupSpec(state.spec, task.group), check);
   const groups = groupArgs.count;
   const settled: [number, "skipped" | "upstream_failed"][] = [];
   const perGroup: (Resolved | null)[] = [];
@@ -258,7 +266,7 @@ export function resolveExpansion(state: RunState, task: TaskSpec): Expansion {
     }
     const scope: Scope = { task, group: g, groupArgs };
     const constant = constantArgs(state, task.args, scope);
-    perGroup.push(task.mapping === null ? { count: 1, input: () => ({ args: constant }) } : resolveMapping(state, task.mapping, constant, scope, `task '${task.id}'`));
+    perGroup.push(task.mapping === null ? { count: 1, input: () => ({ args: constant }) } : resolveMapping(state, task.mapping, constant, scope, `task '${task.id}'`, check));
   }
   if (task.mapping === null) {
     return { count: groups, settled, input: (g) => perGroup[g]?.input(0) ?? { args: {} } };

@@ -83,7 +83,7 @@ function upstreamStates(state: RunState, task: TaskSpec): Record<string, Upstrea
  * garbage) and 10 µs per item, the most of the coordinator's peak RSS.
  */
 function workOf(state: RunState, task: TaskSpec): (mapIndex: number, tryNumber: number, notBefore: number) => WorkItem {
-  const expansion = resolveExpansion(state, task);
+  const expansion = resolveExpansion(state, task, false);
   const { runId, dagId, dagVersion, conf } = state;
   const { id: taskId, operator } = task;
   const { queue, timeoutMs } = task.options;

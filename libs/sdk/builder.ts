@@ -10,6 +10,7 @@ import {
 } from "../core/spec.ts";
 import { isToken, MAX_DAG_ID_LENGTH, MAX_ID_LENGTH } from "../names/index.ts";
 import { parseStartDate } from "../core/schedule.ts";
+import { kwargsConflict } from "../core/expand.ts";
 import type { Dag, DagOptions, Operator, Output, Ref, TaskOptionsInput } from "./types.ts";
 
 type Node = {
@@ -214,10 +215,8 @@ export class DagBuilder {
         if (!Array.isArray(list)) throw new DagDefinitionError(`${owner}: expandKwargs() takes a list of argument objects or a task output, got ${list === null ? "null" : `a ${typeof list}`}`);
         list.forEach((item, i) => {
           if (!isPlainObject(item)) throw new DagDefinitionError(`${owner}: expandKwargs() item ${i} is not an object of arguments`);
-          for (const key of Object.keys(item)) {
-            if (OPTION_NAMES.has(key)) throw new DagDefinitionError(`${owner}: '${key}' is a task option and cannot be mapped; set it in the task's options instead`);
-            if (partialNames.includes(key)) throw new DagDefinitionError(`${owner}: argument '${key}' is given to both partial() and expandKwargs() item ${i}; give each argument in one place`);
-          }
+          const conflict = kwargsConflict(item, (name) => partialNames.includes(name));
+          if (conflict) throw new DagDefinitionError(`${owner}: expandKwargs() item ${i} ${conflict}`);
         });
       }
       return { kind: "kwargs", source: this.sourceOf(owner, "expandKwargs", list, upstream) };

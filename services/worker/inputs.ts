@@ -43,7 +43,7 @@ export async function taskArgs(item: WorkItem, functions: Functions, fetch: Fetc
   if (typeof kwargs !== "object" || kwargs === null || Array.isArray(kwargs)) {
     throw new Error(`task '${item.taskId}' maps with expandKwargs, but its transform gave ${Array.isArray(kwargs) ? "a list" : kwargs === null ? "null" : `a ${typeof kwargs}`} for map index ${item.mapIndex}; it must return an object of arguments`);
   }
-  const conflict = kwargsConflict(kwargs, args);
+  const conflict = kwargsConflict(kwargs, (name) => Object.hasOwn(args, name));
   if (conflict) throw new Error(`task '${item.taskId}' maps with expandKwargs, but its object for map index ${item.mapIndex} ${conflict}`);
   return { ...args, ...kwargs };
 }
