@@ -51,6 +51,10 @@ test("zip and concat carry their inputs' item types: a transform over them is ty
     sameType<typeof filled, Ref<[string | null, number | null][]>>(true);
     const joined = concat(names, [1]);
     sameType<typeof joined, Ref<(string | number)[]>>(true);
+    // An object maps as its [key, value] entries.
+    const scores = task("scores", (): Record<string, number> => ({ a: 1 }))({});
+    const entries = zip(scores, names);
+    sameType<typeof entries, Ref<[[string, number], string][]>>(true);
     // @ts-expect-error: a pair's first place is a string
     pairs.map(([n]) => n.toFixed());
     task("show", ({ s }: { s: string }) => s).expand({ s: pairs.map(([n, i]) => n.repeat(i)) });
@@ -297,7 +301,8 @@ test("definition errors for the new inputs say what was wrong", () => {
   rejects(() => add().expandKwargs([{ x: 1, retries: 2 }] as never), /task 'add': expandKwargs\(\) item 0 sets 'retries', a task option that cannot be mapped/);
   rejects(() => add().expandKwargs("nope" as never), /expandKwargs\(\) takes a list of argument objects/);
   rejects(() => add().expandKwargs([1] as never), /expandKwargs\(\) item 0 is not an object/);
-  rejects(() => zip(), /zip\(\) needs at least one input/);
+  // The types ask for at least one input too; a caller without them still gets the error.
+  rejects(() => (zip as (...inputs: unknown[]) => unknown)(), /zip\(\) needs at least one input/);
   rejects(() => concat(5 as never), /concat\(\) argument 1 is a number/);
   rejects(() => {
     let leaked: unknown;

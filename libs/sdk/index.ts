@@ -101,18 +101,21 @@ function isZipOptions(value: unknown): value is ZipOptions {
   return typeof value === "object" && value !== null && !Array.isArray(value) && !isRef(value) && Object.keys(value).join() === "fillValue";
 }
 
-/** What `zip` and `concat` combine: task outputs (or other refs) and literal lists. */
+/** What `zip` and `concat` combine: task outputs (or other refs) and literal lists; at least one. */
 type Sequence = Ref<unknown> | readonly unknown[];
+type Sequences = readonly [Sequence, ...Sequence[]];
+/** What mapping over a value gives, item by item: a list's items, or an object's [key, value] entries. */
+type ItemsOf<T> = T extends readonly (infer I)[] ? I : T extends object ? [string, T[keyof T]] : unknown;
 /** The item type of a sequence: `Output<number[]>` and `number[]` both give `number`. */
-type ItemOf<S> = S extends Ref<infer T> ? (T extends readonly (infer I)[] ? I : unknown) : S extends readonly (infer I)[] ? I : unknown;
-type Tuples<S extends readonly Sequence[], Fill = never> = { -readonly [K in keyof S]: ItemOf<S[K]> | Fill };
+type ItemOf<S> = S extends Ref<infer T> ? ItemsOf<T> : ItemsOf<S>;
+type Tuples<S extends Sequences, Fill = never> = { -readonly [K in keyof S]: ItemOf<S[K]> | Fill };
 
 /**
  * Tuples `[a[i], b[i], …]`: as long as the shortest input, or the longest
  * when a `{ fillValue }` is given last (missing places take it).
  */
-export function zip<S extends readonly Sequence[]>(...inputs: S): Ref<Tuples<S>[]>;
-export function zip<S extends readonly Sequence[], F>(...inputs: [...S, { fillValue: F }]): Ref<Tuples<S, F>[]>;
+export function zip<S extends Sequences>(...inputs: S): Ref<Tuples<S>[]>;
+export function zip<S extends Sequences, F>(...inputs: [...S, { fillValue: F }]): Ref<Tuples<S, F>[]>;
 export function zip(...inputs: unknown[]): Ref<unknown[][]> {
   const last = inputs[inputs.length - 1];
   const fill = isZipOptions(last) ? { value: last.fillValue } : undefined;
@@ -120,6 +123,6 @@ export function zip(...inputs: unknown[]): Ref<unknown[][]> {
 }
 
 /** One sequence of every item of each input, in order. */
-export function concat<S extends readonly Sequence[]>(...inputs: S): Ref<ItemOf<S[number]>[]> {
+export function concat<S extends Sequences>(...inputs: S): Ref<ItemOf<S[number]>[]> {
   return activeBuilder("concat()").combine("concat", inputs) as Ref<ItemOf<S[number]>[]>;
 }
