@@ -65,7 +65,7 @@ export function shellOperator(id: string, options: Pick<ShellOptions, "cwd" | "e
 
 /** One argument a shell task is given: its name reaches the command, and a literal secret would reach the log. */
 function checkArg(id: string, operator: ShellOperator, name: string, value: unknown): void {
-  if (name === "command") return;
+  if (name === "command") return checkCommand(id, value);
   envName(id, "argument", name);
   if (operator.secretEnv?.includes(name)) throw new DagDefinitionError(`shell task '${id}': argument ${name} would replace the secret of that name (secretEnv); give it another name`);
   if (isSecretName(name) && !isRef(value)) {
@@ -102,20 +102,18 @@ export function checkShellArgs(id: string, operator: ShellOperator, args: Readon
   if (!commandGiven(args, mapping)) {
     throw new DagDefinitionError(`shell task '${id}' is given no command: pass it as an argument, e.g. shell("${id}")({ command: "echo hi" }), or map over it with .expand({ command: [...] })`);
   }
-  for (const [name, value] of Object.entries(args)) {
-    if (name === "command") checkCommand(id, value);
-    checkArg(id, operator, name, value);
-  }
+  for (const [name, value] of Object.entries(args)) checkArg(id, operator, name, value);
   if (mapping?.kind === "product") {
-    for (const [name, value] of Object.entries(mapping.kwargs)) checkArg(id, operator, name, value);
-    const commands = mapping.kwargs["command"];
-    if (Array.isArray(commands)) for (const command of commands) checkCommand(id, command);
+    // A mapped argument's value is the list of its instances' values.
+    for (const [name, value] of Object.entries(mapping.kwargs)) {
+      if (name !== "command") checkArg(id, operator, name, value);
+      else if (Array.isArray(value)) for (const command of value) checkCommand(id, command);
+    }
   } else if (mapping?.kind === "kwargs" && Array.isArray(mapping.list)) {
     // A list written in the DAG: each object's keys are arguments (a reference's are checked when the try runs).
     for (const item of mapping.list as unknown[]) {
       if (typeof item !== "object" || item === null || isRef(item)) continue;
       for (const [name, value] of Object.entries(item)) checkArg(id, operator, name, value);
-      if (Object.hasOwn(item, "command")) checkCommand(id, (item as Record<string, unknown>)["command"]);
     }
   }
 }
