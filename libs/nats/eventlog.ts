@@ -89,7 +89,8 @@ export async function appendEvent(nats: Nats, event: MapflowEvent, options: Appe
 export function jetStreamUnavailable(err: unknown, what: string): UnreachableError {
   return new UnreachableError(
     `${what} (${(err as Error).message}): JetStream is restarting or has lost its quorum ` +
-      "(a cluster needs a majority of its nodes up). Check the servers and try again once they are back.",
+      "(a cluster needs a majority of its nodes up). It may still be recorded when they are back, as a write the servers " +
+      "had not acknowledged; check the servers, and once they are back check whether it was (e.g. `mapflow runs list`) before you try again.",
     { cause: err },
   );
 }
