@@ -28,5 +28,13 @@ export class ValueGoneError extends MapflowError {}
 /** A task's `ctx.artifact` call was refused (its name, size or content type): it fails that try, naming what to change. */
 export class ArtifactError extends MapflowError {}
 
+/**
+ * Thrown by task code (or by the worker, for inputs that cannot be made) when
+ * another try cannot mend the failure: the instance fails at once, whatever
+ * its `retries` (Airflow's AirflowFailException, Temporal's non-retryable
+ * failure).
+ */
+export class NonRetryableError extends MapflowError {}
+
 /** A task's `ctx.kv` call was refused (its key or value): it fails that try, naming what to change. */
 export class TaskKvError extends MapflowError {}

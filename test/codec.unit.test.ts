@@ -23,6 +23,9 @@ test("decoding validates the shape instead of trusting it", () => {
   assert.throws(() => decodeEvent(encodeValue({ type: "Nope" }), "Nope"), /unknown or mismatched type 'Nope'/);
   assert.throws(() => decodeEvent(new Uint8Array([0xc1]), "TaskExpanded"), /not valid msgpack/);
   assert.throws(() => decodeWork(encodeValue([1, 2])), /expected a map, got an array/);
+  const failed = { type: "InstanceFailed", runId: "R", taskId: "t", mapIndex: 0, try: 1, worker: "w", startedAt: 1, error: { name: "Error", message: "x" }, at: 2 };
+  assert.equal(decodeEvent(encodeValue({ ...failed, noRetry: true }), "InstanceFailed").type, "InstanceFailed");
+  assert.throws(() => decodeEvent(encodeValue({ ...failed, noRetry: "yes" }), "InstanceFailed"), /'noRetry' should be true when present, got "yes"/);
 });
 
 test("a task's log line round-trips, with or without fields", () => {

@@ -1,7 +1,7 @@
 // Every mapping input and execution option, through the SDK and the pure core (no server).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { dag, task, taskGroup, zip, concat } from "../libs/sdk/index.ts";
+import { dag, task, taskGroup, zip, concat, NonRetryableError } from "../libs/sdk/index.ts";
 import { Deferred } from "../libs/core/expand.ts";
 import { retryDelay, DEFAULT_TASK_OPTIONS, TRIGGER_RULES } from "../libs/core/spec.ts";
 import { triggerVerdict } from "../libs/core/trigger.ts";
@@ -243,6 +243,18 @@ test("retries count per mapped instance; tryNumber starts at 1", async () => {
   assert.deepEqual(seen.sort(), ["0@1", "1@1", "1@2", "1@3"]);
 });
 
+test("a NonRetryableError fails its instance on the try that threw it, whatever its retries", async () => {
+  const d = dag({ id: "noretry" }, () => {
+    task("doomed", ({ v }: { v: number }) => {
+      if (v === 1) throw new NonRetryableError("the input is gone");
+      return v;
+    }, { retries: 2 }).expand({ v: [0, 1] });
+  });
+  const { state } = await simulate(d);
+  assert.deepEqual(state.tasks.doomed!.instances!.map((i) => [i.state, i.try, i.error?.name]), [["success", 1, undefined], ["failed", 1, "NonRetryableError"]]);
+  assert.equal(state.tasks.doomed!.state, "failed");
+});
+
 test("trigger rules follow Airflow over success / failed / upstream_failed / skipped upstreams", () => {
   const cases: [string, string[], string][] = [
     ["all_success", ["success", "success"], "run"],
@@ -343,11 +355,12 @@ test("expandKwargs after partial(): an object that gives a partial() argument ag
   // Objects made by out.map(fn) exist only on the worker, so each instance is checked there.
   const overTransform = dag({ id: "kwdupmap" }, () => {
     const n = task("n", () => [1, 2])({});
-    add().partial({ y: 10 }).expandKwargs(n.map((v: number) => ({ x: v, y: v })));
+    // Retries cannot mend it: each instance fails on its first try, as Airflow fails it at expansion.
+    add().partial({ y: 10, retries: 2 }).expandKwargs(n.map((v: number) => ({ x: v, y: v })));
   });
   const instances = (await simulate(overTransform)).state.tasks.add!.instances!;
-  assert.deepEqual(instances.map((i) => [i.state, i.error?.message]), [0, 1].map((i) => [
-    "failed", `task 'add' maps with expandKwargs, but its object for map index ${i} sets 'y', which partial() already gives; give each argument in one place`,
+  assert.deepEqual(instances.map((i) => [i.state, i.try, i.error?.message]), [0, 1].map((i) => [
+    "failed", 1, `task 'add' maps with expandKwargs, but its object for map index ${i} sets 'y', which partial() already gives; give each argument in one place`,
   ]));
 });
 

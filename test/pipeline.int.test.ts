@@ -103,6 +103,13 @@ test("a task with retries runs again and succeeds on its second try", async () =
   assert.deepEqual(report.tasks.flaky!.instances.map((i) => [i.tries, i.result]), [[2, "ok on try 2"]]);
 });
 
+test("a NonRetryableError fails its instance at once, whatever its retries; another error in the same task is retried", async () => {
+  const report = runReport(await run("no_retry"));
+  assert.equal(report.state, "failed");
+  assert.deepEqual(report.tasks.load!.instances.map((i) => [i.state, i.tries]), [["failed", 1], ["success", 2]]);
+  assert.match(report.tasks.load!.instances[0]!.error!, /missing\.csv does not exist/);
+});
+
 test("mapped shell values arrive as environment variables and cannot change the command", async () => {
   const report = runReport(await run("shell_env"));
   assert.equal(report.state, "success");

@@ -174,6 +174,7 @@ export function decodeEvent(data: Uint8Array, type?: string, schemaVersion: numb
   }
   checkFields(kind, raw, REQUIRED_KINDS[kind]);
   if ((kind === "InstanceSucceeded" || kind === "InstanceFailed") && raw["artifacts"] !== undefined) checkArtifacts(kind, raw["artifacts"]);
+  if (kind === "InstanceFailed" && raw["noRetry"] !== undefined && raw["noRetry"] !== true) throw new CodecError(`InstanceFailed: 'noRetry' should be true when present, got ${JSON.stringify(raw["noRetry"])}`);
   const optional = OPTIONAL_KINDS[kind];
   if (optional) checkFields(kind, raw, optional, true);
   return raw as MapflowEvent;

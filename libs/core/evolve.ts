@@ -241,7 +241,7 @@ export function evolve(state: RunState | undefined, event: RunEvent, options: Ev
       } else {
         instance.error = event.error;
         const retries = taskSpec(state.spec, task.id).options.retries;
-        if (event.try <= retries) {
+        if (event.try <= retries && event.noRetry !== true) {
           instance.state = "up_for_retry";
           task.retrying += 1;
         } else {

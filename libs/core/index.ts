@@ -4,6 +4,7 @@ export * from "./expand.ts";
 export * from "./stored.ts";
 export { DECIDING, evolve, fold, type EvolveOptions } from "./evolve.ts";
 export { decide } from "./decide.ts";
+export { errorInfo, failureOf } from "./failure.ts";
 export * from "./work.ts";
 export * from "./logline.ts";
 export * from "./report.ts";

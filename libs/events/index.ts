@@ -150,6 +150,12 @@ export type InstanceSucceeded = InstanceOutcomeBase & {
 export type InstanceFailed = InstanceOutcomeBase & {
   readonly type: "InstanceFailed";
   readonly error: ErrorInfo;
+  /**
+   * The try failed in a way no retry can mend (a NonRetryableError): the
+   * instance fails whatever its `retries`. Optional and additive, so no
+   * schema bump: an older reader retries it as before.
+   */
+  readonly noRetry?: true;
 };
 
 /**

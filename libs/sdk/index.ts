@@ -13,7 +13,7 @@ import type {
 
 export type * from "./types.ts";
 /** What a DAG file or task code may meet and check with `instanceof`. */
-export { ArtifactError, DagDefinitionError, TaskKvError } from "../errors.ts";
+export { ArtifactError, DagDefinitionError, NonRetryableError, TaskKvError } from "../errors.ts";
 
 export function dag(options: DagOptions, build: () => void): Dag {
   return DagBuilder.run(options, build);

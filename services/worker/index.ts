@@ -16,6 +16,7 @@ import type { Logger } from "../../libs/log/index.ts";
 import { runShell } from "./shell.ts";
 import { renderLabel, taskArgs } from "./inputs.ts";
 import { taskSpec } from "../../libs/core/spec.ts";
+import { errorInfo, failureOf } from "../../libs/core/failure.ts";
 import type { StoredValue } from "../../libs/core/stored.ts";
 import { ensureWorkConsumer, HAND_BACK_DELAY_MS, pullWork, type PullSettings } from "./pull.ts";
 import { heldWork, type Hold } from "./held.ts";
@@ -93,11 +94,6 @@ const HANDED_BACK = new Error("the worker is stopping: this try was handed back 
  * (10,000) still serves some 75 workers at full depth.
  */
 export const DEFAULT_CONCURRENCY = 128;
-
-function errorInfo(err: unknown): ErrorInfo {
-  if (err instanceof Error) return { name: err.name, message: err.message, ...(err.stack ? { stack: err.stack } : {}) };
-  return { name: "Error", message: String(err) };
-}
 
 /** Appends a DagRegistered event for each loaded DAG whose version the log does not have yet. */
 export async function registerDags(nats: Nats, bag: DagBag, now = Date.now): Promise<void> {
@@ -326,7 +322,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       const artifacts = attempt.artifacts && (await artifactsOf(attempt.artifacts));
       const at = Date.now();
       instanceDuration.observe(item.dagId, item.taskId, (at - startedAt) / 1000);
-      await outcome(msg, { type: "InstanceFailed", ...base, ...(label !== undefined ? { label } : {}), ...artifacts, error: errorInfo(err), startedAt, at }, attempt.log?.stored());
+      await outcome(msg, { type: "InstanceFailed", ...base, ...(label !== undefined ? { label } : {}), ...artifacts, ...failureOf(err), startedAt, at }, attempt.log?.stored());
     } finally {
       running--;
       clearTimeout(timer);

@@ -7,6 +7,7 @@ import { Deferred, kwargsConflict } from "../../libs/core/expand.ts";
 import { holdsStored, StoredValue } from "../../libs/core/stored.ts";
 import type { WorkItem } from "../../libs/core/work.ts";
 import type { Dag } from "../../libs/sdk/types.ts";
+import { NonRetryableError } from "../../libs/errors.ts";
 
 type Functions = Dag["functions"];
 /** Fetches a value the work carries by reference. */
@@ -41,10 +42,11 @@ export async function taskArgs(item: WorkItem, functions: Functions, fetch: Fetc
   if (!item.spread) return args;
   const kwargs = await materialize(item.spread, functions, fetch);
   if (typeof kwargs !== "object" || kwargs === null || Array.isArray(kwargs)) {
-    throw new Error(`task '${item.taskId}' maps with expandKwargs, but its transform gave ${Array.isArray(kwargs) ? "a list" : kwargs === null ? "null" : `a ${typeof kwargs}`} for map index ${item.mapIndex}; it must return an object of arguments`);
+    // Inputs the scheduler would have refused at expansion in Airflow: another try gets the same ones.
+    throw new NonRetryableError(`task '${item.taskId}' maps with expandKwargs, but its transform gave ${Array.isArray(kwargs) ? "a list" : kwargs === null ? "null" : `a ${typeof kwargs}`} for map index ${item.mapIndex}; it must return an object of arguments`);
   }
   const conflict = kwargsConflict(kwargs, (name) => Object.hasOwn(args, name));
-  if (conflict) throw new Error(`task '${item.taskId}' maps with expandKwargs, but its object for map index ${item.mapIndex} ${conflict}`);
+  if (conflict) throw new NonRetryableError(`task '${item.taskId}' maps with expandKwargs, but its object for map index ${item.mapIndex} ${conflict}`);
   return { ...args, ...kwargs };
 }
 

@@ -4,7 +4,7 @@
  * What the services do over NATS, minus NATS; for unit tests of semantics.
  */
 import pino from "pino";
-import { decide, evolve, fold, workFor, type RunState, type WorkItem } from "../../libs/core/index.ts";
+import { decide, evolve, failureOf, fold, workFor, type RunState, type WorkItem } from "../../libs/core/index.ts";
 import type { RunEvent } from "../../libs/events/index.ts";
 import type { Dag, TaskContext } from "../../libs/sdk/types.ts";
 import { renderLabel, taskArgs } from "../../services/worker/inputs.ts";
@@ -60,7 +60,7 @@ async function drive(dag: Dag, sim: Simulation, initial: WorkItem[], options: Op
         const result = await operator.fn(args, ctx);
         event = { type: "InstanceSucceeded", ...base, result, ...(label !== undefined ? { label } : {}) };
       } catch (err) {
-        event = { type: "InstanceFailed", ...base, error: { name: "Error", message: (err as Error).message }, ...(label !== undefined ? { label } : {}) };
+        event = { type: "InstanceFailed", ...base, ...failureOf(err), ...(label !== undefined ? { label } : {}) };
       }
       events.push(event);
       evolve(state, event);
