@@ -255,6 +255,25 @@ test("a NonRetryableError fails its instance on the try that threw it, whatever 
   assert.equal(state.tasks.doomed!.state, "failed");
 });
 
+test("a transform that throws NonRetryableError, or gives expandKwargs no object, fails its instance on the first try", async () => {
+  const d = dag({ id: "badtransform" }, () => {
+    const n = task("n", () => [1, 2])({});
+    const pick = (v: number) => {
+      if (v === 2) throw new NonRetryableError("item 2 is gone");
+      return v;
+    };
+    task("show", ({ v }: { v: number }) => v, { retries: 2 }).expand({ v: n.map(pick) });
+    add().partial({ retries: 2 }).expandKwargs(n.map((v: number) => (v === 1 ? [v] : { x: v, y: v })) as never);
+  });
+  const { state } = await simulate(d);
+  const outcomes = (id: string) => state.tasks[id]!.instances!.map((i) => [i.state, i.try, i.error?.message ?? i.result]);
+  assert.deepEqual(outcomes("show"), [["success", 1, 1], ["failed", 1, "item 2 is gone"]]);
+  assert.deepEqual(outcomes("add"), [
+    ["failed", 1, "task 'add' maps with expandKwargs, but its transform gave a list for map index 0; it must return an object of arguments"],
+    ["success", 1, 4],
+  ]);
+});
+
 test("trigger rules follow Airflow over success / failed / upstream_failed / skipped upstreams", () => {
   const cases: [string, string[], string][] = [
     ["all_success", ["success", "success"], "run"],

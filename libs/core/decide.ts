@@ -12,7 +12,7 @@ import { groupIndexVerdict, NotMappableError, resolveExpansion, type Expansion }
 import { MissingValueError } from "./stored.ts";
 import { triggerVerdict, type Verdict } from "./trigger.ts";
 
-function errorInfo(name: string, message: string): ErrorInfo {
+function errorNamed(name: string, message: string): ErrorInfo {
   return { name, message };
 }
 
@@ -22,7 +22,7 @@ function expansionOf(state: RunState, task: TaskSpec, now: number): Expansion | 
     return resolveExpansion(state, task);
   } catch (err) {
     if (!(err instanceof NotMappableError || err instanceof MissingValueError)) throw err;
-    return { type: "TaskFailed", runId: state.runId, taskId: task.id, error: errorInfo(err.name, err.message), at: now };
+    return { type: "TaskFailed", runId: state.runId, taskId: task.id, error: errorNamed(err.name, err.message), at: now };
   }
 }
 
@@ -36,7 +36,7 @@ function start(state: RunState, task: TaskSpec, now: number, settings: DecideSet
   if (expansion.count > limit) {
     const where = task.options.maxMapLength === null ? "the global maxMapLength (--max-map-length or MAPFLOW_MAX_MAP_LENGTH)" : "its maxMapLength";
     const message = `task '${task.id}' would expand to ${expansion.count} instances, over ${where} of ${limit}; raise the limit or narrow the task's input`;
-    return { type: "TaskFailed", runId, taskId: task.id, error: errorInfo("MapLengthExceeded", message), at: now };
+    return { type: "TaskFailed", runId, taskId: task.id, error: errorNamed("MapLengthExceeded", message), at: now };
   }
   return {
     type: "TaskExpanded", runId, taskId: task.id, count: expansion.count, at: now,
@@ -133,7 +133,7 @@ export function decide(state: RunState, now: number, settings: DecideSettings = 
   const timeout = state.spec.runTimeoutMs;
   if (timeout !== null && !state.timedOut && now >= state.startedAt + timeout) {
     const message = `run ${runId} of DAG '${state.dagId}' passed its runTimeoutMs of ${timeout} ms; its unfinished instances failed`;
-    return [{ type: "RunTimedOut", runId, error: errorInfo("RunTimeout", message), at: now }];
+    return [{ type: "RunTimedOut", runId, error: errorNamed("RunTimeout", message), at: now }];
   }
   const events: CoordinatorEvent[] = [];
   const projected = new Map<string, TaskStateName>();

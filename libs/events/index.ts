@@ -16,8 +16,11 @@ import type { DagSpec } from "../core/spec.ts";
  * older reader ignores them), and DagPaused is one an older reader may skip
  * (it has no paused state to keep), so an older service reading a newer log
  * carries on rather than stopping.
+ * 5: InstanceFailed's `noRetry`, which an older reader would fold as up for
+ * retry while the coordinator failed the instance; it stops instead. v4
+ * events need no change.
  */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 export type ErrorInfo = { readonly name: string; readonly message: string; readonly stack?: string };
 
@@ -152,8 +155,8 @@ export type InstanceFailed = InstanceOutcomeBase & {
   readonly error: ErrorInfo;
   /**
    * The try failed in a way no retry can mend (a NonRetryableError): the
-   * instance fails whatever its `retries`. Optional and additive, so no
-   * schema bump: an older reader retries it as before.
+   * instance fails whatever its `retries`. Schema 5: an older reader would
+   * fold it as up for retry, so it stops at it instead.
    */
   readonly noRetry?: true;
 };

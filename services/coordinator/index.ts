@@ -221,7 +221,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const at = now();
     await appendEvent(nats, {
       type: "InstanceFailed", runId: item.runId, taskId: item.taskId, mapIndex: item.mapIndex, try: item.try,
-      worker: "coordinator", error: { name: "InputTooLarge", message }, startedAt: at, at,
+      worker: "coordinator", error: { name: "InputTooLarge", message }, noRetry: true, startedAt: at, at,
     }, { msgId: msgIds.instance(item.runId, item.taskId, item.mapIndex, item.try) });
   }
 

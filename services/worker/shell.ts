@@ -14,6 +14,7 @@ import { spawn } from "node:child_process";
 import type { TaskContext } from "../../libs/sdk/types.ts";
 import { ENV_NAME_RULE, isEnvName, type ShellOperator } from "../../libs/sdk/shell.ts";
 import { isSecretName, maskSecrets } from "../../libs/secrets/index.ts";
+import { NonRetryableError } from "../../libs/errors.ts";
 
 const MAX_OUTPUT = 1024 * 1024;
 
@@ -51,11 +52,11 @@ export function shellEnv(ctx: Pick<TaskContext, "dagId" | "runId" | "taskId" | "
   const secretNames = new Set(spec.secretEnv);
   for (const [name, value] of Object.entries(args)) {
     // Checked when the DAG was defined, but expandKwargs over an upstream's output names its arguments only now.
-    if (!isEnvName(name)) throw new Error(`${task}: argument '${name}' cannot reach the command, as an environment variable name is ${ENV_NAME_RULE}`);
-    if (secretNames.has(name)) throw new Error(`${task}: argument ${name} would replace the secret of that name (secretEnv); give it another name`);
+    if (!isEnvName(name)) throw new NonRetryableError(`${task}: argument '${name}' cannot reach the command, as an environment variable name is ${ENV_NAME_RULE}`);
+    if (secretNames.has(name)) throw new NonRetryableError(`${task}: argument ${name} would replace the secret of that name (secretEnv); give it another name`);
     const text = envValue(value);
     // Said without the value, which may be a secret.
-    if (text.includes("\0")) throw new Error(`${task}: argument ${name} holds a NUL character, which an environment variable cannot carry`);
+    if (text.includes("\0")) throw new NonRetryableError(`${task}: argument ${name} holds a NUL character, which an environment variable cannot carry`);
     env[name] = text;
     if (isSecretName(name)) secrets.push(text);
   }
@@ -84,7 +85,7 @@ function keepTail(text: string): string {
 export async function runShell(args: Readonly<Record<string, unknown>>, spec: ShellOperator, ctx: TaskContext, workerEnv: NodeJS.ProcessEnv = process.env): Promise<string> {
   const { command, ...rest } = args;
   if (typeof command !== "string" || command.trim() === "") {
-    throw new Error(`shell task '${ctx.taskId}' needs a 'command' string argument, got ${command === undefined ? "none" : typeof command}`);
+    throw new NonRetryableError(`shell task '${ctx.taskId}' needs a 'command' string argument, got ${command === undefined ? "none" : typeof command}`);
   }
   const { env, secrets } = shellEnv(ctx, rest, spec, workerEnv);
   const hide = (text: string) => (secrets.length ? maskSecrets(text, secrets) : text);
