@@ -1,13 +1,13 @@
 /**
- * Records the golden log of `test/replay-fixture.int.test.ts`: a few runs made
- * by today's code (a fan-out and reduce, a failing instance, a retry, a
- * clear of one instance), archived as `db clean` writes archives, with the
+ * Records a golden log for `test/audit.e2e.test.ts`: a few runs made by
+ * today's code (a fan-out and reduce, a failing instance, a retry, a failure
+ * that is not retried, a clear of one instance), archived as `db clean` writes archives, with the
  * digest of each run's rows when replayed. Later code must replay this file
  * to the same digests: when an event's shape changes, bump SCHEMA_VERSION,
  * add an upcaster, and keep this file as it is. Run it again only to add a
  * log of a new schema version beside the old ones:
  *
- *   node --import tsx scripts/record-fixture-log.ts test/fixtures/log/v3
+ *   node --import tsx scripts/record-fixture-log.ts test/fixtures/log/v5
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -41,6 +41,7 @@ try {
   const seed = await run("sample_repeated_mapping");
   await run("failing");
   await run("retry");
+  await run("no_retry");
   const cleared = await clearRun(stack.nats, seed, "add", [2], true);
   await waitForRun(stack.nats, seed, undefined, cleared);
 

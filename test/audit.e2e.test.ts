@@ -159,17 +159,19 @@ test("audit verify checks the log itself: a forged result for an instance never 
   assert.deepEqual(report.findings.map((f) => [f.seq, f.runId, f.taskId, f.mapIndex, f.problem]), [[forged.seq, runId, "add", 99, "a result for an instance that was never dispatched"]]);
 });
 
-test("the golden log recorded by an earlier mapflow still replays to the same digests", async () => {
-  const fixture = join(FIXTURES, "log", "v3");
-  const expected = JSON.parse(readFileSync(join(fixture, "digests.json"), "utf8")) as { events: number; digests: Record<string, string> };
-  const out = join(dir.path, "golden.sqlite");
-  const replayed = await cli(["replay", "--from-archive", join(fixture, "log.jsonl"), "--out", out, "--json"]);
-  assert.equal(replayed.code, 0, replayed.stderr);
-  assert.equal((JSON.parse(replayed.stdout) as { events: number }).events, expected.events);
-  const db = new Database(out, { readonly: true });
-  try {
-    assert.deepEqual(Object.fromEntries(runDigests(db)), expected.digests);
-  } finally {
-    db.close();
-  }
-});
+for (const version of ["v3", "v5"]) {
+  test(`the golden log recorded by an earlier mapflow (schema ${version}) still replays to the same digests`, async () => {
+    const fixture = join(FIXTURES, "log", version);
+    const expected = JSON.parse(readFileSync(join(fixture, "digests.json"), "utf8")) as { events: number; digests: Record<string, string> };
+    const out = join(dir.path, `golden-${version}.sqlite`);
+    const replayed = await cli(["replay", "--from-archive", join(fixture, "log.jsonl"), "--out", out, "--json"]);
+    assert.equal(replayed.code, 0, replayed.stderr);
+    assert.equal((JSON.parse(replayed.stdout) as { events: number }).events, expected.events);
+    const db = new Database(out, { readonly: true });
+    try {
+      assert.deepEqual(Object.fromEntries(runDigests(db)), expected.digests);
+    } finally {
+      db.close();
+    }
+  });
+}
