@@ -1,9 +1,27 @@
 /** Error classes that steer control flow; check them with `instanceof`. */
 
+/** The mark of a mapflow error class, the same in every copy of this module. */
+const brand = (className: string) => Symbol.for(`mapflow.error.${className}`);
+
 export class MapflowError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
+    // Marked with its class and each one above it, so instanceof holds across copies (see below).
+    for (let c: unknown = new.target; c !== Error && typeof c === "function"; c = Object.getPrototypeOf(c)) {
+      (this as unknown as Record<symbol, boolean>)[brand(c.name)] = true;
+    }
+  }
+
+  /**
+   * `instanceof` by mark rather than by prototype: a DAG file loaded as
+   * CommonJS (a .ts file with no `"type": "module"` above it) gets its own
+   * copy of the SDK and of these classes, and an error thrown by either copy
+   * must check as the same class in the other (the worker's NonRetryableError
+   * check; a task's `instanceof ArtifactError`).
+   */
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[brand(this.name)] === true;
   }
 }
 
@@ -28,24 +46,13 @@ export class ValueGoneError extends MapflowError {}
 /** A task's `ctx.artifact` call was refused (its name, size or content type): it fails that try, naming what to change. */
 export class ArtifactError extends MapflowError {}
 
-const NON_RETRYABLE = Symbol.for("mapflow.NonRetryableError");
-
 /**
  * Thrown by task code (or by the worker, for inputs that cannot be made) when
  * another try cannot mend the failure: the instance fails at once, whatever
  * its `retries` (Airflow's AirflowFailException, Temporal's non-retryable
  * failure).
  */
-export class NonRetryableError extends MapflowError {
-  /** Shared by every copy of this module: a DAG file loaded as CommonJS gets a copy of its own. */
-  readonly [NON_RETRYABLE] = true;
-
-  /** `instanceof NonRetryableError` holds for an error of any copy; a subclass checks as usual. */
-  static override [Symbol.hasInstance](value: unknown): boolean {
-    if (this !== NonRetryableError) return Function.prototype[Symbol.hasInstance].call(this, value);
-    return typeof value === "object" && value !== null && (value as { [NON_RETRYABLE]?: unknown })[NON_RETRYABLE] === true;
-  }
-}
+export class NonRetryableError extends MapflowError {}
 
 /** A task's `ctx.kv` call was refused (its key or value): it fails that try, naming what to change. */
 export class TaskKvError extends MapflowError {}
