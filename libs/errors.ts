@@ -1,27 +1,34 @@
 /** Error classes that steer control flow; check them with `instanceof`. */
 
-/** The mark of a mapflow error class, the same in every copy of this module. */
-const brand = (className: string) => Symbol.for(`mapflow.error.${className}`);
+/**
+ * Where a mapflow error class keeps its mark: a symbol from the global
+ * registry, spelled out per class below, so every copy of this module
+ * marks and recognises the same classes.
+ */
+const CLASS_MARK = Symbol("mapflow error class mark");
+type Marked = { readonly [CLASS_MARK]?: symbol };
 
 export class MapflowError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
-    // Marked with its class and each one above it, so instanceof holds across copies (see below).
-    for (let c: unknown = new.target; c !== Error && typeof c === "function"; c = Object.getPrototypeOf(c)) {
-      (this as unknown as Record<symbol, boolean>)[brand(c.name)] = true;
+    // Marked (not enumerable, so no copy or printout carries it) with its class and each mapflow class above it.
+    for (let c: unknown = new.target; typeof c === "function" && c !== Error; c = Object.getPrototypeOf(c)) {
+      if (Object.hasOwn(c, CLASS_MARK)) Object.defineProperty(this, (c as Marked)[CLASS_MARK]!, { value: true });
     }
   }
 
   /**
-   * `instanceof` by mark rather than by prototype: a DAG file loaded as
-   * CommonJS (a .ts file with no `"type": "module"` above it) gets its own
-   * copy of the SDK and of these classes, and an error thrown by either copy
-   * must check as the same class in the other (the worker's NonRetryableError
-   * check; a task's `instanceof ArtifactError`).
+   * `instanceof` a mapflow class by its mark rather than by prototype: a DAG
+   * file loaded as CommonJS (a .ts file with no `"type": "module"` above it)
+   * gets its own copy of the SDK and of these classes, and an error thrown
+   * by either copy must check as the same class in the other (the worker's
+   * NonRetryableError check; a task's `instanceof ArtifactError`). A class
+   * of the user's own exists in one copy only, and checks by prototype.
    */
   static [Symbol.hasInstance](value: unknown): boolean {
-    return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[brand(this.name)] === true;
+    if (!Object.hasOwn(this, CLASS_MARK)) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[(this as Marked)[CLASS_MARK]!] === true;
   }
 }
 
@@ -56,3 +63,12 @@ export class NonRetryableError extends MapflowError {}
 
 /** A task's `ctx.kv` call was refused (its key or value): it fails that try, naming what to change. */
 export class TaskKvError extends MapflowError {}
+
+// Each mark by a fixed name, not the class's own: a bundler may rename classes.
+for (const [cls, name] of [
+  [MapflowError, "MapflowError"], [CodecError, "CodecError"], [SchemaTooNewError, "SchemaTooNewError"],
+  [DagDefinitionError, "DagDefinitionError"], [BadInputError, "BadInputError"], [UnreachableError, "UnreachableError"],
+  [ValueGoneError, "ValueGoneError"], [ArtifactError, "ArtifactError"], [NonRetryableError, "NonRetryableError"], [TaskKvError, "TaskKvError"],
+] as const) {
+  Object.defineProperty(cls, CLASS_MARK, { value: Symbol.for(`mapflow.error.${name}`) });
+}
