@@ -25,6 +25,28 @@ test("a failed run exits 1 and says which instance failed and why", async () => 
   assert.equal(quiet.stderr, "", "--log-level fatal hides the error line");
 });
 
+test("a DAG file loaded as CommonJS, outside the repository and run from its own folder, imports mapflow; its NonRetryableError is not retried", async () => {
+  const dir = tempDir();
+  try {
+    // No package.json above it: a .ts file loads as CommonJS, resolving "mapflow" through require().
+    writeFileSync(join(dir.path, "loose.ts"), [
+      'import { dag, task, NonRetryableError } from "mapflow";',
+      'export default dag({ id: "loose" }, () => {',
+      '  task("load", ({ n }: { n: number }) => {',
+      '    if (n === 2) throw new NonRetryableError("n=2 has no input file");',
+      "    return n * 10;",
+      "  }, { retries: 2, retryDelayMs: 10 }).expand({ n: [1, 2] });",
+      "});",
+    ].join("\n"));
+    const { code, stdout, stderr } = await cli(["run", "loose", "--dags", dir.path, "--json"], { cwd: dir.path });
+    assert.equal(code, 1, stderr);
+    const report = JSON.parse(stdout) as { tasks: Record<string, { instances: { state: string; tries: number; result: unknown }[] }> };
+    assert.deepEqual(report.tasks["load"]!.instances.map((i) => [i.state, i.tries, i.result]), [["success", 1, 10], ["failed", 1, null]]);
+  } finally {
+    dir.remove();
+  }
+});
+
 test("bad input exits 2 with a message saying what was wrong and what to do", async () => {
   const badConf = await cli(["run", "sample_repeated_mapping", "--dags", ACCEPTANCE, "--conf", "{nope"]);
   assert.equal(badConf.code, 2);

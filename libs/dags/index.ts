@@ -6,9 +6,9 @@
  */
 import { createHash } from "node:crypto";
 import { readdirSync, statSync } from "node:fs";
-import { register } from "node:module";
+import Module, { register } from "node:module";
 import { join, resolve as resolvePath } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Dag } from "../sdk/types.ts";
 import { BadInputError } from "../errors.ts";
 import { checkSchedule } from "../cron/index.ts";
@@ -19,10 +19,25 @@ export type DagBag = { readonly dir: string; readonly dags: ReadonlyMap<string, 
 
 let hooked = false;
 
-/** Lets DAG files outside this repository `import … from "mapflow"`. */
+const SDK_FILE = fileURLToPath(new URL("../sdk/index.ts", import.meta.url));
+
+type Resolver = (this: unknown, request: string, ...rest: unknown[]) => string;
+
+/**
+ * Lets DAG files outside this repository `import … from "mapflow"`: the
+ * resolve hook serves ES modules; a DAG file loaded as CommonJS (a .ts file
+ * with no `"type": "module"` above it) resolves through require(), which
+ * that hook does not see on Node 20 and which has no public hook there, so
+ * its resolver is wrapped, as module-alias and tsconfig-paths do.
+ */
 export function ensureMapflowResolvable(): void {
   if (hooked) return;
   register(new URL("./resolve-hook.mjs", import.meta.url));
+  const cjs = Module as unknown as { _resolveFilename: Resolver };
+  const resolveFilename = cjs._resolveFilename;
+  cjs._resolveFilename = function (request, ...rest) {
+    return resolveFilename.call(this, request === "mapflow" ? SDK_FILE : request, ...rest);
+  };
   hooked = true;
 }
 
