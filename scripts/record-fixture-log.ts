@@ -1,8 +1,8 @@
 /**
  * Records a golden log for `test/audit.e2e.test.ts`: a few runs made by
  * today's code (a fan-out and reduce, a failing instance, a retry, a failure
- * that is not retried, a clear of one instance), archived as `db clean` writes archives, with the
- * digest of each run's rows when replayed. Later code must replay this file
+ * that is not retried, a clear of one instance), archived as `db clean`
+ * writes archives, with the digest of each run's rows when replayed. Later code must replay this file
  * to the same digests: when an event's shape changes, bump SCHEMA_VERSION,
  * add an upcaster, and keep this file as it is. Run it again only to add a
  * log of a new schema version beside the old ones:

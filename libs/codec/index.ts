@@ -94,8 +94,9 @@ const REQUIRED: Record<EventType, Record<string, "string" | "number" | "object" 
 };
 
 /** Fields an event may leave out (added after it was first logged), checked when present. */
-const OPTIONAL: Partial<Record<EventType, Record<string, "string" | "number">>> = {
+const OPTIONAL: Partial<Record<EventType, Record<string, "string" | "number" | "boolean">>> = {
   RunRequested: { runType: "string", logicalDate: "number", dataIntervalStart: "number", dataIntervalEnd: "number" },
+  InstanceFailed: { noRetry: "boolean" },
 };
 
 /** Fields a message must carry and the `typeof` of each, as pairs: checked for every message, so no object is made per check. */
@@ -174,7 +175,6 @@ export function decodeEvent(data: Uint8Array, type?: string, schemaVersion: numb
   }
   checkFields(kind, raw, REQUIRED_KINDS[kind]);
   if ((kind === "InstanceSucceeded" || kind === "InstanceFailed") && raw["artifacts"] !== undefined) checkArtifacts(kind, raw["artifacts"]);
-  if (kind === "InstanceFailed" && raw["noRetry"] !== undefined && raw["noRetry"] !== true) throw new CodecError(`InstanceFailed: 'noRetry' should be true when present, got ${JSON.stringify(raw["noRetry"])}`);
   const optional = OPTIONAL_KINDS[kind];
   if (optional) checkFields(kind, raw, optional, true);
   return raw as MapflowEvent;
