@@ -7,7 +7,7 @@
  * add an upcaster, and keep this file as it is. Run it again only to add a
  * log of a new schema version beside the old ones:
  *
- *   node --import tsx scripts/record-fixture-log.ts test/fixtures/log/v5
+ *   node --import tsx scripts/record-fixture-log.ts test/fixtures/log/v6
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";

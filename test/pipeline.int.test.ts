@@ -4,9 +4,10 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { loadDags, pickDag, type DagBag } from "../libs/dags/index.ts";
-import { runReport, StoredValue, type RunState } from "../libs/core/index.ts";
-import { appendEvent, fetchValue, followEvents, valueStore } from "../libs/nats/index.ts";
-import { STREAMS, subjects } from "../libs/names/index.ts";
+import { fold, runReport, StoredValue, type RunState } from "../libs/core/index.ts";
+import { appendEvent, fetchValue, followEvents, hasOutcome, valueStore } from "../libs/nats/index.ts";
+import { finishedInstance, isRunEvent, outcomesOf, OUTCOME_CHUNK, type InstanceSucceeded, type RunEvent } from "../libs/events/index.ts";
+import { msgIds, STREAMS, subjects } from "../libs/names/index.ts";
 import { createLogger } from "../libs/log/index.ts";
 import { startStack, type Stack } from "../services/stack/index.ts";
 import { requestRun, waitForRun } from "../services/cli/runs.ts";
@@ -40,11 +41,13 @@ async function run(dagId: string, conf: Record<string, unknown> = {}): Promise<R
   return waitForRun(stack.nats, runId);
 }
 
+/** A run's events; an InstancesFinished as the outcomes it stands for, each at its sequence. */
 async function runEvents(runId: string) {
   const follow = await followEvents(stack.nats.js, subjects.run(runId));
   const events = [];
   for await (const e of follow) {
-    if (e.event) events.push({ ...e, event: e.event });
+    if (e.event?.type === "InstancesFinished") for (const event of outcomesOf(e.event)) events.push({ ...e, event });
+    else if (e.event) events.push({ ...e, event: e.event });
     if (e.caughtUp) break;
   }
   await follow.stop();
@@ -126,11 +129,16 @@ test("the fence refuses a coordinator append from a stale view, and a repeated r
   const stale = appendEvent(stack.nats, { type: "RunFinished", runId: state.runId, state: "failed", at: 1 }, { expectLastSubjectSeq: 1 });
   await assert.rejects(stale, (err: unknown) => err instanceof JetStreamApiError && err.code === 10071);
 
-  const again = { type: "InstanceSucceeded", runId: state.runId, taskId: "add", mapIndex: 0, try: 1, result: 999, worker: "x", startedAt: 1, at: 2 } as const;
-  const ack = await appendEvent(stack.nats, again, { msgId: `${state.runId}/add/0/1` });
+  // A try's outcome appended alone carries the try's id (a worker does so for a redelivered try), so a second copy inside the duplicate window is dropped;
+  // one that gets in anyway (outside the window, or in another worker's InstancesFinished) is ignored by the fold.
+  const copy = { type: "InstanceSucceeded", runId: state.runId, taskId: "add", mapIndex: 0, try: 1, result: 999, worker: "x", startedAt: 1, at: 2 } as const;
+  const id = msgIds.instance(state.runId, "add", 0, 1);
+  await appendEvent(stack.nats, copy, { msgId: id });
+  const ack = await appendEvent(stack.nats, copy, { msgId: id });
   assert.equal(ack.duplicate, true, "same instance and try: JetStream drops it inside the duplicate window");
-  const results = (await runEvents(state.runId)).filter((e) => e.event.type === "InstanceSucceeded" && e.event.taskId === "add");
-  assert.equal(results.length, 3);
+  const events = (await runEvents(state.runId)).map((e) => e.event);
+  assert.ok(events.filter((e) => e.type === "InstanceSucceeded" && e.taskId === "add").length <= 4, "the repeat was not appended");
+  assert.deepEqual(fold(events.filter((e) => isRunEvent(e)) as RunEvent[])!.tasks.add!.instances!.map((i) => i.result), state.tasks.add!.instances!.map((i) => i.result), "the fold kept the first result of each try");
 });
 
 test("a message in the log that is not a valid event is skipped, and runs carry on", async () => {
@@ -219,4 +227,20 @@ test("large values travel by reference: a reduce and a mapped task get them; inp
   assert.deepEqual(pair.map((i) => [i.state, i.tries]), [["success", 1], ["failed", 1]], "inputs too large fail without a retry, which would send the same inputs");
   assert.equal(pair[0]!.result, 3 * MB);
   assert.match(pair[1]!.error!, /the inputs of task 'pair' map index 1 are 94\d{5} bytes, over the 8388608-byte limit for a work item \(MAPFLOW_MAX_VALUE_BYTES\); pass large data by reference/);
+});
+
+test("a redelivered try finds its outcome in the log: alone on its instance's subject, or inside one of its chunk's InstancesFinished", async () => {
+  const runId = "01OUTCOMESCHUNK00000000000";
+  const ok = (mapIndex: number, tryNumber = 1): InstanceSucceeded => ({
+    type: "InstanceSucceeded", runId, taskId: "grp.each", mapIndex, try: tryNumber, worker: "w", startedAt: 1, at: 2, result: mapIndex,
+  });
+  const batch = (...outcomes: InstanceSucceeded[]) =>
+    appendEvent(stack.nats, { type: "InstancesFinished", runId, taskId: "grp.each", worker: "w", outcomes: outcomes.map(finishedInstance), at: 3 });
+  await batch(ok(0), ok(1));
+  await batch(ok(2), ok(3, 2));
+  await batch(ok(OUTCOME_CHUNK), ok(OUTCOME_CHUNK + 1));
+  await appendEvent(stack.nats, ok(5));
+  const has = (mapIndex: number, tryNumber = 1) => hasOutcome(stack.nats, runId, "grp.each", mapIndex, tryNumber);
+  assert.deepEqual(await Promise.all([has(0), has(1), has(2), has(3, 2), has(3, 1), has(OUTCOME_CHUNK + 1), has(5)]), [true, true, true, true, true, true, true]);
+  assert.deepEqual(await Promise.all([has(3, 3), has(4), has(2, 2), has(OUTCOME_CHUNK + 2), has(6)]), [false, false, false, false, false], "no outcome of these tries anywhere");
 });

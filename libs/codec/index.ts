@@ -84,6 +84,7 @@ const REQUIRED: Record<EventType, Record<string, "string" | "number" | "object" 
   InstanceStarted: { runId: "string", taskId: "string", mapIndex: "number", try: "number", worker: "string", startedAt: "number", at: "number" },
   InstanceSucceeded: { runId: "string", taskId: "string", mapIndex: "number", try: "number", worker: "string", startedAt: "number", at: "number" },
   InstanceFailed: { runId: "string", taskId: "string", mapIndex: "number", try: "number", worker: "string", startedAt: "number", error: "object", at: "number" },
+  InstancesFinished: { runId: "string", taskId: "string", worker: "string", outcomes: "object", at: "number" },
   InstanceRetried: { runId: "string", taskId: "string", mapIndex: "number", try: "number", notBefore: "number", at: "number" },
   InstancesRerun: { runId: "string", taskId: "string", mapIndexes: "object", at: "number" },
   ClearRequested: { runId: "string", taskId: "string", downstream: "boolean", at: "number" },
@@ -107,6 +108,8 @@ function fieldKinds(fields: Record<string, string>): FieldKinds {
 
 const REQUIRED_KINDS = Object.fromEntries(Object.entries(REQUIRED).map(([type, fields]) => [type, fieldKinds(fields)])) as Record<EventType, FieldKinds>;
 const OPTIONAL_KINDS = Object.fromEntries(Object.entries(OPTIONAL).map(([type, fields]) => [type, fieldKinds(fields)])) as Partial<Record<EventType, FieldKinds>>;
+const FINISHED_FIELDS = fieldKinds({ mapIndex: "number", try: "number", startedAt: "number", at: "number" });
+const FINISHED_OPTIONAL = fieldKinds({ label: "string", error: "object", noRetry: "boolean" });
 const ARTIFACT_FIELDS = fieldKinds({ name: "string", contentType: "string", bytes: "number", object: "string" });
 const WORK_FIELDS = fieldKinds({
   runId: "string", dagId: "string", dagVersion: "string", taskId: "string",
@@ -155,6 +158,19 @@ function checkArtifacts(kind: string, value: unknown): void {
   }
 }
 
+/** Each outcome inside InstancesFinished, checked as its single event's fields are. */
+function checkFinished(value: unknown): void {
+  if (!Array.isArray(value) || value.length === 0) throw new CodecError(`InstancesFinished: field 'outcomes' should be a non-empty list`);
+  for (let n = 0; n < value.length; n++) {
+    const outcome = value[n] as unknown;
+    if (typeof outcome !== "object" || outcome === null || Array.isArray(outcome)) throw new CodecError(`InstancesFinished: outcome ${n} should be a map`);
+    const raw = outcome as Record<string, unknown>;
+    checkFields(`InstancesFinished: outcome ${n}`, raw, FINISHED_FIELDS);
+    checkFields(`InstancesFinished: outcome ${n}`, raw, FINISHED_OPTIONAL, true);
+    if (raw["artifacts"] !== undefined) checkArtifacts(`InstancesFinished: outcome ${n}`, raw["artifacts"]);
+  }
+}
+
 /**
  * Decodes one event. `type` and `schemaVersion` come from the message
  * headers; a message without them is read as the current version with the
@@ -175,6 +191,7 @@ export function decodeEvent(data: Uint8Array, type?: string, schemaVersion: numb
   }
   checkFields(kind, raw, REQUIRED_KINDS[kind]);
   if ((kind === "InstanceSucceeded" || kind === "InstanceFailed") && raw["artifacts"] !== undefined) checkArtifacts(kind, raw["artifacts"]);
+  if (kind === "InstancesFinished") checkFinished(raw["outcomes"]);
   const optional = OPTIONAL_KINDS[kind];
   if (optional) checkFields(kind, raw, optional, true);
   return raw as MapflowEvent;

@@ -4,7 +4,7 @@
  * run ends once each time it is (re)opened. Pure: the caller folds, and
  * hands each event here with the run's state from before it.
  */
-import type { RunEvent } from "../events/index.ts";
+import { outcomesOf, type InstanceFailed, type InstanceSucceeded, type RunEvent } from "../events/index.ts";
 import { FINISHED_RUN_STATES, type RunState } from "./state.ts";
 
 export type Finding = {
@@ -23,24 +23,31 @@ export class LogAudit {
   /** Runs that ended and were not reopened since (by a clear). */
   private readonly ended = new Set<string>();
 
+  private result(seq: number, before: RunState | undefined, event: InstanceSucceeded | InstanceFailed): void {
+    const where = { taskId: event.taskId, mapIndex: event.mapIndex, try: event.try };
+    const found = (problem: string) => this.findings.push({ seq, runId: event.runId, ...where, problem });
+    const task = before?.tasks[event.taskId];
+    const instance = task?.instances?.[event.mapIndex < 0 ? 0 : event.mapIndex];
+    if (!before) found("a result for a run the log never requested");
+    else if (!instance || instance.mapIndex !== event.mapIndex) found("a result for an instance that was never dispatched");
+    else if (event.try < 1 || event.try > instance.try) found(`a result for try ${event.try}, but only tries up to ${instance.try} were dispatched`);
+    const key = `${event.runId}/${event.taskId}/${event.mapIndex}/${event.try}`;
+    if (this.results.has(key)) found("a second result for the same try");
+    this.results.add(key);
+  }
+
   /** Looks at `event` (at `seq`) against its run's state before it is folded. */
   check(seq: number, before: RunState | undefined, event: RunEvent): void {
     const found = (problem: string, where: Partial<Omit<Finding, "seq" | "runId" | "problem">> = {}) =>
       this.findings.push({ seq, runId: event.runId, ...where, problem });
     switch (event.type) {
       case "InstanceSucceeded":
-      case "InstanceFailed": {
-        const where = { taskId: event.taskId, mapIndex: event.mapIndex, try: event.try };
-        const task = before?.tasks[event.taskId];
-        const instance = task?.instances?.[event.mapIndex < 0 ? 0 : event.mapIndex];
-        if (!before) found("a result for a run the log never requested", where);
-        else if (!instance || instance.mapIndex !== event.mapIndex) found("a result for an instance that was never dispatched", where);
-        else if (event.try < 1 || event.try > instance.try) found(`a result for try ${event.try}, but only tries up to ${instance.try} were dispatched`, where);
-        const key = `${event.runId}/${event.taskId}/${event.mapIndex}/${event.try}`;
-        if (this.results.has(key)) found("a second result for the same try", where);
-        this.results.add(key);
+      case "InstanceFailed":
+        this.result(seq, before, event);
         return;
-      }
+      case "InstancesFinished":
+        for (const outcome of outcomesOf(event)) this.result(seq, before, outcome);
+        return;
       case "RunFinished":
         if (this.ended.has(event.runId)) found("a second terminal event with no clear between");
         this.ended.add(event.runId);

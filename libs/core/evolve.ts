@@ -6,7 +6,7 @@
  * that repeats a known fact (a second result for a finished instance, an
  * expansion of a task already expanded) changes nothing.
  */
-import type { ErrorInfo, RunEvent, RunRequested } from "../events/index.ts";
+import { outcomesOf, type ErrorInfo, type InstanceFailed, type InstanceSucceeded, type RunEvent, type RunRequested } from "../events/index.ts";
 import { clearPlan } from "./clear.ts";
 import type { Instance, RunState, TaskRun } from "./state.ts";
 import { FINISHED_RUN_STATES, taskStateOf } from "./state.ts";
@@ -127,6 +127,36 @@ function settle(task: TaskRun, at: number): void {
   task.endedAt = at;
 }
 
+/** An instance's outcome: it succeeds, fails, or waits for its retry. */
+function finish(state: RunState, task: TaskRun, event: InstanceSucceeded | InstanceFailed, details: boolean): void {
+  const instance = instanceOf(task, event.mapIndex);
+  // A second outcome for the same try (finished, or already waiting for its retry) is a redelivery.
+  if (!instance || (instance.state !== "queued" && instance.state !== "running") || instance.try !== event.try) return;
+  if (details) {
+    instance.startedAt = event.startedAt;
+    instance.endedAt = event.at;
+    instance.worker = event.worker;
+    if (event.label !== undefined) instance.label = event.label;
+    if (event.artifacts?.length) (instance.artifacts ??= []).push(...event.artifacts.map(({ name, contentType, bytes, object }) => ({ name, contentType, bytes, object, try: event.try })));
+  }
+  if (event.type === "InstanceSucceeded") {
+    instance.state = "success";
+    instance.result = event.result;
+    task.open -= 1;
+  } else {
+    instance.error = event.error;
+    const retries = taskSpec(state.spec, task.id).options.retries;
+    if (event.try <= retries && event.noRetry !== true) {
+      instance.state = "up_for_retry";
+      task.retrying += 1;
+    } else {
+      instance.state = "failed";
+      task.open -= 1;
+    }
+  }
+  settle(task, event.at);
+}
+
 export type EvolveOptions = {
   /**
    * Keep what only readers show — each instance's start and end times,
@@ -144,7 +174,7 @@ export function evolve(state: RunState | undefined, event: RunEvent, options: Ev
   if (event.type === "RunRequested") return state ?? started(event);
   if (!state) return undefined; // an event of a run whose request this reader never saw
   const task = "taskId" in event ? state.tasks[event.taskId] : undefined;
-  if (state.state === "queued" && event.type !== "InstanceSucceeded" && event.type !== "InstanceFailed") state.state = "running";
+  if (state.state === "queued" && event.type !== "InstanceSucceeded" && event.type !== "InstanceFailed" && event.type !== "InstancesFinished") state.state = "running";
 
   switch (event.type) {
     case "TaskExpanded":
@@ -223,35 +253,12 @@ export function evolve(state: RunState | undefined, event: RunEvent, options: Ev
       }
       return state;
     case "InstanceSucceeded":
-    case "InstanceFailed": {
-      const instance = task && instanceOf(task, event.mapIndex);
-      // A second outcome for the same try (finished, or already waiting for its retry) is a redelivery.
-      if (!task || !instance || (instance.state !== "queued" && instance.state !== "running") || instance.try !== event.try) return state;
-      if (details) {
-        instance.startedAt = event.startedAt;
-        instance.endedAt = event.at;
-        instance.worker = event.worker;
-        if (event.label !== undefined) instance.label = event.label;
-        if (event.artifacts?.length) (instance.artifacts ??= []).push(...event.artifacts.map(({ name, contentType, bytes, object }) => ({ name, contentType, bytes, object, try: event.try })));
-      }
-      if (event.type === "InstanceSucceeded") {
-        instance.state = "success";
-        instance.result = event.result;
-        task.open -= 1;
-      } else {
-        instance.error = event.error;
-        const retries = taskSpec(state.spec, task.id).options.retries;
-        if (event.try <= retries && event.noRetry !== true) {
-          instance.state = "up_for_retry";
-          task.retrying += 1;
-        } else {
-          instance.state = "failed";
-          task.open -= 1;
-        }
-      }
-      settle(task, event.at);
+    case "InstanceFailed":
+      if (task) finish(state, task, event, details);
       return state;
-    }
+    case "InstancesFinished":
+      if (task) for (const outcome of outcomesOf(event)) finish(state, task, outcome, details);
+      return state;
     case "InstanceRetried": {
       const instance = task && instanceOf(task, event.mapIndex);
       if (!task || !instance || instance.state !== "up_for_retry" || event.try !== instance.try + 1) return state;

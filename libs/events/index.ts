@@ -19,8 +19,11 @@ import type { DagSpec } from "../core/spec.ts";
  * 5: InstanceFailed's `noRetry`, which an older reader would fold as up for
  * retry while the coordinator failed the instance; it stops instead. v4
  * events need no change.
+ * 6: InstancesFinished, a worker's outcomes of one wave in one event, which
+ * an older reader would skip and so never see those instances finish; it
+ * stops instead. v5 events need no change.
  */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 export type ErrorInfo = { readonly name: string; readonly message: string; readonly stack?: string };
 
@@ -161,6 +164,65 @@ export type InstanceFailed = InstanceOutcomeBase & {
   readonly noRetry?: true;
 };
 
+/** One instance's outcome inside InstancesFinished: failed when it has `error`, else succeeded. */
+export type FinishedInstance = {
+  readonly mapIndex: number;
+  readonly try: number;
+  readonly startedAt: number;
+  readonly at: number;
+  readonly label?: string;
+  readonly artifacts?: readonly ArtifactRef[];
+  readonly result?: unknown;
+  readonly error?: ErrorInfo;
+  readonly noRetry?: true;
+};
+
+/**
+ * Outcomes of one task's instances that one worker finished together, in
+ * one message: a wide map of short tasks records a wave of outcomes at
+ * once, and one message each cost the log, the coordinator and the projector
+ * more than the tasks did. Its instances are in one chunk of map indexes
+ * (OUTCOME_CHUNK), so "has this try an outcome?" reads a chunk's few
+ * messages. Means exactly what its outcomes would as single events.
+ */
+export type InstancesFinished = {
+  readonly type: "InstancesFinished";
+  readonly runId: string;
+  readonly taskId: string;
+  readonly worker: string;
+  readonly outcomes: readonly FinishedInstance[];
+  readonly at: number;
+};
+
+/** Map indexes per chunk: an InstancesFinished holds outcomes of one chunk only. */
+export const OUTCOME_CHUNK = 64;
+
+/** The chunk a map index's batched outcomes are appended under. */
+export function outcomeChunk(mapIndex: number): number {
+  return Math.floor(mapIndex / OUTCOME_CHUNK);
+}
+
+/**
+ * The single events InstancesFinished stands for, in its order. Literals with
+ * every field (absent ones undefined), not spread copies: the coordinator
+ * folds one per instance of a wide map.
+ */
+export function outcomesOf(event: InstancesFinished): (InstanceSucceeded | InstanceFailed)[] {
+  const { runId, taskId, worker } = event;
+  return event.outcomes.map((o): InstanceSucceeded | InstanceFailed =>
+    o.error
+      ? { type: "InstanceFailed", runId, taskId, mapIndex: o.mapIndex, try: o.try, worker, startedAt: o.startedAt, at: o.at, label: o.label, artifacts: o.artifacts, error: o.error, noRetry: o.noRetry }
+      : { type: "InstanceSucceeded", runId, taskId, mapIndex: o.mapIndex, try: o.try, worker, startedAt: o.startedAt, at: o.at, label: o.label, artifacts: o.artifacts, result: o.result });
+}
+
+/** An outcome as it sits inside InstancesFinished (the fields the batch does not hold once for all). */
+export function finishedInstance(event: InstanceSucceeded | InstanceFailed): FinishedInstance {
+  const { mapIndex, try: tryNumber, startedAt, at, label, artifacts } = event;
+  const common = { mapIndex, try: tryNumber, startedAt, at, ...(label !== undefined ? { label } : {}), ...(artifacts ? { artifacts } : {}) };
+  if (event.type === "InstanceFailed") return { ...common, error: event.error, ...(event.noRetry ? { noRetry: true as const } : {}) };
+  return event.result === undefined ? common : { ...common, result: event.result };
+}
+
 /**
  * Instances held back by `maxActivePerRun` / `maxActive` get a free slot:
  * their work is published. One event for every instance let go at once.
@@ -255,6 +317,7 @@ export type RunEvent =
   | InstanceStarted
   | InstanceSucceeded
   | InstanceFailed
+  | InstancesFinished
   | InstanceRetried
   | InstancesRerun
   | ClearRequested
@@ -294,6 +357,7 @@ export const EVENT_TYPES: readonly EventType[] = [
   "InstanceStarted",
   "InstanceSucceeded",
   "InstanceFailed",
+  "InstancesFinished",
   "InstanceRetried",
   "InstancesRerun",
   "ClearRequested",
@@ -304,11 +368,11 @@ export const EVENT_TYPES: readonly EventType[] = [
 ];
 
 /** Events only the coordinator appends (fenced on the run's coordinator subject). */
-export type CoordinatorEvent = Exclude<RunEvent, OperatorEvent | InstanceStarted | InstanceSucceeded | InstanceFailed>;
+export type CoordinatorEvent = Exclude<RunEvent, OperatorEvent | WorkerEvent>;
 /** Requests from people and their tools (CLI, UI), appended on the run's request subject. */
 export type OperatorEvent = RunRequested | ClearRequested | InstanceMarked | RunCancelRequested;
 /** Events a worker appends about the work it was given. */
-export type WorkerEvent = InstanceStarted | InstanceSucceeded | InstanceFailed;
+export type WorkerEvent = InstanceStarted | InstanceSucceeded | InstanceFailed | InstancesFinished;
 
 export function isRunEvent(event: MapflowEvent): event is RunEvent {
   return event.type !== "DagRegistered" && event.type !== "DagPaused" && event.type !== "RunsPurged";

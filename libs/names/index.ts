@@ -9,7 +9,8 @@
  *   mf.evt.admin                        RunsPurged           (admin: db clean)
  *   mf.evt.run.<runId>.req              RunRequested         (CLI / API)
  *   mf.evt.run.<runId>.coord            decisions            (coordinator only)
- *   mf.evt.run.<runId>.inst.<taskId>    instance outcomes    (workers)
+ *   mf.evt.run.<runId>.inst.<taskId>.<i>   an instance's events (workers)
+ *   mf.evt.run.<runId>.inst.<taskId>.c<k>  outcomes of a wave, in chunk k of map indexes (workers)
  *   mf.work.<queue>.<runId>.<taskId>    work items           (coordinator → workers)
  *   mf.log.<runId>.<taskId>.<mapIndex>.<try>
  *                                       a try's ctx.log lines (workers)
@@ -76,6 +77,8 @@ export const subjects = {
   coordinator: (runId: string) => `mf.evt.run.${runId}.coord`,
   /** One subject per instance, so "has this instance an outcome?" is one last-by-subject lookup. */
   instanceOutcome: (runId: string, taskId: string, mapIndex: number) => `mf.evt.run.${runId}.inst.${taskToken(taskId)}.${mapIndex}`,
+  /** InstancesFinished of one chunk of a task's map indexes (see OUTCOME_CHUNK): a redelivered try's outcome is among its few messages. */
+  chunkOutcomes: (runId: string, taskId: string, chunk: number) => `mf.evt.run.${runId}.inst.${taskToken(taskId)}.c${chunk}`,
   allLogs: "mf.log.>",
   /** One try's log lines, in the order its task wrote them. */
   tryLog: (runId: string, taskId: string, mapIndex: number, tryNumber: number) => `mf.log.${runId}.${taskToken(taskId)}.${mapIndex}.${tryNumber}`,
@@ -206,6 +209,8 @@ export const msgIds = {
   run: (runId: string) => `run/${runId}`,
   instance: (runId: string, taskId: string, mapIndex: number, tryNumber: number) =>
     `${runId}/${taskId}/${mapIndex}/${tryNumber}`,
+  /** `unique` is made once per batch, so the worker's retries of one append are one message. */
+  outcomes: (runId: string, taskId: string, unique: string) => `outcomes/${runId}/${taskId}/${unique}`,
   started: (runId: string, taskId: string, mapIndex: number, tryNumber: number) =>
     `started/${runId}/${taskId}/${mapIndex}/${tryNumber}`,
   work: (runId: string, taskId: string, mapIndex: number, tryNumber: number) =>

@@ -2,7 +2,7 @@
 import { ClosedConnectionError, DrainingConnectionError, headers, NoRespondersError, RequestError, TimeoutError } from "@nats-io/transport-node";
 import { DeliverPolicy, JetStreamApiError, type ConsumerMessages, type JetStreamClient, type JsMsg, type PubAck } from "@nats-io/jetstream";
 import { decodeEvent, encodeEvent } from "../codec/index.ts";
-import { isRunEvent, type MapflowEvent } from "../events/index.ts";
+import { isRunEvent, outcomeChunk, type MapflowEvent } from "../events/index.ts";
 import { evolve, type EvolveOptions, type RunState } from "../core/index.ts";
 import type { Nats } from "./connect.ts";
 import type { PublishAckedOptions } from "./publisher.ts";
@@ -63,6 +63,8 @@ export function subjectOf(event: MapflowEvent): string {
     case "InstanceSucceeded":
     case "InstanceFailed":
       return subjects.instanceOutcome(event.runId, event.taskId, event.mapIndex);
+    case "InstancesFinished":
+      return subjects.chunkOutcomes(event.runId, event.taskId, outcomeChunk(event.outcomes[0]!.mapIndex));
     default:
       return subjects.coordinator(event.runId);
   }

@@ -10,3 +10,4 @@ export * from "./artifacts.ts";
 export * from "./taskkv.ts";
 export * from "./workers.ts";
 export * from "./auth.ts";
+export * from "./outcomes.ts";

@@ -6,7 +6,7 @@
 import type { Command } from "commander";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { MapflowEvent } from "../../libs/events/index.ts";
+import { outcomesOf, type MapflowEvent } from "../../libs/events/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
 import { subjects } from "../../libs/names/index.ts";
 import { followEvents, hasMessageFrom, lastLogSeq, readRecords, type LogRecord } from "../../libs/nats/index.ts";
@@ -28,11 +28,19 @@ export type HistoryRow = {
   try: number | null;
   worker: string | null;
   payload: Record<string, unknown>;
+  /** Set on the rows of an InstancesFinished: the log holds them in that one event, at `seq`. */
+  batch?: true;
 };
 
-export function historyRow(seq: number, time: number, event: MapflowEvent): HistoryRow {
+/** The history rows of one event: an InstancesFinished gives a row per outcome, as its single events would, each marked `batch`. */
+export function historyRows(seq: number, time: number, event: MapflowEvent): HistoryRow[] {
+  if (event.type !== "InstancesFinished") return [historyRow(seq, time, event)];
+  return outcomesOf(event).map((outcome) => ({ ...historyRow(seq, time, outcome), batch: true as const }));
+}
+
+function historyRow(seq: number, time: number, event: MapflowEvent): HistoryRow {
   const e = event as Record<string, unknown>;
-  const payload = Object.fromEntries(Object.entries(e).filter(([k]) => !COLUMNS.has(k)));
+  const payload = Object.fromEntries(Object.entries(e).filter(([k, v]) => !COLUMNS.has(k) && v !== undefined));
   return {
     seq, time: new Date(time).toISOString(), type: event.type,
     taskId: (e["taskId"] as string | undefined) ?? null,
@@ -118,10 +126,7 @@ export function auditCommands(program: Command): void {
       const follow = await followEvents(nats.js, subjects.run(runId), 1, (seq, err) => process.stderr.write(`mapflow: seq ${seq} is not a valid event (${err.message}); skipped\n`));
       if (opts.follow) void untilSignal().then(() => follow.stop());
       for await (const { seq, time, event, caughtUp } of follow) {
-        if (event) {
-          const row = historyRow(seq, time, event);
-          process.stdout.write(`${opts.json ? JSON.stringify(row) : renderHistoryRow(row)}\n`);
-        }
+        for (const row of event ? historyRows(seq, time, event) : []) process.stdout.write(`${opts.json ? JSON.stringify(row) : renderHistoryRow(row)}\n`);
         if (caughtUp && !opts.follow) break;
       }
       await follow.stop();

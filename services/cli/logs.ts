@@ -9,6 +9,7 @@ import { FINISHED_RUN_STATES, type RunState } from "../../libs/core/index.ts";
 import type { LogLine } from "../../libs/core/logline.ts";
 import { decodeLogLine } from "../../libs/codec/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
+import { outcomeChunk } from "../../libs/events/index.ts";
 import { STREAMS, subjects } from "../../libs/names/index.ts";
 import { followEvents, lastLogSeq, readTryLogs, type Nats } from "../../libs/nats/index.ts";
 import { checkRunId, checkTaskId, connectTo, credentialsOption, dataOption, natsOption, untilSignal, wholeNumber } from "./common.ts";
@@ -64,12 +65,16 @@ export function pickTry(state: RunState, taskId: string, mapIndex: number | unde
  * the instance, or the run finished. Watches the log after `fromSeq`.
  */
 async function tryEnded(nats: Nats, ref: TryRef, fromSeq: number): Promise<{ stop(): Promise<void>; ended: Promise<void> }> {
-  const filter = [subjects.instanceOutcome(ref.runId, ref.taskId, ref.mapIndex), subjects.coordinator(ref.runId), subjects.requests(ref.runId)];
+  const filter = [
+    subjects.instanceOutcome(ref.runId, ref.taskId, ref.mapIndex), subjects.chunkOutcomes(ref.runId, ref.taskId, outcomeChunk(ref.mapIndex)),
+    subjects.coordinator(ref.runId), subjects.requests(ref.runId),
+  ];
   const follow = await followEvents(nats.js, filter, fromSeq, () => {});
   const ended = (async () => {
     for await (const { event } of follow) {
       if (!event) continue;
       if ((event.type === "InstanceSucceeded" || event.type === "InstanceFailed") && event.try === ref.try) return;
+      if (event.type === "InstancesFinished" && event.outcomes.some((o) => o.mapIndex === ref.mapIndex && o.try === ref.try)) return;
       if (event.type === "InstanceMarked" && event.taskId === ref.taskId && event.mapIndex === ref.mapIndex) return;
       if (event.type === "RunFinished") return;
     }

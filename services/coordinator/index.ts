@@ -109,7 +109,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
 
   /** A slot freed under maxActive may let another run of the same DAG go on. */
   function wakeSiblings(state: RunState, event: MapflowEvent): void {
-    const frees = event.type === "InstanceSucceeded" || event.type === "InstanceFailed" || event.type === "InstanceMarked"
+    const frees = event.type === "InstanceSucceeded" || event.type === "InstanceFailed" || event.type === "InstancesFinished" || event.type === "InstanceMarked"
       ? taskSpec(state.spec, event.taskId).options.maxActive !== null
       : (event.type === "RunFinished" || event.type === "RunTimedOut") && state.spec.tasks.some((t) => t.options.maxActive !== null);
     if (!frees) return;
@@ -347,7 +347,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     for await (const { seq, subject, event, caughtUp: noneNewer } of follow) {
       // Rare: most events need no I/O before their fold.
       if (needsRecall(event)) await recall(seq, event);
-      if (event?.type === "InstanceSucceeded") await stored.attachResult(books.get(event.runId)?.state, event);
+      if (event?.type === "InstanceSucceeded" || event?.type === "InstancesFinished") await stored.attachResults(books.get(event.runId)?.state, event);
       fold(seq, subject, event, outbox);
       applied.add(event?.type ?? "malformed");
       position = seq;

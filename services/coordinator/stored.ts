@@ -5,7 +5,7 @@
  */
 import type { ObjectStore } from "@nats-io/obj";
 import { iteratedOutputs, StoredValue, type DagSpec, type RunState } from "../../libs/core/index.ts";
-import type { InstanceSucceeded } from "../../libs/events/index.ts";
+import type { InstancesFinished, InstanceSucceeded } from "../../libs/events/index.ts";
 import { fetchValue, isTransient, lazyValueStore, type Nats } from "../../libs/nats/index.ts";
 import { ValueGoneError } from "../../libs/errors.ts";
 import type { Logger } from "../../libs/log/index.ts";
@@ -13,8 +13,8 @@ import type { Logger } from "../../libs/log/index.ts";
 export type StoredValues = {
   /** The value bucket, opened once. */
   bucket(): Promise<ObjectStore>;
-  /** Fetches an arriving result if expansion will read inside it. */
-  attachResult(state: RunState | undefined, event: InstanceSucceeded): Promise<void>;
+  /** Fetches an arriving result (or a batch's) if expansion will read inside it. */
+  attachResults(state: RunState | undefined, event: InstanceSucceeded | InstancesFinished): Promise<void>;
   /** Fetches every such result of a run folded from the log or a snapshot. */
   attachAll(state: RunState): Promise<void>;
 };
@@ -43,8 +43,10 @@ export function storedValues(nats: Nats, log: Logger, active: () => boolean): St
   };
   return {
     bucket,
-    async attachResult(state, event) {
-      if (state && event.result instanceof StoredValue && iteratedIn(state.spec).has(event.taskId)) await attach(event.result);
+    async attachResults(state, event) {
+      if (!state || !iteratedIn(state.spec).has(event.taskId)) return;
+      if (event.type === "InstanceSucceeded") await attach(event.result);
+      else for (const outcome of event.outcomes) await attach(outcome.result);
     },
     async attachAll(state) {
       for (const taskId of iteratedIn(state.spec)) {

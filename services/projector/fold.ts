@@ -71,6 +71,10 @@ function touch(touched: Touched, event: RunEvent, runs: ReadonlyMap<string, RunS
       touchTask(touched, runId, event.taskId);
       touchInstance(touched, runId, event.taskId, event.mapIndex);
       return;
+    case "InstancesFinished":
+      touchTask(touched, runId, event.taskId);
+      for (const o of event.outcomes) touchInstance(touched, runId, event.taskId, o.mapIndex);
+      return;
     case "InstancesQueued":
       touchTask(touched, runId, event.taskId);
       for (const i of event.mapIndexes) touchInstance(touched, runId, event.taskId, i);
@@ -111,7 +115,7 @@ export class ProjectionFold {
     return this.runs.get(runId);
   }
 
-  /** Events folded since the last commit. */
+  /** Events folded since the last commit, an InstancesFinished counted as its outcomes. */
   get uncommitted(): number {
     return this.pending;
   }
@@ -146,7 +150,7 @@ export class ProjectionFold {
       }
     }
     this.last = seq;
-    this.pending++;
+    this.pending += event?.type === "InstancesFinished" ? event.outcomes.length : 1;
   }
 
   /** Writes what the folded events changed, and the checkpoint, in one transaction; returns the checkpoint. */

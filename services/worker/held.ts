@@ -11,19 +11,26 @@ import type { JsMsg } from "@nats-io/jetstream";
 export type Hold = {
   /** The try's task code started now; `announce` is called once if it is still running after `startedAfterMs`. */
   running(startedAt: number, announce: () => void): void;
+  /**
+   * Whether the message may have gone to another worker meanwhile: once, its
+   * heartbeat came `lapseMs` or more after the one before (the process was
+   * paused or its event loop blocked), so its ack deadline may have passed.
+   */
+  lapsed(now: number): boolean;
   release(): void;
 };
 
 export type HeldWork = { hold(msg: JsMsg): Hold; stop(): void };
 
-type Entry = { msg: JsMsg; beatAt: number; startedAt?: number; announce?: () => void };
+type Entry = { msg: JsMsg; beatAt: number; lapsed: boolean; startedAt?: number; announce?: () => void };
 
-export function heldWork(heartbeatMs: number, startedAfterMs: number): HeldWork {
+export function heldWork(heartbeatMs: number, startedAfterMs: number, lapseMs: number): HeldWork {
   const entries = new Set<Entry>();
   const sweep = () => {
     const now = Date.now();
     for (const entry of entries) {
       if (now - entry.beatAt >= heartbeatMs) {
+        if (now - entry.beatAt >= lapseMs) entry.lapsed = true;
         entry.msg.working();
         entry.beatAt = now;
       }
@@ -38,12 +45,15 @@ export function heldWork(heartbeatMs: number, startedAfterMs: number): HeldWork 
   const timer = setInterval(sweep, Math.max(10, Math.min(heartbeatMs, startedAfterMs) / 4));
   return {
     hold(msg) {
-      const entry: Entry = { msg, beatAt: Date.now() };
+      const entry: Entry = { msg, beatAt: Date.now(), lapsed: false };
       entries.add(entry);
       return {
         running(startedAt, announce) {
           entry.startedAt = startedAt;
           entry.announce = announce;
+        },
+        lapsed(now) {
+          return entry.lapsed || now - entry.beatAt >= lapseMs;
         },
         release() {
           entries.delete(entry);

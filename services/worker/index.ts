@@ -7,9 +7,10 @@ import { hostname } from "node:os";
 import { PubHeaders, type JsMsg } from "@nats-io/jetstream";
 import { decodeEvent, decodeWork, encodeTaskValue } from "../../libs/codec/index.ts";
 import type { WorkItem } from "../../libs/core/work.ts";
-import type { ErrorInfo, InstanceFailed, InstanceSucceeded } from "../../libs/events/index.ts";
+import { finishedInstance, type ErrorInfo, type InstanceFailed, type InstancesFinished, type InstanceSucceeded } from "../../libs/events/index.ts";
+import { errorBytes, OUTCOME_BATCH_BYTES, outcomeGroups, type Finished } from "./outcomes.ts";
 import { consumers, DEFAULT_QUEUE, HEADERS, msgIds, objects, STREAMS, subjects } from "../../libs/names/index.ts";
-import { appendEvent, fetchBytes, fetchValue, INLINE_VALUE_BYTES, isTransient, lazyValueStore, maxValueBytes, storeValue, whileJetStreamRecovers, type Nats } from "../../libs/nats/index.ts";
+import { appendEvent, hasOutcome, fetchBytes, fetchValue, INLINE_VALUE_BYTES, isTransient, lazyValueStore, maxValueBytes, storeValue, whileJetStreamRecovers, type Nats } from "../../libs/nats/index.ts";
 import { ulid } from "ulid";
 import type { DagBag } from "../../libs/dags/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
@@ -135,7 +136,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
 
   /** Tries in progress per run, each as its abort function, so a stopped run's can be aborted. */
   const tries = new Map<string, Set<(reason: Error) => void>>();
-  const held = heldWork(heartbeatMs, startedEventAfterMs);
+  const held = heldWork(heartbeatMs, startedEventAfterMs, ackWaitMs / 2);
   const redeliveries = workRedeliveries.slot(queue);
   const handedBack = workHandedBack.slot(queue);
   /** Runs told to stop, and when (bounded): their work published before then is dropped; a later clear's is not. */
@@ -162,28 +163,46 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   }
 
   /** Tries that finished in this turn of the event loop, waiting to append their outcomes together. */
-  const finishing: (() => void)[] = [];
+  let finishing: Finished[] = [];
   const appendTogether = () => {
-    for (const go of finishing.splice(0)) go();
+    const wave = finishing;
+    finishing = [];
+    for (const group of outcomeGroups(wave)) void appendGroup(group);
   };
 
-  /** Appends a try's outcome and acks its work; `logsStored` first, so a reader who sees the outcome finds the try's log lines. */
-  async function outcome(msg: JsMsg, event: InstanceSucceeded | InstanceFailed, logsStored?: Promise<void>): Promise<void> {
-    if (logsStored) await logsStored;
-    // The appends of a wave of finished tries go out in one socket write rather than one each:
-    // a wide map of short tasks spent more time in writes than in anything else.
-    await new Promise<void>((go) => {
-      if (finishing.push(go) === 1) setImmediate(appendTogether);
-    });
+  /** Appends one group's outcomes (one event, or InstancesFinished for several) and acks their work, or hands it all back. */
+  async function appendGroup(group: Finished[]): Promise<void> {
+    const first = group[0]!.event;
     try {
-      await recovering(() => appendEvent(nats, event, { msgId: msgIds.instance(event.runId, event.taskId, event.mapIndex, event.try) }));
+      if (group.length === 1) {
+        await recovering(() => appendEvent(nats, first, { msgId: msgIds.instance(first.runId, first.taskId, first.mapIndex, first.try) }));
+      } else {
+        const batch: InstancesFinished = { type: "InstancesFinished", runId: first.runId, taskId: first.taskId, worker: name, outcomes: group.map((f) => finishedInstance(f.event)), at: Date.now() };
+        const msgId = msgIds.outcomes(first.runId, first.taskId, ulid());
+        await recovering(() => appendEvent(nats, batch, { msgId }));
+      }
       if (crashAfterAppend) process.kill(process.pid, "SIGKILL");
-      msg.ack();
+      for (const f of group) f.msg.ack();
     } catch (err) {
-      // Not recorded: hand the item back so this or another worker tries again.
-      log.error({ err, runId: event.runId, taskId: event.taskId, mapIndex: event.mapIndex, try: event.try }, "could not append the outcome; handing the work back");
-      msg.nak(1000);
+      // Not recorded: hand the items back so this or another worker tries again.
+      log.error({ err, runId: first.runId, taskId: first.taskId, mapIndexes: group.map((f) => f.event.mapIndex), try: first.try }, "could not append the outcome; handing the work back");
+      for (const f of group) f.msg.nak(1000);
     }
+    for (const f of group) f.done();
+  }
+
+  /**
+   * Appends a try's outcome and acks its work; `logsStored` first, so a reader who sees the outcome finds the try's log lines.
+   * Outcomes of one turn go out together: a wide map of short tasks spent more on one message per outcome than on anything else.
+   */
+  async function outcome(msg: JsMsg, hold: Hold, event: InstanceSucceeded | InstanceFailed, bytes: number, logsStored?: Promise<void>): Promise<void> {
+    if (logsStored) await logsStored;
+    // Only a message delivered once and held throughout may share an event: another copy of its try
+    // (a redelivery) appends alone, under the try's own message id, so the log keeps one of them.
+    const alone = msg.info.deliveryCount > 1 || hold.lapsed(Date.now()) || bytes > OUTCOME_BATCH_BYTES;
+    await new Promise<void>((done) => {
+      if (finishing.push({ msg, event, bytes, alone, done }) === 1) setImmediate(appendTogether);
+    });
   }
 
   /** The loaded DAG the item needs, or an error saying why this worker cannot run it. */
@@ -199,22 +218,19 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   }
 
   /** Records a failure for work that cannot run (unreadable, or for a DAG this worker lacks), then drops it. */
-  async function poisoned(msg: JsMsg, instance: { runId: string; taskId: string; mapIndex: number; try: number } | undefined, error: ErrorInfo): Promise<void> {
+  async function poisoned(msg: JsMsg, hold: Hold, instance: { runId: string; taskId: string; mapIndex: number; try: number } | undefined, error: ErrorInfo): Promise<void> {
     log.error({ subject: msg.subject, ...instance, error: error.message }, "work cannot run; recording the failure");
     if (!instance) {
       msg.term(); // nothing names its instance: nothing to fail
       return;
     }
     const now = Date.now();
-    await outcome(msg, { type: "InstanceFailed", ...instance, worker: name, error, startedAt: now, at: now });
+    await outcome(msg, hold, { type: "InstanceFailed", ...instance, worker: name, error, startedAt: now, at: now }, errorBytes(error));
   }
 
   /** A redelivered item whose try already has an outcome in the log (its worker died before the ack) is not run again. */
-  async function alreadyDone(msg: JsMsg, item: WorkItem): Promise<boolean> {
-    const last = await recovering(() => nats.jsm.streams.getMessage(STREAMS.events, { last_by_subj: subjects.instanceOutcome(item.runId, item.taskId, item.mapIndex) }));
-    if (!last) return false;
-    const event = decodeEvent(last.data, last.header.get(HEADERS.eventType) || undefined);
-    return (event.type === "InstanceSucceeded" || event.type === "InstanceFailed") && event.try >= item.try;
+  function alreadyDone(item: WorkItem): Promise<boolean> {
+    return recovering(() => hasOutcome(nats, item.runId, item.taskId, item.mapIndex, item.try));
   }
 
   /** The work item, from the message or, for one too large to travel inline, from the object it names. */
@@ -242,7 +258,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     } catch (err) {
       if (isTransient(err)) throw err; // not poison: JetStream is still recovering; the item comes back
       const named = msgIds.parseWork(msg.headers?.get(PubHeaders.MsgIdHdr) ?? "");
-      await poisoned(msg, named, { name: "UnreadableWork", message: `the work message for this instance cannot be decoded (${(err as Error).message}); it was dropped` });
+      await poisoned(msg, hold, named, { name: "UnreadableWork", message: `the work message for this instance cannot be decoded (${(err as Error).message}); it was dropped` });
       return;
     }
     try {
@@ -254,10 +270,10 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
         msg.nak(1000);
         return;
       }
-      await poisoned(msg, item, errorInfo(err));
+      await poisoned(msg, hold, item, errorInfo(err));
       return;
     }
-    if (msg.info.redelivered && (await alreadyDone(msg, item))) {
+    if (msg.info.redelivered && (await alreadyDone(item))) {
       msg.ack();
       return;
     }
@@ -306,9 +322,9 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       });
       const result = await Promise.race(timeout ? [run, timeout, attempt.aborted] : [run, attempt.aborted]);
       const artifacts = attempt.artifacts && (await artifactsOf(attempt.artifacts));
-      const succeeded = await recordable({ type: "InstanceSucceeded", ...base, ...(label !== undefined ? { label } : {}), ...artifacts, result, startedAt, at: Date.now() });
+      const { event: succeeded, bytes } = await recordable({ type: "InstanceSucceeded", ...base, ...(label !== undefined ? { label } : {}), ...artifacts, result, startedAt, at: Date.now() });
       instanceDuration.observe(item.dagId, item.taskId, (succeeded.at - startedAt) / 1000);
-      await outcome(msg, succeeded, attempt.log?.stored());
+      await outcome(msg, hold, succeeded, bytes, attempt.log?.stored());
     } catch (err) {
       if (err === HANDED_BACK) {
         // Not a failure and not recorded: the same try runs again on another worker.
@@ -322,7 +338,8 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       const artifacts = attempt.artifacts && (await artifactsOf(attempt.artifacts));
       const at = Date.now();
       instanceDuration.observe(item.dagId, item.taskId, (at - startedAt) / 1000);
-      await outcome(msg, { type: "InstanceFailed", ...base, ...(label !== undefined ? { label } : {}), ...artifacts, ...failureOf(err), startedAt, at }, attempt.log?.stored());
+      const failure = failureOf(err);
+      await outcome(msg, hold, { type: "InstanceFailed", ...base, ...(label !== undefined ? { label } : {}), ...artifacts, ...failure, startedAt, at }, errorBytes(failure.error), attempt.log?.stored());
     } finally {
       running--;
       clearTimeout(timer);
@@ -341,10 +358,10 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   }
 
   /**
-   * The success event as it will be appended: the result checked to be
+   * The success event as it will be appended, and its result's size: the result checked to be
    * storable, and moved to the object store when too large to travel inline.
    */
-  async function recordable(succeeded: InstanceSucceeded): Promise<InstanceSucceeded> {
+  async function recordable(succeeded: InstanceSucceeded): Promise<{ event: InstanceSucceeded; bytes: number }> {
     let data: Uint8Array;
     try {
       data = encodeTaskValue(succeeded.result, "result");
@@ -354,9 +371,9 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     if (data.byteLength > maxResultBytes) {
       throw new Error(`task '${succeeded.taskId}' returned ${data.byteLength} bytes, over the ${maxResultBytes}-byte limit for a result (MAPFLOW_MAX_VALUE_BYTES); write large data elsewhere and return a reference (a path or URL)`);
     }
-    if (data.byteLength <= INLINE_VALUE_BYTES) return succeeded;
+    if (data.byteLength <= INLINE_VALUE_BYTES) return { event: succeeded, bytes: data.byteLength };
     const key = objects.result(succeeded.runId, succeeded.taskId, succeeded.mapIndex, succeeded.try, ulid());
-    return { ...succeeded, result: await recovering(async () => storeValue(await values(), key, data)) };
+    return { event: { ...succeeded, result: await recovering(async () => storeValue(await values(), key, data)) }, bytes: key.length };
   }
 
   const puller = pullWork(nats, log, settings, handle);

@@ -10,7 +10,7 @@ import { startCluster, startNatsServer, connectNats, ensureStreams, followEvents
 import assert from "node:assert/strict";
 import { STREAMS, subjects } from "../../libs/names/index.ts";
 import type { RunState } from "../../libs/core/index.ts";
-import type { RunEvent } from "../../libs/events/index.ts";
+import { outcomesOf, type RunEvent } from "../../libs/events/index.ts";
 import { dumpTables, replayed } from "./replay.ts";
 import { registeredDag, requestRun, waitForRun } from "../../services/cli/runs.ts";
 import { FIXTURES, startCli, stopProcess, tempDir } from "./index.ts";
@@ -106,13 +106,18 @@ export async function trigger(nats: Nats, dagId: string, conf: Record<string, un
   return requestRun(nats, { dagId, version: dag.version, spec: dag.spec, conf });
 }
 
-/** Every event of a run, with sequences, as the log has it now. */
+/**
+ * Every event of a run, with sequences, as the log has it now; an
+ * InstancesFinished as the outcomes it stands for, each at its sequence,
+ * so what the tests count is outcomes however a worker grouped them.
+ */
 export async function runEvents(nats: Nats, runId: string): Promise<{ seq: number; event: RunEvent }[]> {
   const follow = await followEvents(nats.js, subjects.run(runId));
   const out: { seq: number; event: RunEvent }[] = [];
   try {
     for await (const d of follow) {
-      if (d.event) out.push({ seq: d.seq, event: d.event as RunEvent });
+      if (d.event?.type === "InstancesFinished") for (const event of outcomesOf(d.event)) out.push({ seq: d.seq, event });
+      else if (d.event) out.push({ seq: d.seq, event: d.event as RunEvent });
       if (d.caughtUp) break;
     }
   } finally {

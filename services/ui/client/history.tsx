@@ -31,9 +31,9 @@ function foldTo(history: History, count: number): RunState | undefined {
 }
 
 function describe(event: History["events"][number]["event"]): string {
-  const e = event as { taskId?: string; mapIndex?: number; mapIndexes?: number[]; state?: string };
+  const e = event as { taskId?: string; mapIndex?: number; mapIndexes?: number[]; outcomes?: unknown[]; state?: string };
   const where = e.taskId ? ` ${e.taskId}${e.mapIndex !== undefined && e.mapIndex >= 0 ? `[${e.mapIndex}]` : ""}` : "";
-  const many = e.mapIndexes ? ` ×${e.mapIndexes.length}` : "";
+  const many = e.mapIndexes ? ` ×${e.mapIndexes.length}` : e.outcomes ? ` ×${e.outcomes.length}` : "";
   return `${event.type}${where}${many}${e.state ? ` → ${e.state}` : ""}`;
 }
 

@@ -1,0 +1,32 @@
+/**
+ * Whether the log already holds a try's outcome, for a worker given work
+ * again (its first worker died between the append and the ack). An outcome
+ * is on its instance's subject (a single event) or in one of its chunk's
+ * InstancesFinished, a few messages read one after another.
+ */
+import type { StoredMsg } from "@nats-io/jetstream";
+import { decodeEvent } from "../codec/index.ts";
+import { outcomeChunk, type MapflowEvent } from "../events/index.ts";
+import { HEADERS, STREAMS, subjects } from "../names/index.ts";
+import type { Nats } from "./connect.ts";
+
+function eventOf(stored: StoredMsg): MapflowEvent {
+  const schema = Number(stored.header.get(HEADERS.schemaVersion) || NaN);
+  return decodeEvent(stored.data, stored.header.get(HEADERS.eventType) || undefined, Number.isFinite(schema) ? schema : undefined);
+}
+
+export async function hasOutcome(nats: Nats, runId: string, taskId: string, mapIndex: number, tryNumber: number): Promise<boolean> {
+  const last = await nats.jsm.streams.getMessage(STREAMS.events, { last_by_subj: subjects.instanceOutcome(runId, taskId, mapIndex) });
+  if (last) {
+    const event = eventOf(last);
+    if ((event.type === "InstanceSucceeded" || event.type === "InstanceFailed") && event.try >= tryNumber) return true;
+  }
+  const chunk = subjects.chunkOutcomes(runId, taskId, outcomeChunk(mapIndex));
+  // The server's "next message on this subject from a sequence" (STREAM.MSG.GET next_by_subj), which the client's types leave out.
+  const next = (seq: number) => nats.jsm.streams.getMessage(STREAMS.events, { next_by_subj: chunk, seq } as unknown as { seq: number });
+  for (let stored = await next(1); stored; stored = await next(stored.seq + 1)) {
+    const event = eventOf(stored);
+    if (event.type === "InstancesFinished" && event.outcomes.some((o) => o.mapIndex === mapIndex && o.try >= tryNumber)) return true;
+  }
+  return false;
+}

@@ -1,0 +1,50 @@
+/**
+ * Which finished tries a worker appends together. Outcomes of one task's
+ * instances in one chunk of map indexes (OUTCOME_CHUNK) that finished in
+ * the same turn become one InstancesFinished; any other outcome, and one
+ * that must keep its own message id (`alone`), is appended as its own event.
+ */
+import type { JsMsg } from "@nats-io/jetstream";
+import { outcomeChunk, type ErrorInfo, type InstanceFailed, type InstanceSucceeded } from "../../libs/events/index.ts";
+
+/** A try's outcome waiting for its turn's appends; `done` lets the try's handler return. */
+export type Finished = {
+  readonly msg: JsMsg;
+  readonly event: InstanceSucceeded | InstanceFailed;
+  /** The size of what it carries (its result or error), to keep one message of a batch well under the server's max_payload. */
+  readonly bytes: number;
+  readonly alone: boolean;
+  readonly done: () => void;
+};
+
+/** A batch's outcomes carry at most this many bytes; an outcome larger than this goes alone. */
+export const OUTCOME_BATCH_BYTES = 256 * 1024;
+
+/** What an error adds to an outcome, near enough for OUTCOME_BATCH_BYTES. */
+export function errorBytes(error: ErrorInfo): number {
+  return error.name.length + error.message.length + (error.stack?.length ?? 0);
+}
+
+/** The wave's outcomes as groups to append, each of one run, task and chunk, in the order they finished. */
+export function outcomeGroups(wave: readonly Finished[]): Finished[][] {
+  const groups: Finished[][] = [];
+  const open = new Map<string, { group: Finished[]; bytes: number }>();
+  for (const finished of wave) {
+    if (finished.alone) {
+      groups.push([finished]);
+      continue;
+    }
+    const { runId, taskId, mapIndex } = finished.event;
+    const key = `${runId}\n${taskId}\n${outcomeChunk(mapIndex)}`;
+    const current = open.get(key);
+    if (current && current.bytes + finished.bytes <= OUTCOME_BATCH_BYTES) {
+      current.group.push(finished);
+      current.bytes += finished.bytes;
+      continue;
+    }
+    const group = [finished];
+    groups.push(group);
+    open.set(key, { group, bytes: finished.bytes });
+  }
+  return groups;
+}
