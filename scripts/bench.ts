@@ -129,6 +129,7 @@ const replay = {
   rounds: replayRounds,
   eventsPerSecond: median(replayRounds.map((r) => r.eventsPerSecond)),
   events: median(replayRounds.map((r) => r.events)),
+  messages: median(replayRounds.map((r) => r.messages)),
   readOnlyPerSecond: median(replayRounds.map((r) => r.readOnlyPerSecond)),
   foldOnlyPerSecond: median(replayRounds.map((r) => r.foldOnlyPerSecond)),
   uiPageMs: Object.fromEntries((["instances", "firstPage", "sortedByDuration", "filteredDeep"] as const).map((k) => [k, median(replayRounds.map((r) => r.uiPageMs[k]))])),
@@ -191,7 +192,7 @@ if (huge) {
   const m = huge.peakRssMiB;
   out.push(`huge: N = 1,000,000 (1 worker)   ${(huge.ms / 1000).toFixed(1)} s   ${int(huge.instancesPerSecond)} inst/s   coordinator ${int(m.coordinator)} MiB   worker ${int(m.worker)} MiB   projector ${int(m.projector)} MiB`);
 }
-out.push("", `replay: ${int(replay.events)} events into a fresh SQLite file   ${int(replay.eventsPerSecond)} events/s   rounds: ${replayRounds.map((r) => int(r.eventsPerSecond)).join(", ")}`);
+out.push("", `replay: ${int(replay.events)} events (${int(replay.messages)} messages: outcomes finished together are one) into a fresh SQLite file   ${int(replay.eventsPerSecond)} events/s   rounds: ${replayRounds.map((r) => int(r.eventsPerSecond)).join(", ")}`);
 out.push(`        the same log only read (sequence and headers, no decoding)   ${int(replay.readOnlyPerSecond)} events/s   replay is ${pct(replay.eventsPerSecond / replay.readOnlyPerSecond)} of that`);
 out.push(`        its fold and SQLite writes alone (records already in memory)   ${int(replay.foldOnlyPerSecond)} events/s`);
 const ui = replay.uiPageMs;

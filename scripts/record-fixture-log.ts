@@ -47,9 +47,9 @@ try {
 
   mkdirSync(out, { recursive: true });
   const archive = join(out, "log.jsonl");
-  const events = await writeArchive(archive, readRecords(stack.nats));
+  await writeArchive(archive, readRecords(stack.nats));
   const replayed = join(dir, "replayed.sqlite");
-  await replayToFile(readArchive(archive), replayed);
+  const { events } = await replayToFile(readArchive(archive), replayed);
   const db = new Database(replayed, { readonly: true });
   const digests = Object.fromEntries(runDigests(db));
   db.close();

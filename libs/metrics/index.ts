@@ -14,6 +14,7 @@
  */
 import { Counter, Gauge, type Metric } from "prom-client";
 import { registry } from "./registry.ts";
+import type { MapflowEvent } from "../events/index.ts";
 
 export { enableProcessMetrics, registry } from "./registry.ts";
 
@@ -174,7 +175,19 @@ class Readers<T> {
 // The metrics.
 
 const appended = new TallyCounter("mapflow_events_appended_total", "Events this process appended to the log (duplicates the log dropped are not counted), by event type.", ["type"]);
-/** Counts an acknowledged append: `eventsAppended.add(type)`. */
+/**
+ * Counts one event by type, an InstancesFinished as the outcomes it holds
+ * (by theirs), so the counts mean the same however a worker grouped them;
+ * null for a message that is not a valid event.
+ */
+export function countEvent(tally: Tally, event: MapflowEvent | null): void {
+  if (event?.type !== "InstancesFinished") return tally.add(event?.type ?? "malformed");
+  const failed = event.outcomes.filter((o) => o.error).length;
+  if (failed) tally.add("InstanceFailed", failed);
+  if (failed < event.outcomes.length) tally.add("InstanceSucceeded", event.outcomes.length - failed);
+}
+
+/** Counts an acknowledged append: `countEvent(eventsAppended, event)`. */
 export const eventsAppended = new Tally(appended);
 
 const applied = new TallyCounter("mapflow_events_applied_total", "Events folded by a service (the coordinator's decisions, the projector's read model), by event type; 'malformed' for a message that is not a valid event.", ["service", "type"]);

@@ -9,7 +9,7 @@ import type { PublishAckedOptions } from "./publisher.ts";
 import { HEADERS, STREAMS, subjects } from "../names/index.ts";
 import { CodecError, SchemaTooNewError, UnreachableError } from "../errors.ts";
 import type { Logger } from "../log/index.ts";
-import { eventsAppended } from "../metrics/index.ts";
+import { countEvent, eventsAppended } from "../metrics/index.ts";
 
 /** JetStream's error code while a cluster has no leader ("JetStream system temporarily unavailable"). */
 const JETSTREAM_UNAVAILABLE = 10008;
@@ -80,7 +80,7 @@ export async function appendEvent(nats: Nats, event: MapflowEvent, options: Appe
   h.set(HEADERS.schemaVersion, String(encoded.schemaVersion));
   try {
     const ack = await nats.publisher.publish(subjectOf(event), encoded.data, { headers: h, ...options });
-    if (!ack.duplicate) eventsAppended.add(encoded.type);
+    if (!ack.duplicate) countEvent(eventsAppended, event);
     return ack;
   } catch (err) {
     throw isTransient(err) ? jetStreamUnavailable(err, `the event log did not acknowledge ${event.type}`) : err;

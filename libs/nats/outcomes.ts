@@ -8,6 +8,7 @@ import type { StoredMsg } from "@nats-io/jetstream";
 import { decodeEvent } from "../codec/index.ts";
 import { outcomeChunk, type MapflowEvent } from "../events/index.ts";
 import { HEADERS, STREAMS, subjects } from "../names/index.ts";
+import { CodecError, SchemaTooNewError } from "../errors.ts";
 import type { Nats } from "./connect.ts";
 
 function eventOf(stored: StoredMsg): MapflowEvent {
@@ -25,8 +26,16 @@ export async function hasOutcome(nats: Nats, runId: string, taskId: string, mapI
   // The server's "next message on this subject from a sequence" (STREAM.MSG.GET next_by_subj), which the client's types leave out.
   const next = (seq: number) => nats.jsm.streams.getMessage(STREAMS.events, { next_by_subj: chunk, seq } as unknown as { seq: number });
   for (let stored = await next(1); stored; stored = await next(stored.seq + 1)) {
-    const event = eventOf(stored);
-    if (event.type === "InstancesFinished" && event.outcomes.some((o) => o.mapIndex === mapIndex && o.try >= tryNumber)) return true;
+    // A server that ignored next_by_subj would answer with other subjects' messages: never read those as this chunk's.
+    if (stored.subject !== chunk) throw new Error(`the server answered a read of ${chunk} with a message of ${stored.subject}: it needs STREAM.MSG.GET's next_by_subj (nats-server 2.10 or newer)`);
+    let event: MapflowEvent;
+    try {
+      event = eventOf(stored);
+    } catch (err) {
+      if (err instanceof CodecError && !(err instanceof SchemaTooNewError)) continue; // not an event: as every reader, skip it
+      throw err;
+    }
+    if (event.type === "InstancesFinished" && event.taskId === taskId && event.outcomes.some((o) => o.mapIndex === mapIndex && o.try >= tryNumber)) return true;
   }
   return false;
 }

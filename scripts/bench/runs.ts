@@ -25,7 +25,10 @@ export type FanoutFigure = {
   cpuSeconds: CpuSeconds;
 };
 export type ReplayFigure = {
+  /** Events folded, an InstancesFinished counted as the outcomes it holds (as `mapflow replay` counts them). */
   events: number;
+  /** The log's messages that hold them. */
+  messages: number;
   ms: number;
   eventsPerSecond: number;
   /** The same log read with the same client and nothing done with it: the floor replay stands on. */
@@ -101,9 +104,11 @@ export async function replay(stack: Stack): Promise<ReplayFigure> {
   try {
     await projector.waitFor(last);
     const ms = performance.now() - started;
+    const foldOnly = await foldOnlyRate(stack, join(dir, "fold-only.sqlite"));
+    const events = foldOnly.events;
     return {
-      events: last, ms, eventsPerSecond: last / (ms / 1000),
-      readOnlyPerSecond: await readOnlyRate(stack, last), foldOnlyPerSecond: await foldOnlyRate(stack, join(dir, "fold-only.sqlite")),
+      events, messages: last, ms, eventsPerSecond: events / (ms / 1000),
+      readOnlyPerSecond: events / ((await readOnlyMs(stack, last)) / 1000), foldOnlyPerSecond: foldOnly.perSecond,
       uiPageMs: uiPages(join(dir, "replay.sqlite")),
     };
   } finally {
@@ -116,7 +121,7 @@ export async function replay(stack: Stack): Promise<ReplayFigure> {
  * Reads the log to `last` with the projector's consumer settings, taking each message's sequence and
  * headers (what any reader of it needs) and decoding nothing.
  */
-async function readOnlyRate(stack: Stack, last: number): Promise<number> {
+async function readOnlyMs(stack: Stack, last: number): Promise<number> {
   const started = performance.now();
   const consumer = await stack.nats.js.consumers.get(STREAMS.events, { filter_subjects: subjects.allEvents, deliver_policy: DeliverPolicy.All });
   const messages = await consumer.consume({ max_messages: 2048, expires: 5000 });
@@ -127,18 +132,18 @@ async function readOnlyRate(stack: Stack, last: number): Promise<number> {
   }
   await messages.close();
   if (types === 0) throw new Error("bench: the log read back holds no event headers");
-  return last / ((performance.now() - started) / 1000);
+  return performance.now() - started;
 }
 
-/** Events per second of `mapflow replay`'s fold and writes into `out`, given the log's records already in memory. */
-async function foldOnlyRate(stack: Stack, out: string): Promise<number> {
+/** Events folded, and per second, by `mapflow replay`'s fold and writes into `out`, given the log's records already in memory. */
+async function foldOnlyRate(stack: Stack, out: string): Promise<{ events: number; perSecond: number }> {
   const records: LogRecord[] = [];
   for await (const record of readRecords(stack.nats)) records.push(record);
   const replayed = await replayToFile((async function* () {
     yield* records;
   })(), out);
   if (replayed.skipped > 0) throw new Error(`bench: replay skipped ${replayed.skipped} malformed events of its own log`);
-  return replayed.events / (replayed.ms / 1000);
+  return { events: replayed.events, perSecond: replayed.events / (replayed.ms / 1000) };
 }
 
 export type LatencyFigure = { runs: number; p50Ms: number; p99Ms: number; maxMs: number; perRun: number[] };

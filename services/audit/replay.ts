@@ -19,6 +19,7 @@ export type Cut = {
   runId?: string;
 };
 
+/** `events`: those folded, an InstancesFinished counted as the outcomes it holds. */
 export type Replayed = { readonly events: number; readonly skipped: number; readonly lastSeq: number; readonly ms: number };
 
 
@@ -58,7 +59,7 @@ export async function foldRecords(
     }
     if (event) inspect?.(record.seq, event);
     fold.apply(record.seq, event);
-    events++;
+    events += event?.type === "InstancesFinished" ? event.outcomes.length : 1;
     lastSeq = record.seq;
     if (fold.uncommitted >= EVENTS_PER_COMMIT) fold.commit();
   }

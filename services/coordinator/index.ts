@@ -17,7 +17,7 @@ import { isOperatorEvent, isRunEvent, type CoordinatorEvent, type MapflowEvent, 
 import { msgIds, STREAMS, subjects } from "../../libs/names/index.ts";
 import { appendEvent, foldRun, followEvents, logBadEvent, maxValueBytes, publishWork, valueStore, type Nats, type Oversized } from "../../libs/nats/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
-import { eventsApplied, instanceRetries } from "../../libs/metrics/index.ts";
+import { countEvent, eventsApplied, instanceRetries } from "../../libs/metrics/index.ts";
 import { watchDeadLetters } from "./deadletter.ts";
 import { restore, saveSnapshot, snapshotBucket } from "./snapshot.ts";
 import { storedValues } from "./stored.ts";
@@ -349,7 +349,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       if (needsRecall(event)) await recall(seq, event);
       if (event?.type === "InstanceSucceeded" || event?.type === "InstancesFinished") await stored.attachResults(books.get(event.runId)?.state, event);
       fold(seq, subject, event, outbox);
-      applied.add(event?.type ?? "malformed");
+      countEvent(applied, event);
       position = seq;
       if (!caughtUp) {
         folded++;

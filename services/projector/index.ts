@@ -8,7 +8,7 @@ import { STREAMS, subjects } from "../../libs/names/index.ts";
 import { foldRun, followEvents, logBadEvent, type Follow, type Nats } from "../../libs/nats/index.ts";
 import { ReadModel } from "../../libs/store/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
-import { eventsApplied, projectionLags, type ProjectionLag } from "../../libs/metrics/index.ts";
+import { countEvent, eventsApplied, projectionLags, type ProjectionLag } from "../../libs/metrics/index.ts";
 import { EVENTS_PER_COMMIT, ProjectionFold } from "./fold.ts";
 
 export type ProjectorOptions = {
@@ -66,7 +66,7 @@ export async function startProjector(options: ProjectorOptions): Promise<Project
     for await (const { seq, event, caughtUp } of follow) {
       const earlier = event && fold.needsHistory(event) ? (await foldRun(nats, event.runId, seq, log)).state : undefined;
       fold.apply(seq, event, earlier);
-      counted.add(event?.type ?? "malformed");
+      countEvent(counted, event);
       batchSince ??= Date.now();
       live ||= caughtUp;
       // Caught up with a live log, events come a few at a time: gather them for a moment rather than

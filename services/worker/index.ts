@@ -8,7 +8,7 @@ import { PubHeaders, type JsMsg } from "@nats-io/jetstream";
 import { decodeEvent, decodeWork, encodeTaskValue } from "../../libs/codec/index.ts";
 import type { WorkItem } from "../../libs/core/work.ts";
 import { finishedInstance, type ErrorInfo, type InstanceFailed, type InstancesFinished, type InstanceSucceeded } from "../../libs/events/index.ts";
-import { errorBytes, OUTCOME_BATCH_BYTES, outcomeGroups, type Finished } from "./outcomes.ts";
+import { OUTCOME_BATCH_BYTES, outcomeBytes, outcomeGroups, type Finished } from "./outcomes.ts";
 import { consumers, DEFAULT_QUEUE, HEADERS, msgIds, objects, STREAMS, subjects } from "../../libs/names/index.ts";
 import { appendEvent, hasOutcome, fetchBytes, fetchValue, INLINE_VALUE_BYTES, isTransient, lazyValueStore, maxValueBytes, storeValue, whileJetStreamRecovers, type Nats } from "../../libs/nats/index.ts";
 import { ulid } from "ulid";
@@ -167,7 +167,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   const appendTogether = () => {
     const wave = finishing;
     finishing = [];
-    for (const group of outcomeGroups(wave)) void appendGroup(group);
+    for (const group of outcomeGroups(wave)) void appendGroup(group).catch((err) => log.error({ err }, "appending outcomes failed"));
   };
 
   /** Appends one group's outcomes (one event, or InstancesFinished for several) and acks their work, or hands it all back. */
@@ -184,19 +184,27 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       if (crashAfterAppend) process.kill(process.pid, "SIGKILL");
       for (const f of group) f.msg.ack();
     } catch (err) {
-      // Not recorded: hand the items back so this or another worker tries again.
+      // Not recorded (or not acked, the connection closing): hand the items back so this or another worker tries again.
       log.error({ err, runId: first.runId, taskId: first.taskId, mapIndexes: group.map((f) => f.event.mapIndex), try: first.try }, "could not append the outcome; handing the work back");
-      for (const f of group) f.msg.nak(1000);
+      for (const f of group) {
+        try {
+          f.msg.nak(1000);
+        } catch {
+          // the connection is gone: the ack deadline hands it back
+        }
+      }
+    } finally {
+      for (const f of group) f.done();
     }
-    for (const f of group) f.done();
   }
 
   /**
    * Appends a try's outcome and acks its work; `logsStored` first, so a reader who sees the outcome finds the try's log lines.
    * Outcomes of one turn go out together: a wide map of short tasks spent more on one message per outcome than on anything else.
    */
-  async function outcome(msg: JsMsg, hold: Hold, event: InstanceSucceeded | InstanceFailed, bytes: number, logsStored?: Promise<void>): Promise<void> {
+  async function outcome(msg: JsMsg, hold: Hold, event: InstanceSucceeded | InstanceFailed, resultBytes: number, logsStored?: Promise<void>): Promise<void> {
     if (logsStored) await logsStored;
+    const bytes = resultBytes + outcomeBytes(event);
     // Only a message delivered once and held throughout may share an event: another copy of its try
     // (a redelivery) appends alone, under the try's own message id, so the log keeps one of them.
     const alone = msg.info.deliveryCount > 1 || hold.lapsed(Date.now()) || bytes > OUTCOME_BATCH_BYTES;
@@ -225,7 +233,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       return;
     }
     const now = Date.now();
-    await outcome(msg, hold, { type: "InstanceFailed", ...instance, worker: name, error, startedAt: now, at: now }, errorBytes(error));
+    await outcome(msg, hold, { type: "InstanceFailed", ...instance, worker: name, error, startedAt: now, at: now }, 0);
   }
 
   /** A redelivered item whose try already has an outcome in the log (its worker died before the ack) is not run again. */
@@ -338,8 +346,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       const artifacts = attempt.artifacts && (await artifactsOf(attempt.artifacts));
       const at = Date.now();
       instanceDuration.observe(item.dagId, item.taskId, (at - startedAt) / 1000);
-      const failure = failureOf(err);
-      await outcome(msg, hold, { type: "InstanceFailed", ...base, ...(label !== undefined ? { label } : {}), ...artifacts, ...failure, startedAt, at }, errorBytes(failure.error), attempt.log?.stored());
+      await outcome(msg, hold, { type: "InstanceFailed", ...base, ...(label !== undefined ? { label } : {}), ...artifacts, ...failureOf(err), startedAt, at }, 0, attempt.log?.stored());
     } finally {
       running--;
       clearTimeout(timer);

@@ -5,7 +5,7 @@
  * that must keep its own message id (`alone`), is appended as its own event.
  */
 import type { JsMsg } from "@nats-io/jetstream";
-import { outcomeChunk, type ErrorInfo, type InstanceFailed, type InstanceSucceeded } from "../../libs/events/index.ts";
+import { outcomeChunk, type InstanceFailed, type InstanceSucceeded } from "../../libs/events/index.ts";
 
 /** A try's outcome waiting for its turn's appends; `done` lets the try's handler return. */
 export type Finished = {
@@ -20,9 +20,11 @@ export type Finished = {
 /** A batch's outcomes carry at most this many bytes; an outcome larger than this goes alone. */
 export const OUTCOME_BATCH_BYTES = 256 * 1024;
 
-/** What an error adds to an outcome, near enough for OUTCOME_BATCH_BYTES. */
-export function errorBytes(error: ErrorInfo): number {
-  return error.name.length + error.message.length + (error.stack?.length ?? 0);
+/** What an outcome carries besides its result, near enough for OUTCOME_BATCH_BYTES: its error, label and artifact list. */
+export function outcomeBytes(event: InstanceSucceeded | InstanceFailed): number {
+  const error = event.type === "InstanceFailed" ? event.error.name.length + event.error.message.length + (event.error.stack?.length ?? 0) : 0;
+  const artifacts = event.artifacts?.reduce((sum, a) => sum + a.name.length + a.contentType.length + a.object.length + 16, 0) ?? 0;
+  return error + (event.label?.length ?? 0) + artifacts;
 }
 
 /** The wave's outcomes as groups to append, each of one run, task and chunk, in the order they finished. */
