@@ -10,6 +10,7 @@ import { CodecError } from "../libs/errors.ts";
 import { subjectOf } from "../libs/nats/index.ts";
 import { historyRows } from "../services/cli/audit.ts";
 import { OUTCOME_BATCH_BYTES, outcomeGroups, type Finished } from "../services/worker/outcomes.ts";
+import { heldWork } from "../services/worker/held.ts";
 
 const spec: DagSpec = {
   id: "d", description: null, startDate: null, catchup: false, runTimeoutMs: null, params: null, groups: [],
@@ -110,4 +111,22 @@ test("mapflow events shows an InstancesFinished as a row per outcome at its sequ
   assert.deepEqual(rows.map((r) => [r.seq, r.type, r.mapIndex, r.try, r.worker, r.batch]), [[7, "InstanceSucceeded", 0, 1, "w", true], [7, "InstanceFailed", 1, 1, "w", true]]);
   assert.deepEqual(rows[0]!.payload, { startedAt: 10, result: 0 });
   assert.equal(historyRows(8, 0, ok(2))[0]!.batch, undefined);
+});
+
+test("a held message counts as lapsed (its outcome then goes alone) once a heartbeat came late or the connection dropped", () => {
+  const held = heldWork(1000, 1000, 5000);
+  try {
+    const msg = { working: () => {} } as unknown as JsMsg;
+    const now = Date.now();
+    const a = held.hold(msg);
+    const b = held.hold(msg);
+    assert.equal(a.lapsed(now), false);
+    assert.equal(a.lapsed(now + 5000), true, "no beat for half the ack deadline: it may have been redelivered");
+    assert.equal(b.lapsed(now), false);
+    held.lapseAll();
+    assert.equal(b.lapsed(now), true, "after a disconnect, every message held then");
+    assert.equal(held.hold(msg).lapsed(Date.now()), false, "one that arrives later is not");
+  } finally {
+    held.stop();
+  }
 });

@@ -36,6 +36,12 @@ export type WorkItem = {
   readonly timeoutMs: number | null;
   /** Epoch ms before which the try must not start (retry delay); 0 for now. */
   readonly notBefore: number;
+  /**
+   * Published again (a coordinator's retried publish, or its start): this try may have run already,
+   * its work acked and forgotten by a server that restarted, so the worker looks for its outcome first
+   * and records it under the try's own message id.
+   */
+  readonly again?: true;
 };
 
 function usesTransform(source: ValueSource): boolean {

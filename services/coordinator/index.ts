@@ -156,11 +156,18 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     await Promise.all(ready.map((id) => decideRun(id, books.get(id)!).catch((err) => log.error({ runId: id, err }, "deciding a run failed"))));
   }
 
-  /** Each entry's work; one that cannot be built (its stored input is unreadable) is reported, not retried with the rest. */
-  function* buildAll(work: Outbox): Generator<WorkItem> {
+  /** Work sent again after a start: some of it may have run already (see WorkItem.again). */
+  const resent = new WeakSet<Outbox[number]>();
+
+  /**
+   * Each entry's work; one that cannot be built (its stored input is unreadable) is reported, not retried with the rest.
+   * `again`: a publish being retried, some of whose work may have gone out and run already.
+   */
+  function* buildAll(work: Outbox, again: boolean): Generator<WorkItem> {
     for (const make of work) {
       try {
-        yield* make();
+        if (again || resent.has(make)) for (const item of make()) yield { ...item, again: true };
+        else yield* make();
       } catch (err) {
         log.error({ err }, "could not build work for a decision; its instances stay queued until cleared");
       }
@@ -171,7 +178,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   async function publish(work: Outbox): Promise<void> {
     for (let attempt = 0; work.length > 0 && !stopping; attempt++) {
       try {
-        const oversized = await publishWork(nats, buildAll(work), {
+        const oversized = await publishWork(nats, buildAll(work, attempt > 0), {
           maxBytes: maxWorkBytes,
           store: stored.bucket,
           stopped: () => stopping,
@@ -235,7 +242,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   function resume(): void {
     const states = [...books.values()].map((b) => b.state);
     if (states.length) log.info({ runs: states.length }, "re-publishing open work after start");
-    send(states.map((state) => () => pendingWork(state)));
+    const work = states.map((state) => () => pendingWork(state));
+    for (const make of work) resent.add(make);
+    send(work);
   }
 
   /**

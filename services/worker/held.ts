@@ -20,7 +20,12 @@ export type Hold = {
   release(): void;
 };
 
-export type HeldWork = { hold(msg: JsMsg): Hold; stop(): void };
+export type HeldWork = {
+  hold(msg: JsMsg): Hold;
+  /** Every message held now may have gone to another worker (the connection dropped, so its heartbeats may not have arrived). */
+  lapseAll(): void;
+  stop(): void;
+};
 
 type Entry = { msg: JsMsg; beatAt: number; lapsed: boolean; startedAt?: number; announce?: () => void };
 
@@ -59,6 +64,9 @@ export function heldWork(heartbeatMs: number, startedAfterMs: number, lapseMs: n
           entries.delete(entry);
         },
       };
+    },
+    lapseAll() {
+      for (const entry of entries) entry.lapsed = true;
     },
     stop() {
       clearInterval(timer);

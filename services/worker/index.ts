@@ -78,6 +78,9 @@ export type Worker = { readonly name: string; stop(options?: StopOptions): Promi
 /** How long a stopping worker lets its running tries finish before it hands them back. */
 export const DEFAULT_GRACE_MS = 30_000;
 
+/** How far the server's clock (which stamps stored work) may be from this worker's, for `unsureBefore`. */
+const CLOCK_MARGIN_MS = 2000;
+
 /** How long a stop waits for outcomes already being appended (a JetStream that is recovering) before it leaves them to redelivery. */
 const APPENDS_WAIT_MS = 10_000;
 
@@ -137,6 +140,22 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   /** Tries in progress per run, each as its abort function, so a stopped run's can be aborted. */
   const tries = new Map<string, Set<(reason: Error) => void>>();
   const held = heldWork(heartbeatMs, startedEventAfterMs, ackWaitMs / 2);
+  /**
+   * Work stored before this (epoch ms) may have been delivered before, even when JetStream says it
+   * was not: a server that went down may come back without the deliveries and acks it had not yet
+   * written, and hand such work out again as new. Set when the connection drops or comes back.
+   */
+  let unsureBefore = 0;
+  void (async () => {
+    for await (const status of nats.nc.status()) {
+      if (status.type !== "disconnect" && status.type !== "reconnect") continue;
+      // Heartbeats sent meanwhile never arrived: what is held now may be redelivered too.
+      held.lapseAll();
+      unsureBefore = Date.now() + CLOCK_MARGIN_MS;
+    }
+  })().catch(() => {});
+  /** Whether this try may have run before: its work was redelivered, published again, or stored before the connection last dropped. */
+  const mayRepeat = (msg: JsMsg, item: WorkItem) => msg.info.redelivered || item.again === true || msg.info.timestampNanos / 1e6 < unsureBefore;
   const redeliveries = workRedeliveries.slot(queue);
   const handedBack = workHandedBack.slot(queue);
   /** Runs told to stop, and when (bounded): their work published before then is dropped; a later clear's is not. */
@@ -170,21 +189,45 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     for (const group of outcomeGroups(wave)) void appendGroup(group).catch((err) => log.error({ err }, "appending outcomes failed"));
   };
 
+  /** Appends one try's outcome alone, under the try's own message id, and acks its work. */
+  async function appendAlone(f: Finished): Promise<void> {
+    const { event } = f;
+    await recovering(() => appendEvent(nats, event, { msgId: msgIds.instance(event.runId, event.taskId, event.mapIndex, event.try) }));
+    if (crashAfterAppend) process.kill(process.pid, "SIGKILL");
+    f.msg.ack();
+  }
+
+  /**
+   * Appends several tries' outcomes as one InstancesFinished and acks their work. Tried once: if it
+   * fails, its work may be redelivered meanwhile, so each outcome is then appended alone under its
+   * try's id (the id a redelivered copy's outcome also has), unless the batch did land after all.
+   */
+  async function appendBatch(group: Finished[]): Promise<void> {
+    const first = group[0]!.event;
+    const batch: InstancesFinished = { type: "InstancesFinished", runId: first.runId, taskId: first.taskId, worker: name, outcomes: group.map((f) => finishedInstance(f.event)), at: Date.now() };
+    try {
+      await appendEvent(nats, batch, { msgId: msgIds.outcomes(first.runId, first.taskId, ulid()) });
+    } catch (err) {
+      if (!isTransient(err)) throw err;
+      log.warn({ err, runId: first.runId, taskId: first.taskId, outcomes: group.length }, "could not append a batch of outcomes; appending each alone");
+      await Promise.all(group.map(async (f) => {
+        const { runId, taskId, mapIndex, try: tryNumber } = f.event;
+        if (await recovering(() => hasOutcome(nats, runId, taskId, mapIndex, tryNumber))) f.msg.ack();
+        else await appendAlone(f);
+      }));
+      return;
+    }
+    if (crashAfterAppend) process.kill(process.pid, "SIGKILL");
+    for (const f of group) f.msg.ack();
+  }
+
   /** Appends one group's outcomes (one event, or InstancesFinished for several) and acks their work, or hands it all back. */
   async function appendGroup(group: Finished[]): Promise<void> {
-    const first = group[0]!.event;
     try {
-      if (group.length === 1) {
-        await recovering(() => appendEvent(nats, first, { msgId: msgIds.instance(first.runId, first.taskId, first.mapIndex, first.try) }));
-      } else {
-        const batch: InstancesFinished = { type: "InstancesFinished", runId: first.runId, taskId: first.taskId, worker: name, outcomes: group.map((f) => finishedInstance(f.event)), at: Date.now() };
-        const msgId = msgIds.outcomes(first.runId, first.taskId, ulid());
-        await recovering(() => appendEvent(nats, batch, { msgId }));
-      }
-      if (crashAfterAppend) process.kill(process.pid, "SIGKILL");
-      for (const f of group) f.msg.ack();
+      await (group.length === 1 ? appendAlone(group[0]!) : appendBatch(group));
     } catch (err) {
       // Not recorded (or not acked, the connection closing): hand the items back so this or another worker tries again.
+      const first = group[0]!.event;
       log.error({ err, runId: first.runId, taskId: first.taskId, mapIndexes: group.map((f) => f.event.mapIndex), try: first.try }, "could not append the outcome; handing the work back");
       for (const f of group) {
         try {
@@ -202,12 +245,12 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
    * Appends a try's outcome and acks its work; `logsStored` first, so a reader who sees the outcome finds the try's log lines.
    * Outcomes of one turn go out together: a wide map of short tasks spent more on one message per outcome than on anything else.
    */
-  async function outcome(msg: JsMsg, hold: Hold, event: InstanceSucceeded | InstanceFailed, resultBytes: number, logsStored?: Promise<void>): Promise<void> {
+  async function outcome(msg: JsMsg, hold: Hold, event: InstanceSucceeded | InstanceFailed, resultBytes: number, repeat: boolean, logsStored?: Promise<void>): Promise<void> {
     if (logsStored) await logsStored;
     const bytes = resultBytes + outcomeBytes(event);
     // Only a message delivered once and held throughout may share an event: another copy of its try
     // (a redelivery) appends alone, under the try's own message id, so the log keeps one of them.
-    const alone = msg.info.deliveryCount > 1 || hold.lapsed(Date.now()) || bytes > OUTCOME_BATCH_BYTES;
+    const alone = repeat || hold.lapsed(Date.now()) || bytes > OUTCOME_BATCH_BYTES;
     await new Promise<void>((done) => {
       if (finishing.push({ msg, event, bytes, alone, done }) === 1) setImmediate(appendTogether);
     });
@@ -233,7 +276,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       return;
     }
     const now = Date.now();
-    await outcome(msg, hold, { type: "InstanceFailed", ...instance, worker: name, error, startedAt: now, at: now }, 0);
+    await outcome(msg, hold, { type: "InstanceFailed", ...instance, worker: name, error, startedAt: now, at: now }, 0, true);
   }
 
   /** A redelivered item whose try already has an outcome in the log (its worker died before the ack) is not run again. */
@@ -281,7 +324,8 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       await poisoned(msg, hold, item, errorInfo(err));
       return;
     }
-    if (msg.info.redelivered && (await alreadyDone(item))) {
+    const repeat = mayRepeat(msg, item);
+    if (repeat && (await alreadyDone(item))) {
       msg.ack();
       return;
     }
@@ -332,7 +376,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       const artifacts = attempt.artifacts && (await artifactsOf(attempt.artifacts));
       const { event: succeeded, bytes } = await recordable({ type: "InstanceSucceeded", ...base, ...(label !== undefined ? { label } : {}), ...artifacts, result, startedAt, at: Date.now() });
       instanceDuration.observe(item.dagId, item.taskId, (succeeded.at - startedAt) / 1000);
-      await outcome(msg, hold, succeeded, bytes, attempt.log?.stored());
+      await outcome(msg, hold, succeeded, bytes, repeat, attempt.log?.stored());
     } catch (err) {
       if (err === HANDED_BACK) {
         // Not a failure and not recorded: the same try runs again on another worker.
@@ -346,7 +390,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       const artifacts = attempt.artifacts && (await artifactsOf(attempt.artifacts));
       const at = Date.now();
       instanceDuration.observe(item.dagId, item.taskId, (at - startedAt) / 1000);
-      await outcome(msg, hold, { type: "InstanceFailed", ...base, ...(label !== undefined ? { label } : {}), ...artifacts, ...failureOf(err), startedAt, at }, 0, attempt.log?.stored());
+      await outcome(msg, hold, { type: "InstanceFailed", ...base, ...(label !== undefined ? { label } : {}), ...artifacts, ...failureOf(err), startedAt, at }, 0, repeat, attempt.log?.stored());
     } finally {
       running--;
       clearTimeout(timer);
