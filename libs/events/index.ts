@@ -215,12 +215,16 @@ export function outcomesOf(event: InstancesFinished): (InstanceSucceeded | Insta
       : { type: "InstanceSucceeded", runId, taskId, mapIndex: o.mapIndex, try: o.try, worker, startedAt: o.startedAt, at: o.at, label: o.label, artifacts: o.artifacts, result: o.result });
 }
 
-/** An outcome as it sits inside InstancesFinished (the fields the batch does not hold once for all). */
+/**
+ * An outcome as it sits inside InstancesFinished (the fields the batch does not hold once for all).
+ * A literal with every field, absent ones undefined (the encoder leaves those out), as in `outcomesOf`.
+ */
 export function finishedInstance(event: InstanceSucceeded | InstanceFailed): FinishedInstance {
-  const { mapIndex, try: tryNumber, startedAt, at, label, artifacts } = event;
-  const common = { mapIndex, try: tryNumber, startedAt, at, ...(label !== undefined ? { label } : {}), ...(artifacts ? { artifacts } : {}) };
-  if (event.type === "InstanceFailed") return { ...common, error: event.error, ...(event.noRetry ? { noRetry: true as const } : {}) };
-  return event.result === undefined ? common : { ...common, result: event.result };
+  const failed = event.type === "InstanceFailed";
+  return {
+    mapIndex: event.mapIndex, try: event.try, startedAt: event.startedAt, at: event.at, label: event.label, artifacts: event.artifacts,
+    result: failed ? undefined : event.result, error: failed ? event.error : undefined, noRetry: failed ? event.noRetry : undefined,
+  };
 }
 
 /**
