@@ -78,6 +78,9 @@ export type Worker = { readonly name: string; stop(options?: StopOptions): Promi
 /** How long a stopping worker lets its running tries finish before it hands them back. */
 export const DEFAULT_GRACE_MS = 30_000;
 
+/** How long after JetStream answers again a failed batch's outcomes are looked for (see appendBatch). */
+const BATCH_SETTLE_MS = 2000;
+
 /** How far the server's clock (which stamps stored work) may be from this worker's, for `unsureBefore`. */
 const CLOCK_MARGIN_MS = 2000;
 
@@ -195,11 +198,21 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     for (const group of outcomeGroups(wave)) void appendGroup(group).catch((err) => log.error({ err }, "appending outcomes failed"));
   };
 
-  /** Appends one try's outcome alone, under the try's own message id, and acks its work. */
+  /** Whether the log holds an outcome of this try already, waiting while JetStream recovers. */
+  function recorded(event: InstanceSucceeded | InstanceFailed): Promise<boolean> {
+    return recovering(() => hasOutcome(nats, event.runId, event.taskId, event.mapIndex, event.try));
+  }
+
+  /**
+   * Appends one try's outcome alone, under the try's own message id, and acks its work. A try that
+   * may have run before looks again first: another copy's outcome may have landed while it ran.
+   */
   async function appendAlone(f: Finished): Promise<void> {
     const { event } = f;
-    await recovering(() => appendEvent(nats, event, { msgId: msgIds.instance(event.runId, event.taskId, event.mapIndex, event.try) }));
-    if (crashAfterAppend) process.kill(process.pid, "SIGKILL");
+    if (!(f.repeat && (await recorded(event)))) {
+      await recovering(() => appendEvent(nats, event, { msgId: msgIds.instance(event.runId, event.taskId, event.mapIndex, event.try) }));
+      if (crashAfterAppend) process.kill(process.pid, "SIGKILL");
+    }
     f.msg.ack();
   }
 
@@ -215,11 +228,14 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       await appendEvent(nats, batch, { msgId: msgIds.outcomes(first.runId, first.taskId, `${batchPrefix}.${++batches}`) });
     } catch (err) {
       if (!isTransient(err)) throw err;
-      log.warn({ err, runId: first.runId, taskId: first.taskId, outcomes: group.length }, "could not append a batch of outcomes; appending each alone");
+      log.warn({ err, runId: first.runId, taskId: first.taskId, outcomes: group.length }, "could not append a batch of outcomes; appending each alone once JetStream is back");
+      // The failed append may still land: a stream that lost its quorum commits what its leader had
+      // once the quorum is back. Look for the outcomes only when JetStream answers, and a while after.
+      await recorded(first);
+      await new Promise((r) => setTimeout(r, BATCH_SETTLE_MS));
       await Promise.all(group.map(async (f) => {
-        const { runId, taskId, mapIndex, try: tryNumber } = f.event;
-        if (await recovering(() => hasOutcome(nats, runId, taskId, mapIndex, tryNumber))) f.msg.ack();
-        else await appendAlone(f);
+        if (await recorded(f.event)) f.msg.ack();
+        else await appendAlone({ ...f, repeat: false });
       }));
       return;
     }
@@ -258,7 +274,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     // (a redelivery) appends alone, under the try's own message id, so the log keeps one of them.
     const alone = repeat || hold.lapsed(Date.now()) || bytes > OUTCOME_BATCH_BYTES;
     await new Promise<void>((done) => {
-      if (finishing.push({ msg, event, bytes, alone, done }) === 1) setImmediate(appendTogether);
+      if (finishing.push({ msg, event, bytes, alone, repeat, done }) === 1) setImmediate(appendTogether);
     });
   }
 

@@ -14,6 +14,8 @@ export type Finished = {
   /** The size of what it carries (its result or error), to keep one message of a batch well under the server's max_payload. */
   readonly bytes: number;
   readonly alone: boolean;
+  /** Its try may have run before (redelivered, published again): it looks for another copy's outcome before it appends. */
+  readonly repeat: boolean;
   readonly done: () => void;
 };
 
