@@ -10,7 +10,7 @@ import { CodecError } from "../libs/errors.ts";
 import { subjectOf } from "../libs/nats/index.ts";
 import { historyRows } from "../services/cli/audit.ts";
 import { OUTCOME_BATCH_BYTES, outcomeGroups, type Finished } from "../services/worker/outcomes.ts";
-import { heldWork } from "../services/worker/held.ts";
+import { heldWork, type Hold } from "../services/worker/held.ts";
 
 const spec: DagSpec = {
   id: "d", description: null, startDate: null, catchup: false, runTimeoutMs: null, params: null, groups: [],
@@ -95,7 +95,7 @@ test("a malformed InstancesFinished is refused with what is wrong", () => {
 test("a worker's wave is grouped by run, task and chunk of map indexes; an outcome that must keep its own id goes alone", () => {
   const msg = {} as JsMsg;
   const finished = (event: InstanceSucceeded, options: { alone?: boolean; bytes?: number } = {}): Finished =>
-    ({ msg, event, bytes: options.bytes ?? 8, alone: options.alone ?? false, repeat: false, done: () => {} });
+    ({ msg, hold: {} as Hold, event, bytes: options.bytes ?? 8, alone: options.alone ?? false, repeat: false, done: () => {} });
   const other = { ...ok(1), runId: "S" };
   const wave = [finished(ok(0)), finished(ok(OUTCOME_CHUNK)), finished(ok(1)), finished(other), finished(ok(2), { alone: true }), finished(ok(3))];
   const groups = outcomeGroups(wave).map((g) => g.map((f) => `${f.event.runId}:${f.event.mapIndex}`));

@@ -123,7 +123,8 @@ test("SIGTERM on the leading coordinator: it stops deciding, deletes its lease k
       const released = seen.findIndex((e) => e.operation === "DEL" || e.operation === "PURGE");
       const taken = seen.findIndex((e) => e.operation === "PUT" && e.value === standbyHolder);
       assert.ok(released >= 0 && released < taken, `the leader deleted its key before the standby took it: ${JSON.stringify(seen)}`);
-      assert.match(standby.output(), /took the coordinator lease/);
+      // Its log line may reach us just after the server has the lease key.
+      await until(() => /took the coordinator lease/.test(standby.output()), 10_000, "the standby to say it took the lease");
     } finally {
       watch.stop();
     }

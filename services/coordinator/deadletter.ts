@@ -11,7 +11,7 @@ import { AckPolicy, JetStreamApiError, PubHeaders } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import { decodeWork } from "../../libs/codec/index.ts";
 import { consumers, msgIds, STREAMS } from "../../libs/names/index.ts";
-import { appendEvent, type Nats } from "../../libs/nats/index.ts";
+import { appendEvent, hasOutcome, type Nats } from "../../libs/nats/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
 
 type Advisory = { stream?: string; stream_seq?: number; deliveries?: number };
@@ -71,7 +71,8 @@ export async function watchDeadLetters(nats: Nats, log: Logger, isLeader: () => 
     } catch {
       // unreadable, or an item kept in the object store: the message id still names the instance
     }
-    if (instance) {
+    // The last worker's outcome may be in the log after all (appended, then the worker died before its ack).
+    if (instance && !(await hasOutcome(nats, instance.runId, instance.taskId, instance.mapIndex, instance.try))) {
       const message = `the work for task '${instance.taskId}' map index ${instance.mapIndex} (try ${instance.try}) was delivered ${deliveries} times without an outcome: each worker that took it died or stopped answering (MaxDeliver ${deliveries}). Look for a task that crashes or hangs its worker process.`;
       const at = now();
       await appendEvent(nats, {

@@ -10,7 +10,7 @@ import type { WorkItem } from "../../libs/core/work.ts";
 import { finishedInstance, type ErrorInfo, type InstanceFailed, type InstancesFinished, type InstanceSucceeded } from "../../libs/events/index.ts";
 import { OUTCOME_BATCH_BYTES, outcomeBytes, outcomeGroups, type Finished } from "./outcomes.ts";
 import { consumers, DEFAULT_QUEUE, HEADERS, msgIds, objects, STREAMS, subjects } from "../../libs/names/index.ts";
-import { appendEvent, hasOutcome, fetchBytes, fetchValue, INLINE_VALUE_BYTES, isTransient, lazyValueStore, maxValueBytes, storeValue, whileJetStreamRecovers, type Nats } from "../../libs/nats/index.ts";
+import { appendEvent, DUPLICATE_WINDOW_MS, hasOutcome, fetchBytes, fetchValue, INLINE_VALUE_BYTES, isTransient, lazyValueStore, maxValueBytes, storeValue, whileJetStreamRecovers, type Nats } from "../../libs/nats/index.ts";
 import { ulid } from "ulid";
 import type { DagBag } from "../../libs/dags/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
@@ -151,16 +151,28 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
    * written, and hand such work out again as new. Set when the connection drops or comes back.
    */
   let unsureBefore = 0;
+  /**
+   * JetStream was away (the connection dropped, or a step had to wait for it: a cluster may have lost
+   * its quorum with this connection up): heartbeats sent meanwhile never arrived, so what is held now
+   * may be redelivered too, and work stored until now may come again as new.
+   */
+  const unsure = () => {
+    held.lapseAll();
+    unsureBefore = Date.now() + CLOCK_MARGIN_MS;
+  };
   void (async () => {
-    for await (const status of nats.nc.status()) {
-      if (status.type !== "disconnect" && status.type !== "reconnect") continue;
-      // Heartbeats sent meanwhile never arrived: what is held now may be redelivered too.
-      held.lapseAll();
-      unsureBefore = Date.now() + CLOCK_MARGIN_MS;
-    }
+    for await (const status of nats.nc.status()) if (status.type === "disconnect" || status.type === "reconnect") unsure();
   })().catch(() => {});
-  /** Whether this try may have run before: its work was redelivered, published again, or stored before the connection last dropped. */
-  const mayRepeat = (msg: JsMsg, item: WorkItem) => msg.info.redelivered || item.again === true || msg.info.timestampNanos / 1e6 < unsureBefore;
+  /**
+   * Whether this try may have run before, or may run again elsewhere: its work was redelivered,
+   * published again by the coordinator, stored before JetStream was last away, or is older than the
+   * work stream's duplicate window (a coordinator's restart then publishes a second message for it).
+   */
+  const mayRepeat = (msg: JsMsg, item: WorkItem) => msg.info.redelivered || item.again === true || mayBeCopied(msg);
+  const mayBeCopied = (msg: JsMsg) => {
+    const stored = msg.info.timestampNanos / 1e6;
+    return stored < unsureBefore || Date.now() - stored >= DUPLICATE_WINDOW_MS;
+  };
   const redeliveries = workRedeliveries.slot(queue);
   const handedBack = workHandedBack.slot(queue);
   /** Runs told to stop, and when (bounded): their work published before then is dropped; a later clear's is not. */
@@ -183,7 +195,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
    * a failed append would run the task again.
    */
   function recovering<T>(step: () => Promise<T>): Promise<T> {
-    return whileJetStreamRecovers(step, Math.max(60_000, ackWaitMs));
+    return whileJetStreamRecovers(step, Math.max(60_000, ackWaitMs), { onRetry: unsure });
   }
 
   /** Batches' message ids: this process's own ULID and a count (a ULID each cost 16 calls for random bytes). */
@@ -193,7 +205,9 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   /** Tries that finished in this turn of the event loop, waiting to append their outcomes together. */
   let finishing: Finished[] = [];
   const appendTogether = () => {
-    const wave = finishing;
+    const now = Date.now();
+    // Looked at again as they go out: the process may have been paused since each try finished.
+    const wave = finishing.map((f) => (f.alone || !(f.hold.lapsed(now) || mayBeCopied(f.msg)) ? f : { ...f, alone: true, repeat: true }));
     finishing = [];
     for (const group of outcomeGroups(wave)) void appendGroup(group).catch((err) => log.error({ err }, "appending outcomes failed"));
   };
@@ -228,14 +242,19 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       await appendEvent(nats, batch, { msgId: msgIds.outcomes(first.runId, first.taskId, `${batchPrefix}.${++batches}`) });
     } catch (err) {
       if (!isTransient(err)) throw err;
+      unsure();
       log.warn({ err, runId: first.runId, taskId: first.taskId, outcomes: group.length }, "could not append a batch of outcomes; appending each alone once JetStream is back");
       // The failed append may still land: a stream that lost its quorum commits what its leader had
       // once the quorum is back. Look for the outcomes only when JetStream answers, and a while after.
       await recorded(first);
       await new Promise((r) => setTimeout(r, BATCH_SETTLE_MS));
       await Promise.all(group.map(async (f) => {
-        if (await recorded(f.event)) f.msg.ack();
-        else await appendAlone({ ...f, repeat: false });
+        try {
+          if (await recorded(f.event)) f.msg.ack();
+          else await appendAlone({ ...f, repeat: false });
+        } catch (err) {
+          giveBack([f], err);
+        }
       }));
       return;
     }
@@ -248,18 +267,22 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     try {
       await (group.length === 1 ? appendAlone(group[0]!) : appendBatch(group));
     } catch (err) {
-      // Not recorded (or not acked, the connection closing): hand the items back so this or another worker tries again.
-      const first = group[0]!.event;
-      log.error({ err, runId: first.runId, taskId: first.taskId, mapIndexes: group.map((f) => f.event.mapIndex), try: first.try }, "could not append the outcome; handing the work back");
-      for (const f of group) {
-        try {
-          f.msg.nak(1000);
-        } catch {
-          // the connection is gone: the ack deadline hands it back
-        }
-      }
+      giveBack(group, err);
     } finally {
       for (const f of group) f.done();
+    }
+  }
+
+  /** Outcomes not recorded (or not acked, the connection closing): their work goes back for this or another worker to try again. */
+  function giveBack(unrecorded: Finished[], err: unknown): void {
+    const first = unrecorded[0]!.event;
+    log.error({ err, runId: first.runId, taskId: first.taskId, mapIndexes: unrecorded.map((f) => f.event.mapIndex), try: first.try }, "could not append the outcome; handing the work back");
+    for (const f of unrecorded) {
+      try {
+        f.msg.nak(1000);
+      } catch {
+        // the connection is gone: the ack deadline hands it back
+      }
     }
   }
 
@@ -270,11 +293,13 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   async function outcome(msg: JsMsg, hold: Hold, event: InstanceSucceeded | InstanceFailed, resultBytes: number, repeat: boolean, logsStored?: Promise<void>): Promise<void> {
     if (logsStored) await logsStored;
     const bytes = resultBytes + outcomeBytes(event);
-    // Only a message delivered once and held throughout may share an event: another copy of its try
-    // (a redelivery) appends alone, under the try's own message id, so the log keeps one of them.
-    const alone = repeat || hold.lapsed(Date.now()) || bytes > OUTCOME_BATCH_BYTES;
+    // Only a try that cannot have another copy may share an event: one that may (a redelivery, one held
+    // while JetStream was away) looks for the other's outcome and appends alone, under the try's own
+    // message id, so the log keeps one of them.
+    const risky = repeat || hold.lapsed(Date.now()) || mayBeCopied(msg);
+    const alone = risky || bytes > OUTCOME_BATCH_BYTES;
     await new Promise<void>((done) => {
-      if (finishing.push({ msg, event, bytes, alone, repeat, done }) === 1) setImmediate(appendTogether);
+      if (finishing.push({ msg, hold, event, bytes, alone, repeat: risky, done }) === 1) setImmediate(appendTogether);
     });
   }
 

@@ -5,11 +5,13 @@
  * that must keep its own message id (`alone`), is appended as its own event.
  */
 import type { JsMsg } from "@nats-io/jetstream";
+import type { Hold } from "./held.ts";
 import { outcomeChunk, type InstanceFailed, type InstanceSucceeded } from "../../libs/events/index.ts";
 
 /** A try's outcome waiting for its turn's appends; `done` lets the try's handler return. */
 export type Finished = {
   readonly msg: JsMsg;
+  readonly hold: Hold;
   readonly event: InstanceSucceeded | InstanceFailed;
   /** The size of what it carries (its result or error), to keep one message of a batch well under the server's max_payload. */
   readonly bytes: number;
