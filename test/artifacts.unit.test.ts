@@ -3,13 +3,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  artifactNameProblem, contentTypeProblem, decide, DECIDING, evolve, liveWorkers, runArtifacts, type RunState, type WorkerBeat,
+  artifactNameProblem, contentTypeProblem, DECIDING, evolve, liveWorkers, runArtifacts, type RunState, type WorkerBeat,
 } from "../libs/core/index.ts";
 import type { ArtifactRef, RunEvent } from "../libs/events/index.ts";
 import { decodeEvent, encodeEvent } from "../libs/codec/index.ts";
 import { CodecError } from "../libs/errors.ts";
 import { DEFAULT_TASK_OPTIONS, type DagSpec, type TaskSpec } from "../libs/core/spec.ts";
 import { ReadModel } from "../libs/store/index.ts";
+import { driveRun } from "./helpers/drive.ts";
 import { firstDifference } from "../libs/store/digest.ts";
 import { ProjectionFold } from "../services/projector/fold.ts";
 
@@ -36,18 +37,8 @@ const failed = (mapIndex: number, tryNumber: number, artifacts?: ArtifactRef[]):
 /** The whole log of a run: the request, then each given event followed by what the coordinator decides after it. */
 function logOf(...events: RunEvent[]): { log: RunEvent[]; state: RunState } {
   const log: RunEvent[] = [];
-  let state: RunState | undefined;
-  const apply = (event: RunEvent) => {
-    log.push(event);
-    state = evolve(state, event);
-  };
-  apply({ type: "RunRequested", runId: "R", dagId: "d", dagVersion: "v", spec, conf: {}, at: 1 });
-  for (const e of decide(state!, 2)) apply(e);
-  for (const event of events) {
-    apply(event);
-    for (const e of decide(state!, 10)) apply(e);
-  }
-  return { log, state: state! };
+  const state = driveRun(spec, events, (event) => log.push(event));
+  return { log, state };
 }
 
 // fit[0] fails its first try after writing a file, writes another on its second; fit[1] writes one; then the whole task is cleared and runs again.

@@ -1,7 +1,8 @@
 // The log checks of `mapflow audit verify`, given / when / then: a log folded through evolve and LogAudit.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decide, evolve, LogAudit, type RunState } from "../libs/core/index.ts";
+import { LogAudit, type RunState } from "../libs/core/index.ts";
+import { driveRun } from "./helpers/drive.ts";
 import type { RunEvent } from "../libs/events/index.ts";
 import type { DagSpec, TaskSpec, ValueSource } from "../libs/core/spec.ts";
 import { DEFAULT_TASK_OPTIONS } from "../libs/core/spec.ts";
@@ -19,22 +20,12 @@ const ok = (mapIndex: number, tryNumber = 1): RunEvent => ({
   type: "InstanceSucceeded", runId: "R", taskId: "add", mapIndex, try: tryNumber, result: mapIndex, worker: "w", startedAt: 5, at: 6,
 });
 
-/** Folds `events` after the run's request and the coordinator's own decisions, auditing each; returns the findings. */
+/** Folds `events` after the run's request and the coordinator's own decisions (the expansion: add [3]), auditing each; returns the findings. */
 function audit(...events: RunEvent[]): { findings: LogAudit["findings"]; state: RunState } {
   const checker = new LogAudit();
   let seq = 0;
-  let state: RunState | undefined;
-  const apply = (event: RunEvent) => {
-    checker.check(++seq, state, event);
-    state = evolve(state, event);
-  };
-  apply({ type: "RunRequested", runId: "R", dagId: "d", dagVersion: "v", spec, conf: {}, at: 1 });
-  for (const e of decide(state!, 2)) apply(e); // the expansion: add [3]
-  for (const e of events) {
-    apply(e);
-    for (const d of decide(state!, 10)) apply(d); // and whatever the coordinator decides after each
-  }
-  return { findings: checker.findings, state: state! };
+  const state = driveRun(spec, events, (event, before) => checker.check(++seq, before, event));
+  return { findings: checker.findings, state };
 }
 
 test("a clean run: every result belongs to a dispatched try, one terminal event", () => {

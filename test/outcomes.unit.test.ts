@@ -3,7 +3,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { JsMsg } from "@nats-io/jetstream";
 import { decodeEvent, encodeEvent, encodeValue } from "../libs/codec/index.ts";
-import { decide, evolve, LogAudit, type RunState } from "../libs/core/index.ts";
+import { LogAudit, type RunState } from "../libs/core/index.ts";
+import { driveRun } from "./helpers/drive.ts";
 import { finishedInstance, OUTCOME_CHUNK, outcomesOf, type InstanceFailed, type InstancesFinished, type InstanceSucceeded, type RunEvent } from "../libs/events/index.ts";
 import { DEFAULT_TASK_OPTIONS, type DagSpec } from "../libs/core/spec.ts";
 import { CodecError } from "../libs/errors.ts";
@@ -31,22 +32,12 @@ const batch = (...outcomes: (InstanceSucceeded | InstanceFailed)[]): InstancesFi
   type: "InstancesFinished", runId: "R", taskId: "each", worker: "w", outcomes: outcomes.map(finishedInstance), at: 30,
 });
 
-/** Folds the run's request, its expansion, then `events`, each followed by what the coordinator decides. */
+/** The run driven through `events` (and the coordinator's decisions), and what the log audit found. */
 function run(...events: RunEvent[]): { state: RunState; findings: LogAudit["findings"] } {
   const audit = new LogAudit();
   let seq = 0;
-  let state: RunState | undefined;
-  const apply = (event: RunEvent) => {
-    audit.check(++seq, state, event);
-    state = evolve(state, event);
-  };
-  apply({ type: "RunRequested", runId: "R", dagId: "d", dagVersion: "v", spec, conf: {}, at: 1 });
-  for (const e of decide(state!, 2)) apply(e);
-  for (const e of events) {
-    apply(e);
-    for (const d of decide(state!, 40)) apply(d);
-  }
-  return { state: state!, findings: audit.findings };
+  const state = driveRun(spec, events, (event, before) => audit.check(++seq, before, event), 40);
+  return { state, findings: audit.findings };
 }
 
 test("given a wave's outcomes in one InstancesFinished, when folded, then the run is as its single events leave it", () => {
