@@ -85,16 +85,18 @@ test("a malformed InstancesFinished is refused with what is wrong", () => {
 
 test("a worker's wave is grouped by run, task and chunk of map indexes; an outcome that must keep its own id goes alone", () => {
   const msg = {} as JsMsg;
-  const finished = (event: InstanceSucceeded, options: { alone?: boolean; bytes?: number } = {}): Finished =>
-    ({ msg, hold: {} as Hold, event, bytes: options.bytes ?? 8, alone: options.alone ?? false, repeat: false, done: () => {} });
+  const finished = (event: InstanceSucceeded, options: { repeat?: boolean; bytes?: number } = {}): Finished =>
+    ({ msg, hold: {} as Hold, event, bytes: options.bytes ?? 8, repeat: options.repeat ?? false, done: () => {} });
   const other = { ...ok(1), runId: "S" };
-  const wave = [finished(ok(0)), finished(ok(OUTCOME_CHUNK)), finished(ok(1)), finished(other), finished(ok(2), { alone: true }), finished(ok(3))];
+  const wave = [finished(ok(0)), finished(ok(OUTCOME_CHUNK)), finished(ok(1)), finished(other), finished(ok(2), { repeat: true }), finished(ok(3))];
   const groups = outcomeGroups(wave).map((g) => g.map((f) => `${f.event.runId}:${f.event.mapIndex}`));
   assert.deepEqual(groups, [["R:0", "R:1", "R:3"], [`R:${OUTCOME_CHUNK}`], ["S:1"], ["R:2"]]);
 
   const big = OUTCOME_BATCH_BYTES / 2;
   const sized = outcomeGroups([finished(ok(0), { bytes: big }), finished(ok(1), { bytes: big }), finished(ok(2), { bytes: 1 }), finished(ok(3), { bytes: 1 })]);
   assert.deepEqual(sized.map((g) => g.map((f) => f.event.mapIndex)), [[0, 1], [2, 3]], "a batch carries at most OUTCOME_BATCH_BYTES");
+  const huge = outcomeGroups([finished(ok(0)), finished(ok(1), { bytes: OUTCOME_BATCH_BYTES + 1 }), finished(ok(2))]);
+  assert.deepEqual(huge.map((g) => g.map((f) => f.event.mapIndex)), [[0, 2], [1]], "an outcome larger than a batch goes alone");
 });
 
 test("mapflow events shows an InstancesFinished as a row per outcome at its sequence, marked as one batch", () => {

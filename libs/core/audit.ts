@@ -4,7 +4,7 @@
  * run ends once each time it is (re)opened. Pure: the caller folds, and
  * hands each event here with the run's state from before it.
  */
-import { outcomesOf, type InstanceFailed, type InstanceSucceeded, type RunEvent } from "../events/index.ts";
+import type { RunEvent } from "../events/index.ts";
 import { FINISHED_RUN_STATES, type RunState } from "./state.ts";
 
 export type Finding = {
@@ -23,15 +23,16 @@ export class LogAudit {
   /** Runs that ended and were not reopened since (by a clear). */
   private readonly ended = new Set<string>();
 
-  private result(seq: number, before: RunState | undefined, event: InstanceSucceeded | InstanceFailed): void {
-    const where = { taskId: event.taskId, mapIndex: event.mapIndex, try: event.try };
-    const found = (problem: string) => this.findings.push({ seq, runId: event.runId, ...where, problem });
-    const task = before?.tasks[event.taskId];
-    const instance = task?.instances?.[event.mapIndex < 0 ? 0 : event.mapIndex];
+  /** One outcome, alone or one of an InstancesFinished's entries. */
+  private result(seq: number, before: RunState | undefined, runId: string, taskId: string, outcome: { readonly mapIndex: number; readonly try: number }): void {
+    const { mapIndex, try: tryNumber } = outcome;
+    const found = (problem: string) => this.findings.push({ seq, runId, taskId, mapIndex, try: tryNumber, problem });
+    const task = before?.tasks[taskId];
+    const instance = task?.instances?.[mapIndex < 0 ? 0 : mapIndex];
     if (!before) found("a result for a run the log never requested");
-    else if (!instance || instance.mapIndex !== event.mapIndex) found("a result for an instance that was never dispatched");
-    else if (event.try < 1 || event.try > instance.try) found(`a result for try ${event.try}, but only tries up to ${instance.try} were dispatched`);
-    const key = `${event.runId}/${event.taskId}/${event.mapIndex}/${event.try}`;
+    else if (!instance || instance.mapIndex !== mapIndex) found("a result for an instance that was never dispatched");
+    else if (tryNumber < 1 || tryNumber > instance.try) found(`a result for try ${tryNumber}, but only tries up to ${instance.try} were dispatched`);
+    const key = `${runId}/${taskId}/${mapIndex}/${tryNumber}`;
     if (this.results.has(key)) found("a second result for the same try");
     this.results.add(key);
   }
@@ -43,10 +44,10 @@ export class LogAudit {
     switch (event.type) {
       case "InstanceSucceeded":
       case "InstanceFailed":
-        this.result(seq, before, event);
+        this.result(seq, before, event.runId, event.taskId, event);
         return;
       case "InstancesFinished":
-        for (const outcome of outcomesOf(event)) this.result(seq, before, outcome);
+        for (const outcome of event.outcomes) this.result(seq, before, event.runId, event.taskId, outcome);
         return;
       case "RunFinished":
         if (this.ended.has(event.runId)) found("a second terminal event with no clear between");

@@ -6,7 +6,7 @@
  * that repeats a known fact (a second result for a finished instance, an
  * expansion of a task already expanded) changes nothing.
  */
-import { outcomesOf, type ErrorInfo, type InstanceFailed, type InstanceSucceeded, type RunEvent, type RunRequested } from "../events/index.ts";
+import { isOutcomeEvent, type ErrorInfo, type FinishedInstance, type RunEvent, type RunRequested } from "../events/index.ts";
 import { clearPlan } from "./clear.ts";
 import type { Instance, RunState, TaskRun } from "./state.ts";
 import { FINISHED_RUN_STATES, taskStateOf } from "./state.ts";
@@ -127,26 +127,30 @@ function settle(task: TaskRun, at: number): void {
   task.endedAt = at;
 }
 
-/** An instance's outcome: it succeeds, fails, or waits for its retry. */
-function finish(state: RunState, task: TaskRun, event: InstanceSucceeded | InstanceFailed, details: boolean): void {
-  const instance = instanceOf(task, event.mapIndex);
+/**
+ * An instance's outcome: it succeeds, fails, or waits for its retry. Read from a single outcome event
+ * or from one of an InstancesFinished's entries as they are (`failed` says which), not from a copy made
+ * per instance: the coordinator and the projector fold one per instance of a wide map.
+ */
+function finish(state: RunState, task: TaskRun, outcome: FinishedInstance, worker: string, failed: boolean, details: boolean): void {
+  const instance = instanceOf(task, outcome.mapIndex);
   // A second outcome for the same try (finished, or already waiting for its retry) is a redelivery.
-  if (!instance || (instance.state !== "queued" && instance.state !== "running") || instance.try !== event.try) return;
+  if (!instance || (instance.state !== "queued" && instance.state !== "running") || instance.try !== outcome.try) return;
   if (details) {
-    instance.startedAt = event.startedAt;
-    instance.endedAt = event.at;
-    instance.worker = event.worker;
-    if (event.label !== undefined) instance.label = event.label;
-    if (event.artifacts?.length) (instance.artifacts ??= []).push(...event.artifacts.map(({ name, contentType, bytes, object }) => ({ name, contentType, bytes, object, try: event.try })));
+    instance.startedAt = outcome.startedAt;
+    instance.endedAt = outcome.at;
+    instance.worker = worker;
+    if (outcome.label !== undefined) instance.label = outcome.label;
+    if (outcome.artifacts?.length) (instance.artifacts ??= []).push(...outcome.artifacts.map(({ name, contentType, bytes, object }) => ({ name, contentType, bytes, object, try: outcome.try })));
   }
-  if (event.type === "InstanceSucceeded") {
+  if (!failed) {
     instance.state = "success";
-    instance.result = event.result;
+    instance.result = outcome.result;
     task.open -= 1;
   } else {
-    instance.error = event.error;
+    instance.error = outcome.error;
     const retries = taskSpec(state.spec, task.id).options.retries;
-    if (event.try <= retries && event.noRetry !== true) {
+    if (outcome.try <= retries && outcome.noRetry !== true) {
       instance.state = "up_for_retry";
       task.retrying += 1;
     } else {
@@ -154,7 +158,7 @@ function finish(state: RunState, task: TaskRun, event: InstanceSucceeded | Insta
       task.open -= 1;
     }
   }
-  settle(task, event.at);
+  settle(task, outcome.at);
 }
 
 export type EvolveOptions = {
@@ -174,7 +178,7 @@ export function evolve(state: RunState | undefined, event: RunEvent, options: Ev
   if (event.type === "RunRequested") return state ?? started(event);
   if (!state) return undefined; // an event of a run whose request this reader never saw
   const task = "taskId" in event ? state.tasks[event.taskId] : undefined;
-  if (state.state === "queued" && event.type !== "InstanceSucceeded" && event.type !== "InstanceFailed" && event.type !== "InstancesFinished") state.state = "running";
+  if (state.state === "queued" && !isOutcomeEvent(event)) state.state = "running";
 
   switch (event.type) {
     case "TaskExpanded":
@@ -254,10 +258,10 @@ export function evolve(state: RunState | undefined, event: RunEvent, options: Ev
       return state;
     case "InstanceSucceeded":
     case "InstanceFailed":
-      if (task) finish(state, task, event, details);
+      if (task) finish(state, task, event, event.worker, event.type === "InstanceFailed", details);
       return state;
     case "InstancesFinished":
-      if (task) for (const outcome of outcomesOf(event)) finish(state, task, outcome, details);
+      if (task) for (const outcome of event.outcomes) finish(state, task, outcome, event.worker, outcome.error !== undefined, details);
       return state;
     case "InstanceRetried": {
       const instance = task && instanceOf(task, event.mapIndex);

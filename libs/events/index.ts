@@ -202,6 +202,25 @@ export function outcomeChunk(mapIndex: number): number {
   return Math.floor(mapIndex / OUTCOME_CHUNK);
 }
 
+/** An instance's outcome, alone or in a batch: what ends a try. */
+export function isOutcomeEvent(event: MapflowEvent): event is InstanceSucceeded | InstanceFailed | InstancesFinished {
+  return event.type === "InstanceSucceeded" || event.type === "InstanceFailed" || event.type === "InstancesFinished";
+}
+
+/** How many events one message of the log stands for: an InstancesFinished counts as its outcomes. */
+export function eventsIn(event: MapflowEvent | null): number {
+  return event?.type === "InstancesFinished" ? event.outcomes.length : 1;
+}
+
+/** The try of an instance whose outcome this event records, alone or in a batch (the latest, if several); undefined for none. */
+export function outcomeTry(event: MapflowEvent, taskId: string, mapIndex: number): number | undefined {
+  if ((event.type === "InstanceSucceeded" || event.type === "InstanceFailed") && event.taskId === taskId && event.mapIndex === mapIndex) return event.try;
+  if (event.type !== "InstancesFinished" || event.taskId !== taskId) return undefined;
+  let found: number | undefined;
+  for (const o of event.outcomes) if (o.mapIndex === mapIndex && (found === undefined || o.try > found)) found = o.try;
+  return found;
+}
+
 /**
  * The single events InstancesFinished stands for, in its order. Literals with
  * every field (absent ones undefined), not spread copies: the coordinator

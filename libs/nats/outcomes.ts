@@ -6,7 +6,7 @@
  */
 import type { StoredMsg } from "@nats-io/jetstream";
 import { decodeEvent } from "../codec/index.ts";
-import { outcomeChunk, type MapflowEvent } from "../events/index.ts";
+import { outcomeChunk, outcomeTry, type MapflowEvent } from "../events/index.ts";
 import { HEADERS, STREAMS, subjects } from "../names/index.ts";
 import { CodecError, SchemaTooNewError } from "../errors.ts";
 import type { Nats } from "./connect.ts";
@@ -18,10 +18,7 @@ function eventOf(stored: StoredMsg): MapflowEvent {
 
 export async function hasOutcome(nats: Nats, runId: string, taskId: string, mapIndex: number, tryNumber: number): Promise<boolean> {
   const last = await nats.jsm.streams.getMessage(STREAMS.events, { last_by_subj: subjects.instanceOutcome(runId, taskId, mapIndex) });
-  if (last) {
-    const event = eventOf(last);
-    if ((event.type === "InstanceSucceeded" || event.type === "InstanceFailed") && event.try >= tryNumber) return true;
-  }
+  if (last && (outcomeTry(eventOf(last), taskId, mapIndex) ?? 0) >= tryNumber) return true;
   const chunk = subjects.chunkOutcomes(runId, taskId, outcomeChunk(mapIndex));
   // The server's "next message on this subject from a sequence" (STREAM.MSG.GET next_by_subj), which the client's types leave out.
   const next = (seq: number) => nats.jsm.streams.getMessage(STREAMS.events, { next_by_subj: chunk, seq } as unknown as { seq: number });
@@ -35,7 +32,7 @@ export async function hasOutcome(nats: Nats, runId: string, taskId: string, mapI
       if (err instanceof CodecError && !(err instanceof SchemaTooNewError)) continue; // not an event: as every reader, skip it
       throw err;
     }
-    if (event.type === "InstancesFinished" && event.taskId === taskId && event.outcomes.some((o) => o.mapIndex === mapIndex && o.try >= tryNumber)) return true;
+    if ((outcomeTry(event, taskId, mapIndex) ?? 0) >= tryNumber) return true;
   }
   return false;
 }

@@ -4,7 +4,7 @@
  * time (time travel), or one run's rows only.
  */
 import { existsSync } from "node:fs";
-import type { MapflowEvent } from "../../libs/events/index.ts";
+import { eventsIn, type MapflowEvent } from "../../libs/events/index.ts";
 import { decodeRecord, type LogRecord } from "../../libs/nats/index.ts";
 import { ReadModel } from "../../libs/store/index.ts";
 import { BadInputError, CodecError, SchemaTooNewError } from "../../libs/errors.ts";
@@ -59,7 +59,7 @@ export async function foldRecords(
     }
     if (event) inspect?.(record.seq, event);
     fold.apply(record.seq, event);
-    events += event?.type === "InstancesFinished" ? event.outcomes.length : 1;
+    events += eventsIn(event);
     lastSeq = record.seq;
     if (fold.uncommitted >= EVENTS_PER_COMMIT) fold.commit();
   }

@@ -9,7 +9,7 @@ import { FINISHED_RUN_STATES, type RunState } from "../../libs/core/index.ts";
 import type { LogLine } from "../../libs/core/logline.ts";
 import { decodeLogLine } from "../../libs/codec/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
-import { outcomeChunk } from "../../libs/events/index.ts";
+import { outcomeChunk, outcomeTry } from "../../libs/events/index.ts";
 import { STREAMS, subjects } from "../../libs/names/index.ts";
 import { followEvents, lastLogSeq, readTryLogs, type Nats } from "../../libs/nats/index.ts";
 import { checkRunId, checkTaskId, connectTo, credentialsOption, dataOption, natsOption, untilSignal, wholeNumber } from "./common.ts";
@@ -73,8 +73,7 @@ async function tryEnded(nats: Nats, ref: TryRef, fromSeq: number): Promise<{ sto
   const ended = (async () => {
     for await (const { event } of follow) {
       if (!event) continue;
-      if ((event.type === "InstanceSucceeded" || event.type === "InstanceFailed") && event.try === ref.try) return;
-      if (event.type === "InstancesFinished" && event.outcomes.some((o) => o.mapIndex === ref.mapIndex && o.try === ref.try)) return;
+      if (outcomeTry(event, ref.taskId, ref.mapIndex) === ref.try) return;
       if (event.type === "InstanceMarked" && event.taskId === ref.taskId && event.mapIndex === ref.mapIndex) return;
       if (event.type === "RunFinished") return;
     }

@@ -13,7 +13,7 @@
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { activeInstances, decide, DEFAULT_MAX_MAP_LENGTH, evolve, FINISHED_RUN_STATES, pendingWork, taskSpec, workStream, DECIDING, type DecideSettings, type RunState, type WorkItem } from "../../libs/core/index.ts";
 import { BadInputError } from "../../libs/errors.ts";
-import { isOperatorEvent, isRunEvent, type CoordinatorEvent, type MapflowEvent, type RunEvent } from "../../libs/events/index.ts";
+import { isOperatorEvent, isOutcomeEvent, isRunEvent, type CoordinatorEvent, type MapflowEvent, type RunEvent } from "../../libs/events/index.ts";
 import { msgIds, STREAMS, subjects } from "../../libs/names/index.ts";
 import { appendEvent, foldRun, followEvents, logBadEvent, maxValueBytes, publishWork, valueStore, type Nats, type Oversized } from "../../libs/nats/index.ts";
 import type { Logger } from "../../libs/log/index.ts";
@@ -64,6 +64,11 @@ export function globalMaxMapLength(option?: number, env = process.env["MAPFLOW_M
   return raw;
 }
 
+/** Work sent again (see WorkItem.again): some of it may have run already. */
+function* publishedAgain(items: Iterable<WorkItem>): Generator<WorkItem> {
+  for (const item of items) yield { ...item, again: true };
+}
+
 export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
   const { nats, log } = options;
   const now = options.now ?? Date.now;
@@ -109,7 +114,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
 
   /** A slot freed under maxActive may let another run of the same DAG go on. */
   function wakeSiblings(state: RunState, event: MapflowEvent): void {
-    const frees = event.type === "InstanceSucceeded" || event.type === "InstanceFailed" || event.type === "InstancesFinished" || event.type === "InstanceMarked"
+    const frees = isOutcomeEvent(event) || event.type === "InstanceMarked"
       ? taskSpec(state.spec, event.taskId).options.maxActive !== null
       : (event.type === "RunFinished" || event.type === "RunTimedOut") && state.spec.tasks.some((t) => t.options.maxActive !== null);
     if (!frees) return;
@@ -156,9 +161,6 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     await Promise.all(ready.map((id) => decideRun(id, books.get(id)!).catch((err) => log.error({ runId: id, err }, "deciding a run failed"))));
   }
 
-  /** Work sent again after a start: some of it may have run already (see WorkItem.again). */
-  const resent = new WeakSet<Outbox[number]>();
-
   /**
    * Each entry's work; one that cannot be built (its stored input is unreadable) is reported, not retried with the rest.
    * `again`: a publish being retried, some of whose work may have gone out and run already.
@@ -166,8 +168,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   function* buildAll(work: Outbox, again: boolean): Generator<WorkItem> {
     for (const make of work) {
       try {
-        if (again || resent.has(make)) for (const item of make()) yield { ...item, again: true };
-        else yield* make();
+        yield* again ? publishedAgain(make()) : make();
       } catch (err) {
         log.error({ err }, "could not build work for a decision; its instances stay queued until cleared");
       }
@@ -242,9 +243,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   function resume(): void {
     const states = [...books.values()].map((b) => b.state);
     if (states.length) log.info({ runs: states.length }, "re-publishing open work after start");
-    const work = states.map((state) => () => pendingWork(state));
-    for (const make of work) resent.add(make);
-    send(work);
+    send(states.map((state) => () => publishedAgain(pendingWork(state))));
   }
 
   /**

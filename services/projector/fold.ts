@@ -5,7 +5,7 @@
  * checkpoint in one transaction.
  */
 import { evolve, FINISHED_RUN_STATES, type RunState } from "../../libs/core/index.ts";
-import { isOperatorEvent, isRunEvent, type MapflowEvent, type RunEvent } from "../../libs/events/index.ts";
+import { eventsIn, isOperatorEvent, isRunEvent, type MapflowEvent, type RunEvent } from "../../libs/events/index.ts";
 import { emptyTouched, taskKey, type ReadModel, type Touched } from "../../libs/store/index.ts";
 
 function touchTask(touched: Touched, runId: string, taskId: string): void {
@@ -150,7 +150,7 @@ export class ProjectionFold {
       }
     }
     this.last = seq;
-    this.pending += event?.type === "InstancesFinished" ? event.outcomes.length : 1;
+    this.pending += eventsIn(event);
   }
 
   /** Writes what the folded events changed, and the checkpoint, in one transaction; returns the checkpoint. */

@@ -8,7 +8,7 @@ import { PubHeaders, type JsMsg } from "@nats-io/jetstream";
 import { decodeEvent, decodeWork, encodeTaskValue } from "../../libs/codec/index.ts";
 import type { WorkItem } from "../../libs/core/work.ts";
 import { finishedInstance, type ErrorInfo, type InstanceFailed, type InstancesFinished, type InstanceSucceeded } from "../../libs/events/index.ts";
-import { OUTCOME_BATCH_BYTES, outcomeBytes, outcomeGroups, type Finished } from "./outcomes.ts";
+import { outcomeBytes, outcomeGroups, type Finished } from "./outcomes.ts";
 import { consumers, DEFAULT_QUEUE, HEADERS, msgIds, objects, STREAMS, subjects } from "../../libs/names/index.ts";
 import { appendEvent, DUPLICATE_WINDOW_MS, hasOutcome, fetchBytes, fetchValue, INLINE_VALUE_BYTES, isTransient, lazyValueStore, maxValueBytes, storeValue, whileJetStreamRecovers, type Nats } from "../../libs/nats/index.ts";
 import { ulid } from "ulid";
@@ -206,8 +206,11 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   let finishing: Finished[] = [];
   const appendTogether = () => {
     const now = Date.now();
-    // Looked at again as they go out: the process may have been paused since each try finished.
-    const wave = finishing.map((f) => (f.alone || !(f.hold.lapsed(now) || mayBeCopied(f.msg)) ? f : { ...f, alone: true, repeat: true }));
+    // Judged as they go out, not as each try finished: the process may have been paused in between.
+    // A try that may have another copy (one held while JetStream was away, or whose work may have been
+    // published twice) looks for the other's outcome and appends alone, under the try's own message id,
+    // so the log keeps one of them.
+    const wave = finishing.map((f) => (f.repeat || !(f.hold.lapsed(now) || mayBeCopied(f.msg)) ? f : { ...f, repeat: true }));
     finishing = [];
     for (const group of outcomeGroups(wave)) void appendGroup(group).catch((err) => log.error({ err }, "appending outcomes failed"));
   };
@@ -293,13 +296,8 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   async function outcome(msg: JsMsg, hold: Hold, event: InstanceSucceeded | InstanceFailed, resultBytes: number, repeat: boolean, logsStored?: Promise<void>): Promise<void> {
     if (logsStored) await logsStored;
     const bytes = resultBytes + outcomeBytes(event);
-    // Only a try that cannot have another copy may share an event: one that may (a redelivery, one held
-    // while JetStream was away) looks for the other's outcome and appends alone, under the try's own
-    // message id, so the log keeps one of them.
-    const risky = repeat || hold.lapsed(Date.now()) || mayBeCopied(msg);
-    const alone = risky || bytes > OUTCOME_BATCH_BYTES;
     await new Promise<void>((done) => {
-      if (finishing.push({ msg, hold, event, bytes, alone, repeat: risky, done }) === 1) setImmediate(appendTogether);
+      if (finishing.push({ msg, hold, event, bytes, repeat, done }) === 1) setImmediate(appendTogether);
     });
   }
 

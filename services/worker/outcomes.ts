@@ -1,8 +1,9 @@
 /**
  * Which finished tries a worker appends together. Outcomes of one task's
  * instances in one chunk of map indexes (OUTCOME_CHUNK) that finished in
- * the same turn become one InstancesFinished; any other outcome, and one
- * that must keep its own message id (`alone`), is appended as its own event.
+ * the same turn become one InstancesFinished; any other outcome, one that
+ * must keep its own message id (`repeat`), and one larger than
+ * OUTCOME_BATCH_BYTES, is appended as its own event.
  */
 import type { JsMsg } from "@nats-io/jetstream";
 import type { Hold } from "./held.ts";
@@ -15,8 +16,10 @@ export type Finished = {
   readonly event: InstanceSucceeded | InstanceFailed;
   /** The size of what it carries (its result or error), to keep one message of a batch well under the server's max_payload. */
   readonly bytes: number;
-  readonly alone: boolean;
-  /** Its try may have run before (redelivered, published again): it looks for another copy's outcome before it appends. */
+  /**
+   * Its try may have another copy (redelivered, published again, held while JetStream was away): it
+   * goes alone, under its try's own message id, and looks for the other copy's outcome before it appends.
+   */
   readonly repeat: boolean;
   readonly done: () => void;
 };
@@ -36,7 +39,7 @@ export function outcomeGroups(wave: readonly Finished[]): Finished[][] {
   const groups: Finished[][] = [];
   const open = new Map<string, { group: Finished[]; bytes: number }>();
   for (const finished of wave) {
-    if (finished.alone) {
+    if (finished.repeat || finished.bytes > OUTCOME_BATCH_BYTES) {
       groups.push([finished]);
       continue;
     }
