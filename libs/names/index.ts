@@ -97,6 +97,11 @@ export const subjects = {
   runOfStop: (subject: string) => subject.split(".")[3],
   /** JetStream's advisory when a work message used up its deliveries (MaxDeliver) without an ack. */
   workMaxDeliveries: `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${STREAMS.work}.*`,
+  /**
+   * JetStream's advisories when the work stream or one of its consumers gets a new leader (a cluster
+   * node went away): the new leader may not have the last deliveries and acks, and hands that work out again.
+   */
+  workLeaderElected: [`$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.${STREAMS.work}`, `$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.${STREAMS.work}.*`],
   queueWork: (queue: string) => `mf.work.${queue}.>`,
   work: (queue: string, runId: string, taskId: string) => `mf.work.${queue}.${runId}.${taskToken(taskId)}`,
   /** The run id of a coordinator subject, or undefined for any other subject. */

@@ -163,6 +163,8 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
   void (async () => {
     for await (const status of nats.nc.status()) if (status.type === "disconnect" || status.type === "reconnect") unsure();
   })().catch(() => {});
+  // A cluster can move the work's leader with this connection up: the new one may hand out again what was acked.
+  const elections = subjects.workLeaderElected.map((subject) => nats.nc.subscribe(subject, { callback: () => unsure() }));
   /**
    * Whether this try may have run before, or may run again elsewhere: its work was redelivered,
    * published again by the coordinator, stored before JetStream was last away, or is older than the
@@ -509,6 +511,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
         if (!done) log.warn("stopping without the last outcomes acknowledged; their work is redelivered and not recorded twice");
       }
       stops.unsubscribe();
+      for (const sub of elections) sub.unsubscribe();
       held.stop();
       for (const remove of unwatch) remove();
       await presence.stop();
