@@ -8,6 +8,7 @@ import { fold as foldEvents } from "../libs/core/index.ts";
 import { ReadModel } from "../libs/store/index.ts";
 import { ProjectionFold } from "../services/projector/fold.ts";
 import { operate, simulate } from "./helpers/simulate.ts";
+import { dumpTables } from "./helpers/replay.ts";
 
 type Counts = Record<string, Record<string, number>>;
 
@@ -47,7 +48,8 @@ function foldChecking(events: readonly RunEvent[], every: number): { commits: nu
   }
 }
 
-test("a task's counts by state agree with its instance rows after every commit: held back, retried, cleared shorter, marked", async () => {
+/** A run of the `tally` DAG that holds instances back, retries, fails, is marked and is cleared shorter. */
+async function tallyRun(): Promise<RunEvent[]> {
   let lists = 0;
   const d = dag({ id: "tally" }, () => {
     const list = task("list", () => (++lists === 1 ? [0, 1, 2, 3, 4, 5] : [0, 1, 2]))({});
@@ -63,10 +65,38 @@ test("a task's counts by state agree with its instance rows after every commit: 
   assert.equal(sim.state.state, "success");
   const types = new Set(sim.events.map((e) => e.type));
   for (const type of ["InstancesQueued", "InstanceRetried", "InstanceMarked", "ClearRequested"]) assert.ok(types.has(type as RunEvent["type"]), `the log has ${type}`);
+  return sim.events;
+}
 
-  const eachEvent = foldChecking(sim.events, 1);
+test("a task's counts by state agree with its instance rows after every commit: held back, retried, cleared shorter, marked", async () => {
+  const events = await tallyRun();
+  const eachEvent = foldChecking(events, 1);
   assert.ok(eachEvent.commits > 30);
   assert.deepEqual(eachEvent.final["each"], { success: 3, removed: 3 });
   // Batched differently, the end is the same.
-  for (const every of [2, 3, 7, sim.events.length]) assert.deepEqual(foldChecking(sim.events, every).final, eachEvent.final);
+  for (const every of [2, 3, 7, events.length]) assert.deepEqual(foldChecking(events, every).final, eachEvent.final);
+});
+
+test("the rows after each commit are the rows a replay of the same events writes in one: a queued run's row starts running", async () => {
+  const events = await tallyRun();
+  const live = new ReadModel(":memory:");
+  const fold = new ProjectionFold(live);
+  try {
+    events.forEach((event, n) => {
+      fold.apply(n + 1, event, fold.needsHistory(event) ? foldEvents(events.slice(0, n)) : undefined);
+      fold.commit();
+      const replay = new ReadModel(":memory:");
+      try {
+        const once = new ProjectionFold(replay, { keepFinished: true });
+        events.slice(0, n + 1).forEach((e, m) => once.apply(m + 1, e));
+        once.commit();
+        assert.deepEqual(dumpTables(live.db), dumpTables(replay.db), `after event ${n + 1} (${event.type})`);
+      } finally {
+        replay.close();
+      }
+    });
+    assert.equal((live.db.prepare("SELECT state FROM dag_runs").get() as { state: string }).state, "success");
+  } finally {
+    live.close();
+  }
 });

@@ -142,10 +142,15 @@ export class ProjectionFold {
         this.touched.purged.add(runId);
       }
     } else if (event) {
-      const state = evolve(this.runs.get(event.runId) ?? earlier, event);
+      const held = this.runs.get(event.runId) ?? earlier;
+      const was = held?.state; // evolve changes the state in place
+      const state = evolve(held, event);
       if (state) {
         this.runs.set(event.runId, state);
         touch(this.touched, event, this.runs);
+        // A queued run starts with its first task event, whichever: its row was written as queued
+        // when its request was, and a commit between the two would otherwise leave it so.
+        if (state.state !== was) this.touched.runs.add(event.runId);
         this.touched.seqs.set(event.runId, seq);
       }
     }
