@@ -77,26 +77,46 @@ test("a task's counts by state agree with its instance rows after every commit: 
   for (const every of [2, 3, 7, events.length]) assert.deepEqual(foldChecking(events, every).final, eachEvent.final);
 });
 
-test("the rows after each commit are the rows a replay of the same events writes in one: a queued run's row starts running", async () => {
-  const events = await tallyRun();
+/** Folds `events` committing after each, as a live projector that is never behind, and checks every commit's rows against one fold of the events so far. */
+function assertEachCommitIsAReplay(events: readonly RunEvent[]): ReadModel {
   const live = new ReadModel(":memory:");
   const fold = new ProjectionFold(live);
-  try {
-    events.forEach((event, n) => {
-      fold.apply(n + 1, event, fold.needsHistory(event) ? foldEvents(events.slice(0, n)) : undefined);
-      fold.commit();
-      const replay = new ReadModel(":memory:");
-      try {
-        const once = new ProjectionFold(replay, { keepFinished: true });
-        events.slice(0, n + 1).forEach((e, m) => once.apply(m + 1, e));
-        once.commit();
-        assert.deepEqual(dumpTables(live.db), dumpTables(replay.db), `after event ${n + 1} (${event.type})`);
-      } finally {
-        replay.close();
-      }
-    });
-    assert.equal((live.db.prepare("SELECT state FROM dag_runs").get() as { state: string }).state, "success");
-  } finally {
-    live.close();
+  events.forEach((event, n) => {
+    fold.apply(n + 1, event, fold.needsHistory(event) ? foldEvents(events.slice(0, n)) : undefined);
+    fold.commit();
+    const replay = new ReadModel(":memory:");
+    try {
+      const once = new ProjectionFold(replay, { keepFinished: true });
+      events.slice(0, n + 1).forEach((e, m) => once.apply(m + 1, e));
+      once.commit();
+      assert.deepEqual(dumpTables(live.db), dumpTables(replay.db), `after event ${n + 1} (${event.type})`);
+    } finally {
+      replay.close();
+    }
+  });
+  return live;
+}
+
+const runState = (model: ReadModel) => (model.db.prepare("SELECT state FROM dag_runs").get() as { state: string }).state;
+
+test("the rows after each commit are the rows a replay of the same events writes in one: a queued run's row starts running", async () => {
+  const model = assertEachCommitIsAReplay(await tallyRun());
+  assert.equal(runState(model), "success");
+  model.close();
+});
+
+test("the same holds for a run cancelled or timed out with instances unfinished, and an outcome after it", async () => {
+  const events = await tallyRun();
+  const firstRunning = events.findIndex((e) => e.type === "InstanceSucceeded" && e.taskId === "list") + 3;
+  assert.ok(foldEvents(events.slice(0, firstRunning))!.tasks["each"]!.open > 0, "the run is cut with instances unfinished");
+  const late = events.slice(firstRunning).find((e) => e.type === "InstanceSucceeded" || e.type === "InstanceFailed")!;
+  const ends: [RunEvent[], string][] = [
+    [[{ type: "RunCancelRequested", runId: "R", at: 5_000 }, { type: "RunFinished", runId: "R", state: "cancelled", at: 5_001 }], "cancelled"],
+    [[{ type: "RunTimedOut", runId: "R", error: { name: "RunTimeout", message: "the run took longer than 1s" }, at: 5_000 }, { type: "RunFinished", runId: "R", state: "failed", at: 5_001 }], "failed"],
+  ];
+  for (const [end, state] of ends) {
+    const model = assertEachCommitIsAReplay([...events.slice(0, firstRunning), ...end, late]);
+    assert.equal(runState(model), state);
+    model.close();
   }
 });
