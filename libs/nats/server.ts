@@ -68,7 +68,30 @@ export type NatsServerOptions = {
   args?: readonly string[];
   /** The file of the roles' passwords; made if missing. Default: credentials.json in the store dir (a cluster shares one). */
   credentialsFile?: string;
+  /**
+   * Run the server out of this process's process group, guarded (see GUARD). A terminal's Ctrl-C
+   * signals its whole foreground group at once: a server in it would quit while the services still
+   * need it (workers finishing their tries, the coordinator releasing its lease). For the embedded stack.
+   */
+  ownGroup?: boolean;
 };
+
+/**
+ * A shell that runs the server (its arguments) and stops it once this process ends, however it ends:
+ * it holds the read end of a pipe whose write end only this process has, so a kill -9 or a closed
+ * terminal closes it too. It waits for the server through the signals the server gets with it, and
+ * exits with its status.
+ */
+const GUARD = [
+  '"$@" </dev/null 3<&- & server=$!',
+  '(read -r _ || true; kill -TERM "$server" 2>/dev/null) <&3 & watcher=$!',
+  'exec 3<&-',
+  'trap \'kill -TERM "$server" 2>/dev/null\' TERM INT HUP',
+  'wait "$server"; status=$?',
+  'while kill -0 "$server" 2>/dev/null; do wait "$server"; status=$?; done',
+  'kill "$watcher" 2>/dev/null',
+  'exit "$status"',
+].join("\n");
 
 const LOG_TAIL_CHARS = 64 * 1024;
 
@@ -79,13 +102,30 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
   const credentials = loadOrCreateCredentials(credentialsFile);
   const args = ["-c", options.config ?? NATS_CONF, "-a", "127.0.0.1", "-p", String(port), "-sd", options.storeDir, ...(options.args ?? [])];
   // The passwords reach the server through its environment, which nats-roles.conf reads; never on its command line.
-  const child = spawn(natsServerBinary(), args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...serverEnv(credentials) } });
+  const env = { ...process.env, ...serverEnv(credentials) };
+  const guarded = options.ownGroup === true;
+  const child = guarded
+    ? spawn("/bin/sh", ["-c", GUARD, "nats-server", natsServerBinary(), ...args], { stdio: ["ignore", "ignore", "pipe", "pipe"], env, detached: true })
+    : spawn(natsServerBinary(), args, { stdio: ["ignore", "ignore", "pipe"], env });
+  // The guard's pipe is only ever closed, never written: an error on it is the guard already gone.
+  (child.stdio[3] as NodeJS.WritableStream | null)?.on("error", () => {});
+  /** A signal for the server: a guarded one gets it with its guard, as its group. */
+  const signal = (name: NodeJS.Signals) => {
+    if (!guarded) child.kill(name);
+    else if (child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, name);
+      } catch {
+        // the group is gone already
+      }
+    }
+  };
   let log = "";
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => fail(new Error(`nats-server did not become ready within 10 s:\n${log}`)), 10_000);
     const fail = (err: Error) => {
       clearTimeout(timer);
-      child.kill("SIGKILL");
+      if (child.exitCode === null && child.signalCode === null) signal("SIGKILL");
       reject(err);
     };
     child.stderr!.on("data", (chunk: Buffer) => {
@@ -106,7 +146,7 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
   child.removeAllListeners("exit");
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   // An embedded server must not outlive the process that started it.
-  const reap = () => child.kill("SIGKILL");
+  const reap = () => signal("SIGKILL");
   process.once("exit", reap);
   void exited.then(() => process.removeListener("exit", reap));
   return {
@@ -118,8 +158,8 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
     credentialsFile,
     auth: (role) => authFor(credentials, role),
     log: () => log,
-    async stop(signal: NodeJS.Signals = "SIGTERM") {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    async stop(stopSignal: NodeJS.Signals = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) signal(stopSignal);
       await exited;
     },
   };

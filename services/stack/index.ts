@@ -81,7 +81,7 @@ export function runningStackUrl(dataDir: string): string | undefined {
 
 export async function startStack(options: StackOptions): Promise<Stack> {
   const log = options.log ?? createLogger("stack");
-  const server = await startNatsServer({ storeDir: join(options.dataDir, "nats"), port: options.port, config: configFor(options.durability ?? "replicated") });
+  const server = await startNatsServer({ storeDir: join(options.dataDir, "nats"), port: options.port, config: configFor(options.durability ?? "replicated"), ownGroup: true });
   const connections: Nats[] = [];
   // Each service as its own role, with exactly the permissions a separate machine's would have.
   const connect = async (name: string, role: Role) => {

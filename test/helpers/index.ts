@@ -44,7 +44,7 @@ export function startCli(args: string[], ready: RegExp, timeoutMs = 30_000, env:
     const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
     let out = "";
     const timer = setTimeout(() => {
-      // SIGTERM first: a SIGKILLed standalone leaves the nats-server it started running.
+      // SIGTERM first: a command stopped so stops what it started cleanly.
       void stopProcess(child);
       reject(new Error(`mapflow ${args.join(" ")} was not ready in ${timeoutMs} ms:\n${out}`));
     }, timeoutMs);
