@@ -50,6 +50,7 @@ export type NatsServer = {
   readonly url: string;
   readonly port: number;
   readonly storeDir: string;
+  /** The server's process; for a server started with `ownGroup`, the shell that guards it. */
   readonly process: ChildProcess;
   /** Every role's password (the configs refuse a client without one), and the file that holds them. */
   readonly credentials: Credentials;
@@ -78,18 +79,23 @@ export type NatsServerOptions = {
 
 /**
  * A shell that runs the server (its arguments) and stops it once this process ends, however it ends:
- * it holds the read end of a pipe whose write end only this process has, so a kill -9 or a closed
- * terminal closes it too. It waits for the server through the signals the server gets with it, and
- * exits with its status.
+ * a watcher holds the read end of a pipe whose write end only this process has, so a kill -9 or a
+ * closed terminal closes it too. The shell waits for the server through the signals the server gets
+ * with it (a signal that comes before it is ready to pass one on is passed on after), and exits with
+ * its status. It leads its own process group (`detached`), so the watcher is ended through the group:
+ * by its pid it may have been reaped already, and the pid reused.
  */
 const GUARD = [
+  "trap 'stop=1' TERM INT HUP",
   '"$@" </dev/null 3<&- & server=$!',
-  '(read -r _ || true; kill -TERM "$server" 2>/dev/null) <&3 & watcher=$!',
+  '(read -r _ || true; kill -TERM "$server" 2>/dev/null) <&3 &',
   'exec 3<&-',
   'trap \'kill -TERM "$server" 2>/dev/null\' TERM INT HUP',
+  '[ -z "$stop" ] || kill -TERM "$server" 2>/dev/null',
   'wait "$server"; status=$?',
   'while kill -0 "$server" 2>/dev/null; do wait "$server"; status=$?; done',
-  'kill "$watcher" 2>/dev/null',
+  "trap '' TERM",
+  'kill -s TERM -- -$$ 2>/dev/null',
   'exit "$status"',
 ].join("\n");
 
@@ -108,7 +114,7 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
     ? spawn("/bin/sh", ["-c", GUARD, "nats-server", natsServerBinary(), ...args], { stdio: ["ignore", "ignore", "pipe", "pipe"], env, detached: true })
     : spawn(natsServerBinary(), args, { stdio: ["ignore", "ignore", "pipe"], env });
   // The guard's pipe is only ever closed, never written: an error on it is the guard already gone.
-  (child.stdio[3] as NodeJS.WritableStream | null)?.on("error", () => {});
+  child.stdio[3]?.on("error", () => {});
   /** A signal for the server: a guarded one gets it with its guard, as its group. */
   const signal = (name: NodeJS.Signals) => {
     if (!guarded) child.kill(name);
@@ -144,9 +150,14 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
     log = (log + chunk.toString()).slice(-LOG_TAIL_CHARS);
   });
   child.removeAllListeners("exit");
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  // An embedded server must not outlive the process that started it.
-  const reap = () => signal("SIGKILL");
+  const exited = new Promise<void>((resolve) =>
+    child.once("exit", () => {
+      // A guard that was itself killed leaves its watcher: closing the pipe makes it stop the server.
+      child.stdio[3]?.destroy();
+      resolve();
+    }));
+  // An embedded server must not outlive the process that started it; a guarded one is stopped cleanly.
+  const reap = () => signal(guarded ? "SIGTERM" : "SIGKILL");
   process.once("exit", reap);
   void exited.then(() => process.removeListener("exit", reap));
   return {
