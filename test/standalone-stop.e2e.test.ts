@@ -3,34 +3,21 @@
 // standalone killed with -9 must not leave its nats-server behind.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { BIN, cli, connectToStandalone, FIXTURE_DAGS, ROOT, tempDir } from "./helpers/index.ts";
+import { cli, connectToStandalone, FIXTURE_DAGS, startCli, tempDir } from "./helpers/index.ts";
 import { waitForEvent } from "./helpers/faults.ts";
 
 type Standalone = { child: ChildProcess; output: () => string; port: number; exited: Promise<number | null> };
 
-/** A standalone in a process group of its own, as a shell's foreground job is. */
+/** A standalone in a process group of its own, as a shell's foreground job is; it takes signals from its last line on. */
 async function standalone(dataDir: string): Promise<Standalone> {
-  const child = spawn(process.execPath, [BIN, "standalone", "--dags", FIXTURE_DAGS, "--data", dataDir, "--no-ui"], {
-    cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], detached: true,
-  });
-  let out = "";
-  child.stdout!.on("data", (c: Buffer) => (out += c));
-  child.stderr!.on("data", (c: Buffer) => (out += c));
+  const child = await startCli(["standalone", "--dags", FIXTURE_DAGS, "--data", dataDir, "--no-ui"], /serving;/, 30_000, {}, { detached: true });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const deadline = Date.now() + 30_000;
-  while (!out.includes("Ctrl-C stops it")) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      killGroup(child, "SIGKILL");
-      throw new Error(`the standalone did not start:\n${out}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
   const { url } = JSON.parse(readFileSync(join(dataDir, "stack.json"), "utf8")) as { url: string };
-  return { child, output: () => out, port: Number(new URL(url).port), exited };
+  return { child, output: child.output, port: Number(new URL(url).port), exited };
 }
 
 function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {

@@ -26,22 +26,35 @@ function countsInRows(model: ReadModel): { tasks: Counts; instances: Counts } {
 
 /**
  * Folds `events` as the live projector does (a finished run is dropped, and folded again from its
- * earlier events when an operator reopens it), committing every `every` events, and checks each
- * task's counts against its rows after each commit.
+ * earlier events when an operator reopens it), committing every `every` events and calling `check`
+ * after each commit with the number of events folded. Returns the read model, for the caller to close.
  */
-function foldChecking(events: readonly RunEvent[], every: number): { commits: number; final: Counts } {
+function foldCommitting(events: readonly RunEvent[], every: number, check: (model: ReadModel, folded: number, last: RunEvent) => void): ReadModel {
   const model = new ReadModel(":memory:");
   const fold = new ProjectionFold(model);
-  let commits = 0;
   try {
     events.forEach((event, n) => {
       fold.apply(n + 1, event, fold.needsHistory(event) ? foldEvents(events.slice(0, n)) : undefined);
       if ((n + 1) % every !== 0 && n + 1 !== events.length) return;
       fold.commit();
-      commits++;
-      const { tasks, instances } = countsInRows(model);
-      assert.deepEqual(tasks, instances, `after event ${n + 1} (${event.type}), committing every ${every}`);
+      check(model, n + 1, event);
     });
+    return model;
+  } catch (err) {
+    model.close();
+    throw err;
+  }
+}
+
+/** Checks each task's counts against its rows after each commit. */
+function foldChecking(events: readonly RunEvent[], every: number): { commits: number; final: Counts } {
+  let commits = 0;
+  const model = foldCommitting(events, every, (m, folded, last) => {
+    commits++;
+    const { tasks, instances } = countsInRows(m);
+    assert.deepEqual(tasks, instances, `after event ${folded} (${last.type}), committing every ${every}`);
+  });
+  try {
     return { commits, final: countsInRows(model).tasks };
   } finally {
     model.close();
@@ -77,24 +90,23 @@ test("a task's counts by state agree with its instance rows after every commit: 
   for (const every of [2, 3, 7, events.length]) assert.deepEqual(foldChecking(events, every).final, eachEvent.final);
 });
 
-/** Folds `events` committing after each, as a live projector that is never behind, and checks every commit's rows against one fold of the events so far. */
+/** The rows a replay writes for `events` in one commit. */
+function replayRows(events: readonly RunEvent[]) {
+  const model = new ReadModel(":memory:");
+  try {
+    const once = new ProjectionFold(model, { keepFinished: true });
+    events.forEach((e, n) => once.apply(n + 1, e));
+    once.commit();
+    return dumpTables(model.db);
+  } finally {
+    model.close();
+  }
+}
+
+/** Folds `events` committing after each, as a live projector that is never behind, and checks every commit's rows against a replay of the events so far. */
 function assertEachCommitIsAReplay(events: readonly RunEvent[]): ReadModel {
-  const live = new ReadModel(":memory:");
-  const fold = new ProjectionFold(live);
-  events.forEach((event, n) => {
-    fold.apply(n + 1, event, fold.needsHistory(event) ? foldEvents(events.slice(0, n)) : undefined);
-    fold.commit();
-    const replay = new ReadModel(":memory:");
-    try {
-      const once = new ProjectionFold(replay, { keepFinished: true });
-      events.slice(0, n + 1).forEach((e, m) => once.apply(m + 1, e));
-      once.commit();
-      assert.deepEqual(dumpTables(live.db), dumpTables(replay.db), `after event ${n + 1} (${event.type})`);
-    } finally {
-      replay.close();
-    }
-  });
-  return live;
+  return foldCommitting(events, 1, (live, folded, last) =>
+    assert.deepEqual(dumpTables(live.db), replayRows(events.slice(0, folded)), `after event ${folded} (${last.type})`));
 }
 
 const runState = (model: ReadModel) => (model.db.prepare("SELECT state FROM dag_runs").get() as { state: string }).state;

@@ -217,9 +217,12 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     for (const group of outcomeGroups(wave)) void appendGroup(group).catch((err) => log.error({ err }, "appending outcomes failed"));
   };
 
-  /** Whether the log holds an outcome of this try already, waiting while JetStream recovers. */
-  function recorded(event: InstanceSucceeded | InstanceFailed): Promise<boolean> {
-    return recovering(() => hasOutcome(nats, event.runId, event.taskId, event.mapIndex, event.try));
+  /**
+   * Whether the log holds an outcome of this try already, waiting while JetStream recovers: a try that
+   * may have run before is not run again when it does (its worker died before the ack), nor recorded twice.
+   */
+  function recorded(t: Pick<WorkItem, "runId" | "taskId" | "mapIndex" | "try">): Promise<boolean> {
+    return recovering(() => hasOutcome(nats, t.runId, t.taskId, t.mapIndex, t.try));
   }
 
   /**
@@ -326,11 +329,6 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
     await outcome(msg, hold, { type: "InstanceFailed", ...instance, worker: name, error, startedAt: now, at: now }, 0, true);
   }
 
-  /** A redelivered item whose try already has an outcome in the log (its worker died before the ack) is not run again. */
-  function alreadyDone(item: WorkItem): Promise<boolean> {
-    return recovering(() => hasOutcome(nats, item.runId, item.taskId, item.mapIndex, item.try));
-  }
-
   /** The work item, from the message or, for one too large to travel inline, from the object it names. */
   async function workOf(msg: JsMsg): Promise<WorkItem> {
     // Only a stored item's message has an empty body: the others need no header parsing.
@@ -372,7 +370,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker> {
       return;
     }
     const repeat = mayRepeat(msg, item);
-    if (repeat && (await alreadyDone(item))) {
+    if (repeat && (await recorded(item))) {
       msg.ack();
       return;
     }

@@ -38,10 +38,13 @@ export function cli(args: string[], options: { cwd?: string; env?: NodeJS.Proces
   });
 }
 
-/** Starts a long-running `mapflow` command and resolves once its stdout shows `ready`. */
-export function startCli(args: string[], ready: RegExp, timeoutMs = 30_000, env: NodeJS.ProcessEnv = {}): Promise<ChildProcess & { output: () => string }> {
+/**
+ * Starts a long-running `mapflow` command and resolves once its stdout shows `ready`. `detached`: in a
+ * process group of its own, as a shell's foreground job is, for a test to signal as a terminal does.
+ */
+export function startCli(args: string[], ready: RegExp, timeoutMs = 30_000, env: NodeJS.ProcessEnv = {}, options: { detached?: boolean } = {}): Promise<ChildProcess & { output: () => string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env }, detached: options.detached === true });
     let out = "";
     const timer = setTimeout(() => {
       // SIGTERM first: a command stopped so stops what it started cleanly.
